@@ -1,0 +1,138 @@
+"""Read and write CoNLL-style BIO files: one `token<TAB>tag` line per token, a blank line between sentences.
+
+Reading also accepts multi-column files (the tag is the last column, the token the first), CRLF
+line endings, a UTF-8 byte order mark, `-DOCSTART-` lines and runs of blank lines. Every problem is
+reported as `file:line: what is wrong`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from nerbench.errors import NerbenchError
+
+DOCSTART = "-DOCSTART-"
+_BOM = "\ufeff"
+_VALID_TAG = re.compile(r"O|[BI]-\S+")
+
+
+@dataclass(frozen=True)
+class Sentence:
+    tokens: tuple[str, ...]
+    tags: tuple[str, ...]
+    line: int  # 1-based line of the first token in the file it was read from (0 if built in memory)
+
+
+class ConllError(NerbenchError):
+    """A CoNLL file (or text) that cannot be read or written; the message names file:line."""
+
+
+def is_valid_tag(tag: str) -> bool:
+    """`O`, or `B-X` / `I-X` with a non-empty type X without whitespace."""
+    return _VALID_TAG.fullmatch(tag) is not None
+
+
+def read_conll(path: str | os.PathLike) -> list[Sentence]:
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConllError(f"{path}: file not found") from None
+    except OSError as err:
+        raise ConllError(f"{path}: cannot read ({err.strerror or err})") from None
+    return parse_conll(data, str(path))
+
+
+def parse_conll(text: str | bytes, source: str = "<text>") -> list[Sentence]:
+    """Parse CoNLL text; `source` names the file in error messages."""
+    if isinstance(text, (bytes, bytearray)):
+        text = _decode(bytes(text), source)
+    if text.startswith(_BOM):
+        text = text[1:]
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+
+    sentences: list[Sentence] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    first_line = 0
+    valid_tags: set[str] = set()  # tags already checked: most files use a handful of distinct tags
+
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line or line.isspace():
+            if tokens:
+                sentences.append(Sentence(tuple(tokens), tuple(tags), first_line))
+                tokens, tags = [], []
+            continue
+        fields = line.split("\t") if "\t" in line else line.split()
+        token = fields[0]
+        if token == DOCSTART:
+            # A document boundary also ends a sentence; it never yields an empty one.
+            if tokens:
+                sentences.append(Sentence(tuple(tokens), tuple(tags), first_line))
+                tokens, tags = [], []
+            continue
+        tag = fields[-1].strip() if len(fields) > 1 else ""
+        if tag not in valid_tags:
+            if not token.strip():
+                raise ConllError(f"{source}:{number}: empty token")
+            if not tag:
+                raise ConllError(f"{source}:{number}: missing tag (expected token<TAB>tag, got {line!r})")
+            if not is_valid_tag(tag):
+                raise ConllError(
+                    f"{source}:{number}: invalid tag {tag!r} (expected O, B-TYPE or I-TYPE)"
+                )
+            valid_tags.add(tag)
+        elif not token.strip():
+            raise ConllError(f"{source}:{number}: empty token")
+        if not tokens:
+            first_line = number
+        tokens.append(token)
+        tags.append(tag)
+    if tokens:
+        sentences.append(Sentence(tuple(tokens), tuple(tags), first_line))
+    return sentences
+
+
+def _decode(data: bytes, source: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise ConllError(
+            f"{source}:{line}: not valid UTF-8 (byte 0x{data[err.start]:02x} at offset {err.start})"
+        ) from None
+
+
+def format_conll(sentences: Iterable[Sentence], source: str = "<output>") -> str:
+    """The exact text write_conll writes: `token<TAB>tag` lines, one blank line between
+    sentences, a final newline after the last token line, nothing else.
+
+    Refuses anything that would not read back as the same sentences.
+    """
+    blocks = []
+    for index, sentence in enumerate(sentences, start=1):
+        if len(sentence.tokens) != len(sentence.tags):
+            raise ConllError(
+                f"{source}: sentence {index} has {len(sentence.tokens)} tokens but {len(sentence.tags)} tags"
+            )
+        if not sentence.tokens:
+            raise ConllError(f"{source}: sentence {index} is empty")
+        for token, tag in zip(sentence.tokens, sentence.tags):
+            if not token.strip() or any(c in token for c in "\t\n\r") or token == DOCSTART:
+                raise ConllError(f"{source}: sentence {index}: token {token!r} cannot be written")
+            if not is_valid_tag(tag):
+                raise ConllError(f"{source}: sentence {index}: invalid tag {tag!r}")
+        blocks.append("\n".join(f"{t}\t{g}" for t, g in zip(sentence.tokens, sentence.tags)))
+    return "\n\n".join(blocks) + "\n" if blocks else ""
+
+
+def write_conll(path: str | os.PathLike, sentences: Iterable[Sentence]) -> None:
+    path = Path(path)
+    text = format_conll(sentences, str(path))
+    with open(path, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write(text)

@@ -1,0 +1,154 @@
+from pathlib import Path
+
+import pytest
+
+from nerbench.conll import (
+    ConllError,
+    Sentence,
+    format_conll,
+    is_valid_tag,
+    parse_conll,
+    read_conll,
+    write_conll,
+)
+from nerbench.errors import NerbenchError
+
+
+def _split_files(data_dir: Path) -> list[Path]:
+    files = sorted(data_dir.glob("*/*.conll"))
+    assert files, f"no .conll files under {data_dir}"
+    return files
+
+
+def test_read_write_is_byte_identical_for_every_shared_file(data_dir, tmp_path):
+    for path in _split_files(data_dir):
+        sentences = read_conll(path)
+        out = tmp_path / f"{path.parent.name}-{path.name}"
+        write_conll(out, sentences)
+        assert out.read_bytes() == path.read_bytes(), path
+
+
+def test_two_columns_and_line_numbers():
+    text = "Aspirin\tB-Chemical\ncauses\tO\n\nheart\tB-Disease\nattack\tI-Disease\n"
+    sentences = parse_conll(text, "x.conll")
+    assert sentences == [
+        Sentence(("Aspirin", "causes"), ("B-Chemical", "O"), 1),
+        Sentence(("heart", "attack"), ("B-Disease", "I-Disease"), 4),
+    ]
+
+
+def test_multi_column_files_take_first_and_last_column():
+    spaces = "IL-2 NN O B-protein\ngene NN O I-protein\n\nbinds NN O O\n"
+    tabs = "IL-2\tNN\tO\tB-protein\ngene\tNN\tO\tI-protein\n\nbinds\tNN\tO\tO\n"
+    expected = [
+        Sentence(("IL-2", "gene"), ("B-protein", "I-protein"), 1),
+        Sentence(("binds",), ("O",), 4),
+    ]
+    assert parse_conll(spaces) == expected
+    assert parse_conll(tabs) == expected
+
+
+def test_tab_lines_keep_spaces_inside_the_token():
+    assert parse_conll("New York\tB-LOC\n")[0].tokens == ("New York",)
+
+
+def test_crlf_bom_docstart_and_many_blank_lines():
+    raw = (
+        "\ufeff-DOCSTART-\tO\r\n\r\n\r\n"
+        "a\tO\r\nb\tB-X\r\n   \r\n\t\r\n\r\n"
+        "-DOCSTART-\tO\r\n"
+        "c\tI-X\r\n\r\n\r\n\r\n"
+    ).encode("utf-8")
+    sentences = parse_conll(raw, "f")
+    assert sentences == [
+        Sentence(("a", "b"), ("O", "B-X"), 4),
+        Sentence(("c",), ("I-X",), 10),
+    ]
+
+
+def test_docstart_ends_a_sentence_without_a_blank_line():
+    sentences = parse_conll("a\tO\n-DOCSTART- -X- O O\nb\tO\n")
+    assert [s.tokens for s in sentences] == [("a",), ("b",)]
+    assert [s.line for s in sentences] == [1, 3]
+
+
+def test_missing_final_newline_and_empty_input():
+    assert parse_conll("a\tO") == [Sentence(("a",), ("O",), 1)]
+    assert parse_conll("") == []
+    assert parse_conll("\n\n-DOCSTART-\tO\n\n") == []
+
+
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        ("lonely", "missing tag"),
+        ("lonely\t", "missing tag"),
+        ("\tO", "empty token"),
+        ("tok\tX-Foo", "invalid tag 'X-Foo'"),
+        ("tok\tB-", "invalid tag 'B-'"),
+        ("tok\tI", "invalid tag 'I'"),
+        ("tok\to", "invalid tag 'o'"),
+    ],
+)
+def test_errors_name_file_and_line(line, problem):
+    text = f"a\tO\nb\tB-X\n\n{line}\n"
+    with pytest.raises(ConllError) as info:
+        parse_conll(text, "data/bad.conll")
+    message = str(info.value)
+    assert message.startswith("data/bad.conll:4: ")
+    assert problem in message
+
+
+def test_empty_token_is_reported_even_when_its_tag_was_seen_before():
+    with pytest.raises(ConllError, match=r"^f:2: empty token"):
+        parse_conll("a\tO\n\tO\n", "f")
+
+
+def test_invalid_utf8_names_the_line_of_the_first_bad_byte(tmp_path):
+    path = tmp_path / "latin1.conll"
+    path.write_bytes("a\tO\n\nna\u00efve\tO\n".encode("latin-1"))
+    with pytest.raises(ConllError) as info:
+        read_conll(path)
+    assert str(info.value).startswith(f"{path}:3: not valid UTF-8")
+
+
+def test_conll_error_is_a_nerbench_error_and_missing_file_is_named(tmp_path):
+    missing = tmp_path / "nope.conll"
+    with pytest.raises(NerbenchError, match="nope.conll: file not found"):
+        read_conll(missing)
+
+
+def test_valid_tags():
+    for tag in ["O", "B-X", "I-cell_line", "B-Gene-Or-Product"]:
+        assert is_valid_tag(tag)
+    for tag in ["", "o", "B", "I-", "X-Foo", "B-a b", "B-X ", "Bx-X"]:
+        assert not is_valid_tag(tag)
+
+
+def test_write_layout_and_round_trip(tmp_path):
+    sentences = [
+        Sentence(("naïve", "T", "cells"), ("B-cell_type", "I-cell_type", "I-cell_type"), 1),
+        Sentence(("ok",), ("O",), 5),
+    ]
+    path = tmp_path / "out.conll"
+    write_conll(path, sentences)
+    assert path.read_bytes() == "naïve\tB-cell_type\nT\tI-cell_type\ncells\tI-cell_type\n\nok\tO\n".encode()
+    assert read_conll(path) == sentences
+    write_conll(path, [])
+    assert path.read_bytes() == b""
+
+
+@pytest.mark.parametrize(
+    "sentence, problem",
+    [
+        (Sentence(("a",), ("O", "O"), 0), "1 tokens but 2 tags"),
+        (Sentence((), (), 0), "is empty"),
+        (Sentence(("a\tb",), ("O",), 0), "cannot be written"),
+        (Sentence(("",), ("O",), 0), "cannot be written"),
+        (Sentence(("-DOCSTART-",), ("O",), 0), "cannot be written"),
+        (Sentence(("a",), ("B-",), 0), "invalid tag"),
+    ],
+)
+def test_write_refuses_what_would_not_read_back(sentence, problem):
+    with pytest.raises(ConllError, match=problem):
+        format_conll([sentence])
