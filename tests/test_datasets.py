@@ -1,0 +1,338 @@
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from nerbench import datasets
+from nerbench.conll import Sentence, read_conll
+from nerbench.datasets import (
+    DEFAULT_SUITE,
+    REGISTRY,
+    fetch,
+    get_dataset,
+    load_split,
+    resolve_data_dir,
+    statistics,
+    verify,
+)
+from nerbench.errors import NerbenchError
+
+
+@pytest.fixture(scope="module")
+def manifest(data_dir) -> dict:
+    return json.loads((data_dir / "MANIFEST.json").read_text("utf-8"))
+
+
+def _public_splits():
+    return [(name, split.name) for name, info in REGISTRY.items() if info.public for split in info.splits]
+
+
+# ---------------------------------------------------------------- registry
+
+
+def test_suite_order_and_registry_contents():
+    assert DEFAULT_SUITE == ("jnlpba", "bc5cdr", "biored", "chemprot", "ncbi_disease")
+    assert list(REGISTRY) == [*DEFAULT_SUITE, "bc2gm", "linnaeus", "reddit_impacts"]
+    assert [n for n, i in REGISTRY.items() if i.suite == "default"] == list(DEFAULT_SUITE)
+    assert {n for n, i in REGISTRY.items() if i.paper_set} == {"jnlpba", "bc5cdr", "biored", "chemprot", "reddit_impacts"}
+    for info in REGISTRY.values():
+        assert [s.name for s in info.splits] == ["train", "dev", "test"]
+        assert info.title and info.citation and info.licence and info.entity_types
+
+
+def test_registry_sha256_sources_and_types_equal_the_manifest(manifest):
+    assert set(manifest["datasets"]) == {n for n, i in REGISTRY.items() if i.public}
+    for name, splits in manifest["datasets"].items():
+        info = get_dataset(name)
+        for split, entry in splits.items():
+            pinned = info.split(split)
+            assert pinned.sha256 == entry["sha256"], (name, split)
+            assert pinned.bytes == entry["bytes"]
+            assert pinned.made == entry["conversion"]
+            assert [(s.repository, s.commit, s.path) for s in pinned.sources] == [
+                (s["repository"], s["commit"], s["path"]) for s in entry["sources"]
+            ]
+            assert set(info.entity_types) == set(entry["entity_mentions_per_type"])
+
+
+def test_only_re_serialised_public_files_are_fetchable_from_their_source(manifest):
+    fetchable = {(n, s.name) for n, i in REGISTRY.items() for s in i.splits if s.source_reserialises}
+    rebuilt = {(n, s.name) for n, i in REGISTRY.items() if i.public for s in i.splits} - fetchable
+    assert rebuilt == {("jnlpba", "train"), ("chemprot", "train"), ("chemprot", "dev"), ("chemprot", "test")}
+    for name, split in fetchable:
+        entry = manifest["datasets"][name][split]
+        assert entry.get("written_file_identical_to_source_except_trailing_newlines") or "DOCSTART" in entry["conversion"]
+
+
+def test_labels_follow_the_entity_type_order():
+    assert get_dataset("bc5cdr").labels == ("O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease")
+    assert get_dataset("jnlpba").entity_types == ("protein", "DNA", "RNA", "cell_type", "cell_line")
+    assert len(get_dataset("biored").labels) == 13
+
+
+def test_unknown_dataset_and_split():
+    with pytest.raises(NerbenchError, match=r"unknown dataset 'conll2003'; known: jnlpba, bc5cdr, .*reddit_impacts"):
+        get_dataset("conll2003")
+    with pytest.raises(NerbenchError, match=r"dataset 'bc5cdr' has no split 'validation'"):
+        load_split("bc5cdr", "validation")
+
+
+def test_reddit_impacts_is_known_but_not_public():
+    info = get_dataset("reddit_impacts")
+    assert not info.public and info.paper_set
+    assert all(s.sha256 is None and not s.sources for s in info.splits)
+
+
+# ---------------------------------------------------------------- data directory
+
+
+def test_data_dir_resolution(monkeypatch, tmp_path):
+    monkeypatch.setenv("NERBENCH_DATA_DIR", str(tmp_path / "env"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert resolve_data_dir(tmp_path / "flag") == tmp_path / "flag"
+    assert resolve_data_dir(None) == tmp_path / "env"
+    monkeypatch.delenv("NERBENCH_DATA_DIR")
+    assert resolve_data_dir(None) == tmp_path / "xdg" / "nerbench" / "data"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert resolve_data_dir(None) == tmp_path / "home" / ".cache" / "nerbench" / "data"
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def test_statistics_equal_the_manifest_for_every_split(data_dir, manifest):
+    for name, split in _public_splits():
+        loaded = load_split(name, split, data_dir)
+        assert not loaded.modified
+        assert loaded.sha256 == get_dataset(name).split(split).sha256
+        stats = statistics(loaded.sentences, get_dataset(name).entity_types)
+        entry = manifest["datasets"][name][split]
+        assert list(stats.mentions_per_type) == list(get_dataset(name).entity_types)
+        got = stats.to_dict()
+        for key in (
+            "sentences",
+            "tokens",
+            "entity_mentions",
+            "entity_mentions_per_type",
+            "entities_ge3_tokens",
+            "entities_ge3_tokens_share",
+            "max_sentence_length_tokens",
+        ):
+            assert got[key] == entry[key], (name, split, key)
+
+
+def test_statistics_read_entities_the_conlleval_way():
+    sentences = [
+        Sentence(("a", "b", "c", "d"), ("B-X", "I-X", "I-X", "O"), 1),
+        # an orphan I- opens a chunk; I-Y after X opens a new chunk of type Y
+        Sentence(("a", "b", "c"), ("I-X", "I-Y", "I-Y"), 6),
+    ]
+    stats = statistics(sentences, ("X", "Z"))
+    assert stats.mentions_per_type == {"X": 2, "Z": 0, "Y": 1}
+    assert stats.mentions == 3 and stats.long_entities == 1
+    assert stats.long_share == pytest.approx(1 / 3)
+    assert stats.to_dict()["entities_ge3_tokens_share"] == 0.3333
+    assert (stats.sentences, stats.tokens, stats.longest_sentence) == (2, 7, 4)
+    empty = statistics([], ("X",))
+    assert (empty.mentions, empty.long_share, empty.longest_sentence) == (0, 0.0, 0)
+
+
+# ---------------------------------------------------------------- load_split errors
+
+
+def _copy_dataset(data_dir: Path, target: Path, name: str) -> Path:
+    shutil.copytree(data_dir / name, target / name)
+    for path in (target / name).iterdir():
+        path.chmod(0o644)
+    return target
+
+
+def test_modified_copy_is_refused_unless_allowed(data_dir, tmp_path):
+    root = _copy_dataset(data_dir, tmp_path, "ncbi_disease")
+    path = root / "ncbi_disease" / "test.conll"
+    path.write_bytes(path.read_bytes() + b"\nextra\tO\n")
+    expected = get_dataset("ncbi_disease").split("test").sha256
+    with pytest.raises(NerbenchError) as info:
+        load_split("ncbi_disease", "test", root)
+    message = str(info.value)
+    assert message.startswith(f"{path}: sha256 ")
+    assert expected in message and datasets.sha256_bytes(path.read_bytes()) in message
+    assert "--allow-modified" in message and "allow_modified=True" in message
+    loaded = load_split("ncbi_disease", "test", root, allow_modified=True)
+    assert loaded.modified and loaded.path == path
+    assert loaded.sentences[-1].tokens == ("extra",)
+
+
+def test_missing_split_says_how_to_get_it(tmp_path):
+    with pytest.raises(NerbenchError) as info:
+        load_split("bc5cdr", "test", tmp_path)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'bc5cdr' / 'test.conll'}: not found")
+    assert "nerbench datasets fetch bc5cdr" in message and "--data-dir" in message
+
+
+def test_missing_reddit_impacts_says_it_was_not_released(tmp_path):
+    with pytest.raises(NerbenchError) as info:
+        load_split("reddit_impacts", "test", tmp_path)
+    message = str(info.value)
+    assert "not released publicly" in message and "request it from its authors" in message
+    assert f"{tmp_path / 'reddit_impacts'}/{{train,dev,test}}.conll" in message
+
+
+def test_user_supplied_reddit_impacts_is_read_and_its_labels_checked(tmp_path):
+    folder = tmp_path / "reddit_impacts"
+    folder.mkdir()
+    (folder / "test.conll").write_text("I\tO\nlost\tO\nmy\tB-SocialImpacts\njob\tI-SocialImpacts\n")
+    loaded = load_split("reddit_impacts", "test", tmp_path)
+    assert not loaded.modified and loaded.sentences[0].tags[2] == "B-SocialImpacts"
+    (folder / "dev.conll").write_text("a\tO\n\nb\tO\nc\tB-Employment\n")
+    with pytest.raises(NerbenchError, match=r"dev\.conll:4: tag 'B-Employment' is not one of reddit_impacts's labels"):
+        load_split("reddit_impacts", "dev", tmp_path)
+
+
+def test_bad_conll_in_a_modified_copy_names_file_and_line(tmp_path):
+    folder = tmp_path / "bc5cdr"
+    folder.mkdir()
+    (folder / "dev.conll").write_text("a\tO\n\nb\tX-Foo\n")
+    with pytest.raises(NerbenchError, match=r"dev\.conll:3: invalid tag 'X-Foo'"):
+        load_split("bc5cdr", "dev", tmp_path, allow_modified=True)
+
+
+# ---------------------------------------------------------------- verify / overview
+
+
+def test_verify_reports_ok_modified_and_missing(data_dir, tmp_path):
+    root = _copy_dataset(data_dir, tmp_path, "biored")
+    (root / "biored" / "dev.conll").write_text("x\tO\n")
+    (root / "biored" / "test.conll").unlink()
+    statuses = {(s.dataset, s.split): s.status for s in verify(["biored", "bc5cdr"], root)}
+    assert statuses == {
+        ("biored", "train"): "ok",
+        ("biored", "dev"): "modified",
+        ("biored", "test"): "missing",
+        ("bc5cdr", "train"): "missing",
+        ("bc5cdr", "dev"): "missing",
+        ("bc5cdr", "test"): "missing",
+    }
+    assert all(s.status == "ok" for s in verify(DEFAULT_SUITE, data_dir))
+    with pytest.raises(NerbenchError, match="unknown dataset 'nope'"):
+        verify(["biored", "nope"], root)
+
+
+def test_overview_shows_missing_sets_without_failing(data_dir, tmp_path):
+    root = _copy_dataset(data_dir, tmp_path, "ncbi_disease")
+    rows = datasets.overview(["ncbi_disease", "reddit_impacts"], root)
+    assert [(r.status.split, r.status.status, r.statistics is None) for r in rows] == [
+        ("train", "ok", False),
+        ("dev", "ok", False),
+        ("test", "ok", False),
+        ("train", "missing", True),
+        ("dev", "missing", True),
+        ("test", "missing", True),
+    ]
+
+
+# ---------------------------------------------------------------- fetch
+
+
+def test_fetch_from_a_file_mirror(data_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("NERBENCH_DATA_MIRROR", raising=False)
+    target = tmp_path / "cache"
+    results = fetch(["ncbi_disease", "chemprot"], target, mirror=data_dir.as_uri())
+    assert [(r.dataset, r.split, r.action) for r in results] == [
+        ("ncbi_disease", "train", "fetched"),
+        ("ncbi_disease", "dev", "fetched"),
+        ("ncbi_disease", "test", "fetched"),
+        ("chemprot", "train", "fetched"),
+        ("chemprot", "dev", "fetched"),
+        ("chemprot", "test", "fetched"),
+    ]
+    assert results[0].url == f"{data_dir.as_uri()}/ncbi_disease/train.conll"
+    for name in ("ncbi_disease", "chemprot"):
+        for split in ("train", "dev", "test"):
+            assert (target / name / f"{split}.conll").read_bytes() == (data_dir / name / f"{split}.conll").read_bytes()
+    # The mirror may also come from the environment; files already in place are kept.
+    monkeypatch.setenv("NERBENCH_DATA_MIRROR", (tmp_path / "nowhere").as_uri())
+    assert {r.action for r in fetch(["ncbi_disease"], target)} == {"present"}
+
+
+def test_fetch_refuses_a_mismatching_download_and_leaves_nothing(data_dir, tmp_path):
+    mirror = _copy_dataset(data_dir, tmp_path / "mirror", "ncbi_disease")
+    bad = mirror / "ncbi_disease" / "train.conll"
+    bad.write_bytes(bad.read_bytes().replace(b"B-Disease", b"O", 1))
+    target = tmp_path / "cache"
+    with pytest.raises(NerbenchError) as info:
+        fetch(["ncbi_disease"], target, mirror=mirror.as_uri())
+    message = str(info.value)
+    assert "sha256" in message and get_dataset("ncbi_disease").split("train").sha256 in message
+    assert "refused" in message
+    assert not target.exists() or not any(target.rglob("*"))
+
+
+def test_fetch_never_overwrites_a_differing_local_file(data_dir, tmp_path):
+    target = tmp_path / "cache"
+    (target / "ncbi_disease").mkdir(parents=True)
+    mine = target / "ncbi_disease" / "train.conll"
+    mine.write_text("mine\tO\n")
+    with pytest.raises(NerbenchError, match="not overwriting"):
+        fetch(["ncbi_disease"], target, mirror=data_dir.as_uri())
+    assert mine.read_text() == "mine\tO\n"
+
+
+def _fake_raw_sources(data_dir: Path, root: Path, name: str, corrupt: bool = False) -> None:
+    """Lay out the public source files as raw.githubusercontent.com would serve them: same
+    sentences, with -DOCSTART- lines and extra trailing blank lines."""
+    for split in get_dataset(name).splits:
+        source = split.sources[0]
+        path = root / source.repository / source.commit / source.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        blocks = ["\n".join(f"{t}\t{g}" for t, g in zip(s.tokens, s.tags)) for s in read_conll(data_dir / name / f"{split.name}.conll")]
+        if corrupt:
+            blocks[0] = blocks[0].replace("\tO", "\tB-Disease", 1)
+        half = len(blocks) // 2
+        text = "-DOCSTART-\tO\n\n" + "\n\n".join(blocks[:half]) + "\n\n-DOCSTART-\tO\n\n\n" + "\n\n".join(blocks[half:]) + "\n\n\n"
+        path.write_text(text, encoding="utf-8")
+
+
+def test_fetch_re_serialises_the_pinned_public_source(data_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("NERBENCH_DATA_MIRROR", raising=False)
+    sources = tmp_path / "raw"
+    _fake_raw_sources(data_dir, sources, "ncbi_disease")
+    monkeypatch.setenv("NERBENCH_SOURCE_URL", sources.as_uri())
+    target = tmp_path / "cache"
+    results = fetch(["ncbi_disease"], target)
+    assert [r.action for r in results] == ["fetched"] * 3
+    assert results[0].url.endswith("/cambridgeltl/MTL-Bioinformatics-2016/df0df02fae6dbb87d88ffcf323b9096528f06f84/data/NCBI-disease-IOB/train.tsv")
+    for split in ("train", "dev", "test"):
+        assert (target / "ncbi_disease" / f"{split}.conll").read_bytes() == (data_dir / "ncbi_disease" / f"{split}.conll").read_bytes()
+
+
+def test_fetch_refuses_a_source_whose_content_differs(data_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("NERBENCH_DATA_MIRROR", raising=False)
+    sources = tmp_path / "raw"
+    _fake_raw_sources(data_dir, sources, "ncbi_disease", corrupt=True)
+    monkeypatch.setenv("NERBENCH_SOURCE_URL", sources.as_uri())
+    target = tmp_path / "cache"
+    with pytest.raises(NerbenchError, match="differs from the registry's"):
+        fetch(["ncbi_disease"], target)
+    assert not target.exists() or not any(target.rglob("*"))
+
+
+def test_rebuilt_splits_need_a_mirror(tmp_path, monkeypatch):
+    monkeypatch.delenv("NERBENCH_DATA_MIRROR", raising=False)
+    monkeypatch.setenv("NERBENCH_SOURCE_URL", (tmp_path / "raw").as_uri())
+    for name in ("chemprot", "jnlpba"):
+        with pytest.raises(NerbenchError) as info:
+            fetch([name], tmp_path / "cache")
+        message = str(info.value)
+        assert message.startswith(f"{name} train: no public file has these bytes")
+        assert "--mirror" in message and "NERBENCH_DATA_MIRROR" in message
+
+
+def test_fetch_reports_download_failures_and_private_sets(tmp_path):
+    with pytest.raises(NerbenchError, match=r"/ncbi_disease/train\.conll: download failed"):
+        fetch(["ncbi_disease"], tmp_path / "cache", mirror=(tmp_path / "empty").as_uri())
+    with pytest.raises(NerbenchError, match="nothing to fetch: reddit_impacts was not released publicly"):
+        fetch(["reddit_impacts"], tmp_path / "cache")
