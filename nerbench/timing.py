@@ -1,0 +1,351 @@
+"""The timing protocol: one set of rules for every model, and the cost it implies.
+
+What is timed is the whole split, from word tokens in to tags out: length-sorted batching, sub-word
+tokenization, the forward passes (or generation) and decoding back to one tag per word. A fixed
+number of warm-up batches runs first and is not timed (lazy CUDA initialisation, kernel selection
+and allocator growth would otherwise land in the first pass). The split is then timed `repeats`
+times; the median pass is kept, and every pass must predict the same tags.
+
+Choices, written once here:
+- per-batch latency p50/p95 are taken over the batches of *all* timed passes pooled (more samples
+  than one pass; a model whose speed drifts shows it in p95);
+- peak memory on CUDA is `torch.cuda.max_memory_allocated` summed over the devices, reset just
+  before the first timed pass; on CPU it is the process' peak resident set size during the timed
+  passes: Linux lets a process reset its own high-water mark (`/proc/self/clear_refs`, value 5),
+  so `VmHWM` read at the end is the exact peak of the timed region. Where that is not possible the
+  lifetime peak from `getrusage` is reported instead and the memory kind says so;
+- cost = device-hours x price per device-hour, device-hours = median wall seconds x devices / 3600.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import resource
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+
+from nerbench.errors import NerbenchError
+
+ENCODER, LLM = "encoder", "llm"
+BF16, NF4, FP32 = "bf16", "nf4", "fp32"
+
+
+@dataclass(frozen=True)
+class TimingProtocol:
+    """Every number of the protocol. Stored with each run (`to_dict`)."""
+
+    warmup_batches: int = 3
+    repeats: int = 3
+    encoder_batch_size: int = 64
+    llm_batch_size: int = 8
+    # On CUDA: encoders and LoRA adapters merged into their base run in bf16; QLoRA models run
+    # 4-bit nf4 as they were trained. CPUs run fp32 (bf16 matmuls are slow on most CPUs).
+    encoder_precision: str = BF16
+    merged_lora_precision: str = BF16
+    qlora_precision: str = NF4
+    cpu_precision: str = FP32
+    # The paper's hardware: one H100 80GB (SXM, HBM3), as torch names it.
+    reference_device_names: tuple[str, ...] = ("NVIDIA H100 80GB HBM3",)
+    reference_num_devices: int = 1
+
+    def batch_size(self, family: str) -> int:
+        if family == ENCODER:
+            return self.encoder_batch_size
+        if family == LLM:
+            return self.llm_batch_size
+        raise NerbenchError(f"family: unknown model family {family!r} (expected {ENCODER!r} or {LLM!r})")
+
+    def precision(self, family: str, *, quantized: bool = False, device: str = "cuda") -> str:
+        """The precision a model is timed in; `quantized` marks a QLoRA model kept in 4 bits."""
+        self.batch_size(family)  # validates the family
+        if not device.startswith("cuda"):
+            return self.cpu_precision
+        if family == LLM and quantized:
+            return self.qlora_precision
+        return self.encoder_precision if family == ENCODER else self.merged_lora_precision
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["reference_device_names"] = list(self.reference_device_names)
+        return out
+
+
+PROTOCOL = TimingProtocol()
+
+
+class Predictor(Protocol):
+    labels: tuple[str, ...]
+    batch_size: int
+    device: str
+
+    def batches(self, sentences: Sequence) -> list[list[int]]: ...
+
+    def predict_batch(self, sentences: Sequence) -> list[list[str]]: ...
+
+    def synchronize(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- memory probes
+
+
+class MemoryProbe(Protocol):
+    kind: str
+
+    def start(self) -> None: ...
+
+    def stop(self) -> int | None: ...
+
+
+class CudaMemoryProbe:
+    """Peak bytes allocated by torch on every visible CUDA device during the timed region."""
+
+    kind = "cuda_max_memory_allocated"
+
+    def start(self) -> None:
+        import torch
+
+        for index in range(torch.cuda.device_count()):
+            torch.cuda.reset_peak_memory_stats(index)
+
+    def stop(self) -> int:
+        import torch
+
+        return int(sum(torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count())))
+
+
+def _status_kib(field_name: str) -> int | None:
+    try:
+        text = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    match = re.search(rf"^{field_name}:\s+(\d+)\s+kB", text, re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
+class RssPeakProbe:
+    """Peak resident set size of this process during the timed region (see module doc)."""
+
+    def __init__(self) -> None:
+        self.kind = "rss_peak"
+
+    def start(self) -> None:
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+            self.kind = "rss_peak" if _status_kib("VmHWM") is not None else "rss_lifetime_peak"
+        except OSError:
+            self.kind = "rss_lifetime_peak"
+
+    def stop(self) -> int | None:
+        if self.kind == "rss_peak":
+            kib = _status_kib("VmHWM")
+            if kib is not None:
+                return kib * 1024
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return int(peak if sys.platform == "darwin" else peak * 1024)  # macOS reports bytes
+
+
+def default_memory_probe(device: str) -> MemoryProbe:
+    return CudaMemoryProbe() if device.startswith("cuda") else RssPeakProbe()
+
+
+# --------------------------------------------------------------------------- prices
+
+
+@dataclass(frozen=True)
+class Price:
+    usd_per_hour: float
+    source: str
+
+
+@lru_cache(maxsize=1)
+def price_table() -> dict[str, Any]:
+    return json.loads(resources.files("nerbench").joinpath("prices.json").read_text(encoding="utf-8"))
+
+
+def price_for(device_name: str, price_per_hour: float | None = None) -> Price | None:
+    """The price of one device-hour: the override if given, else the table's entry for the device."""
+    if price_per_hour is not None:
+        if not price_per_hour > 0:
+            raise NerbenchError(f"--price-per-hour: must be a positive number of USD, got {price_per_hour}")
+        return Price(float(price_per_hour), "given on the command line (--price-per-hour)")
+    for entry in price_table()["devices"]:
+        if any(re.fullmatch(p, device_name.strip(), re.IGNORECASE) for p in entry["match"]):
+            source = (
+                f"{entry['provider']} on-demand {entry['label']}, {entry['source']} "
+                f"(price of {entry['price_date']}, read {entry['read_on']})"
+            )
+            return Price(float(entry["usd_per_hour"]), source)
+    return None
+
+
+# --------------------------------------------------------------------------- the report
+
+
+@dataclass(frozen=True)
+class TimingReport:
+    wall_seconds: float  # median of the timed passes
+    pass_seconds: tuple[float, ...]
+    repeats: int
+    warmup_batches: int
+    batch_size: int
+    precision: str | None
+    sentences: int
+    word_tokens: int
+    sentences_per_second: float
+    tokens_per_second: float
+    batch_latency_p50_s: float
+    batch_latency_p95_s: float
+    peak_memory_bytes: int | None
+    memory_kind: str
+    device: str
+    device_name: str
+    num_devices: int
+    reference_hardware: bool
+    device_hours: float
+    price_per_device_hour: float | None  # None: no price known, so the cost is unknown (not 0)
+    price_source: str | None
+    cost_usd: float | None
+    cost_per_1k_sentences_usd: float | None
+    # Filled by generative LLM predictors: generated tokens per sentence, per-sentence latency...
+    generation: dict[str, Any] | None = None
+    protocol: dict[str, Any] = field(default_factory=PROTOCOL.to_dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["pass_seconds"] = list(self.pass_seconds)
+        return out
+
+    def with_generation(self, stats: dict[str, Any]) -> "TimingReport":
+        return replace(self, generation=dict(stats))
+
+
+def _tokens(sentence: Any) -> Sequence[str]:
+    return sentence.tokens if hasattr(sentence, "tokens") else sentence
+
+
+def _check_batches(order: list[list[int]], n: int) -> None:
+    seen = sorted(i for batch in order for i in batch)
+    if seen != list(range(n)):
+        raise NerbenchError(
+            f"predictor.batches: must return every sentence index 0..{n - 1} exactly once "
+            f"(got {len(seen)} indices for {n} sentences)"
+        )
+
+
+def _timed_pass(predictor: Predictor, sentences: Sequence, clock: Callable[[], float]):
+    predictor.synchronize()
+    start = clock()
+    order = predictor.batches(sentences)
+    _check_batches(order, len(sentences))
+    predictions: list[list[str] | None] = [None] * len(sentences)
+    latencies = []
+    for batch in order:
+        predictor.synchronize()
+        batch_start = clock()
+        tags = predictor.predict_batch([sentences[i] for i in batch])
+        predictor.synchronize()
+        latencies.append(clock() - batch_start)
+        if len(tags) != len(batch):
+            raise NerbenchError(
+                f"predictor.predict_batch: returned {len(tags)} tag sequences for {len(batch)} sentences"
+            )
+        for index, sentence_tags in zip(batch, tags):
+            predictions[index] = list(sentence_tags)
+    predictor.synchronize()
+    return clock() - start, predictions, latencies
+
+
+def run_timed(
+    predictor: Predictor,
+    sentences: Sequence,
+    protocol: TimingProtocol = PROTOCOL,
+    *,
+    clock: Callable[[], float] = time.perf_counter,
+    memory: MemoryProbe | None = None,
+    price_per_hour: float | None = None,
+    device_name: str | None = None,
+    num_devices: int | None = None,
+) -> tuple[list[list[str]], TimingReport]:
+    """Predict `sentences` under the protocol; return the (timed) predictions in input order."""
+    from nerbench.environment import describe_device, is_reference_hardware
+
+    if not sentences:
+        raise NerbenchError("run_timed: no sentences to time")
+    if protocol.repeats < 1 or protocol.warmup_batches < 0:
+        raise NerbenchError("TimingProtocol: repeats must be >= 1 and warmup_batches >= 0")
+    memory = memory if memory is not None else default_memory_probe(predictor.device)
+
+    # Warm-up: the first batches of the real batching, untimed, results discarded.
+    warmup = predictor.batches(sentences)[: protocol.warmup_batches]
+    for batch in warmup:
+        predictor.predict_batch([sentences[i] for i in batch])
+    predictor.synchronize()
+
+    memory.start()
+    passes = [_timed_pass(predictor, sentences, clock) for _ in range(protocol.repeats)]
+    peak = memory.stop()
+
+    predictions = passes[0][1]
+    for number, (_, other, _) in enumerate(passes[1:], start=2):
+        if other != predictions:
+            first = next(i for i, (a, b) in enumerate(zip(predictions, other)) if a != b)
+            raise NerbenchError(
+                f"the model is not deterministic: timed pass {number} predicted other tags than pass 1 "
+                f"for sentence {first} (disable sampling and dropout, or fix the seed)"
+            )
+    for index, (sentence, tags) in enumerate(zip(sentences, predictions)):
+        if len(tags) != len(_tokens(sentence)):
+            raise NerbenchError(
+                f"predictor: sentence {index} has {len(_tokens(sentence))} words but {len(tags)} tags"
+            )
+
+    pass_seconds = tuple(float(p[0]) for p in passes)
+    wall = float(statistics.median(pass_seconds))
+    if not wall > 0:
+        raise NerbenchError(f"timing: the median pass took {wall} s; the clock does not advance")
+    latencies = np.array([s for p in passes for s in p[2]], dtype=float)
+    n_tokens = sum(len(_tokens(s)) for s in sentences)
+
+    name, count = describe_device(predictor.device)
+    name = device_name or name
+    count = num_devices or getattr(predictor, "num_devices", None) or count
+    hours = wall * count / 3600
+    price = price_for(name, price_per_hour)
+    cost = hours * price.usd_per_hour if price else None
+
+    report = TimingReport(
+        wall_seconds=wall,
+        pass_seconds=pass_seconds,
+        repeats=protocol.repeats,
+        warmup_batches=len(warmup),
+        batch_size=int(predictor.batch_size),
+        precision=getattr(predictor, "precision", None),
+        sentences=len(sentences),
+        word_tokens=n_tokens,
+        sentences_per_second=len(sentences) / wall,
+        tokens_per_second=n_tokens / wall,
+        batch_latency_p50_s=float(np.percentile(latencies, 50)),
+        batch_latency_p95_s=float(np.percentile(latencies, 95)),
+        peak_memory_bytes=peak,
+        memory_kind=memory.kind,
+        device=predictor.device,
+        device_name=name,
+        num_devices=int(count),
+        reference_hardware=is_reference_hardware(name, int(count), protocol),
+        device_hours=hours,
+        price_per_device_hour=price.usd_per_hour if price else None,
+        price_source=price.source if price else None,
+        cost_usd=cost,
+        cost_per_1k_sentences_usd=cost / len(sentences) * 1000 if cost is not None else None,
+        protocol=protocol.to_dict(),
+    )
+    return predictions, report
