@@ -13,10 +13,10 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from nerbench.conll import Sentence, format_conll, parse_conll
 from nerbench.errors import NerbenchError
@@ -70,6 +70,11 @@ class DatasetInfo:
     @property
     def labels(self) -> tuple[str, ...]:
         return ("O",) + tuple(f"{p}-{t}" for t in self.entity_types for p in ("B", "I"))
+
+    def to_dict(self) -> dict:
+        record = asdict(self)
+        record["labels"] = list(self.labels)
+        return record
 
     def split(self, name: str) -> SplitInfo:
         for info in self.splits:
@@ -276,6 +281,11 @@ class SplitStatus:
     def ok(self) -> bool:
         return self.status in ("ok", "unpinned")
 
+    def to_dict(self) -> dict:
+        record = asdict(self)
+        record["path"] = str(self.path)
+        return record
+
 
 def check_split(name: str, split: str, data_dir: Path | None = None) -> SplitStatus:
     info = get_dataset(name)
@@ -309,6 +319,11 @@ class SplitOverview:
     status: SplitStatus
     statistics: Statistics | None  # None when the file is missing
 
+    def to_dict(self) -> dict:
+        record = self.status.to_dict()
+        record.update(self.statistics.to_dict() if self.statistics else {})
+        return record
+
 
 def overview(names: Iterable[str], data_dir: Path | None = None) -> list[SplitOverview]:
     """Status and statistics of every split; missing files are reported, never raised."""
@@ -335,15 +350,24 @@ class FetchResult:
     action: str  # "present" (already there, sha256 ok) or "fetched"
     url: str | None
 
+    def to_dict(self) -> dict:
+        record = asdict(self)
+        record["path"] = str(self.path)
+        return record
+
 
 def fetch(
-    names: Iterable[str] = DEFAULT_SUITE, data_dir: Path | None = None, mirror: str | None = None
+    names: Iterable[str] = DEFAULT_SUITE,
+    data_dir: Path | None = None,
+    mirror: str | None = None,
+    on_result: Callable[[FetchResult], None] | None = None,
 ) -> list[FetchResult]:
     """Download every split of `names` into the data dir, verifying sha256 before it lands.
 
     From `mirror` (or $NERBENCH_DATA_MIRROR), a base URL laid out as <name>/<split>.conll; without
     one, from the pinned public source where that file equals ours up to re-serialisation.
-    A file that exists with a different sha256 is never overwritten.
+    A file that exists with a different sha256 is never overwritten. `on_result` sees each split
+    as soon as it is in place (so a caller can report progress before a later failure).
     """
     infos = [get_dataset(name) for name in names]
     mirror = mirror or os.environ.get(MIRROR_ENV) or None
@@ -354,6 +378,8 @@ def fetch(
             raise NerbenchError("nothing to fetch: " + _private_message(info, root / info.name))
         for split in info.splits:
             results.append(_fetch_split(info, split, root, mirror))
+            if on_result:
+                on_result(results[-1])
     return results
 
 

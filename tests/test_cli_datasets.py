@@ -1,0 +1,130 @@
+import json
+import shutil
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+import nerbench.cli
+from nerbench.datasets import DEFAULT_SUITE, REGISTRY, get_dataset
+from nerbench.errors import NerbenchError
+
+
+@pytest.fixture(scope="module")
+def app():
+    if "datasets" not in [group.name for group in nerbench.cli.app.registered_groups]:
+        nerbench.cli._register()
+    return nerbench.cli.app
+
+
+@pytest.fixture(scope="module")
+def manifest(data_dir) -> dict:
+    return json.loads((data_dir / "MANIFEST.json").read_text("utf-8"))
+
+
+def _run(app, *args, env=None):
+    return CliRunner().invoke(app, ["datasets", *args], env={"COLUMNS": "200", **(env or {})})
+
+
+def _copy(data_dir, root, name):
+    shutil.copytree(data_dir / name, root / name)
+    for path in (root / name).iterdir():
+        path.chmod(0o644)
+
+
+def test_list_json_gives_statistics_of_every_split(app, data_dir, manifest):
+    result = _run(app, "list", "--json", "--data-dir", str(data_dir))
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [(r["dataset"], r["split"]) for r in rows] == [
+        (name, split.name) for name, info in REGISTRY.items() for split in info.splits
+    ]
+    for row in rows:
+        if row["dataset"] == "reddit_impacts":
+            assert row["status"] == "missing" and "sentences" not in row
+            continue
+        entry = manifest["datasets"][row["dataset"]][row["split"]]
+        assert row["status"] == "ok"
+        for key in ("sentences", "tokens", "entity_mentions_per_type", "entities_ge3_tokens", "entities_ge3_tokens_share"):
+            assert row[key] == entry[key], (row["dataset"], row["split"], key)
+
+
+def test_list_table_shows_missing_sets_without_failing(app, data_dir, tmp_path):
+    _copy(data_dir, tmp_path, "ncbi_disease")
+    result = _run(app, "list", env={"NERBENCH_DATA_DIR": str(tmp_path)})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    ncbi_test = next(line for line in lines if "ncbi_disease" in line and "test" in line)
+    assert "ok" in ncbi_test and "940" in ncbi_test and "Disease 960" in ncbi_test
+    assert any("jnlpba" in line and "missing" in line for line in lines)
+
+
+def test_show_json(app, data_dir):
+    result = _run(app, "show", "bc5cdr", "--json", "--data-dir", str(data_dir))
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    assert record["labels"] == ["O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"]
+    assert [s["sha256"] for s in record["splits"]] == [s.sha256 for s in get_dataset("bc5cdr").splits]
+    assert [(row["split"], row["status"], row["sentences"]) for row in record["local"]] == [
+        ("train", "ok", 4560),
+        ("dev", "ok", 4581),
+        ("test", "ok", 4797),
+    ]
+
+
+def test_show_reddit_impacts_says_it_is_not_public(app, tmp_path):
+    result = _run(app, "show", "reddit_impacts", "--data-dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "public: no" in result.output and "missing" in result.output
+    assert "request" in result.output and "from its authors" in result.output
+
+
+def test_unknown_dataset_is_a_one_line_error_with_exit_code_2(app, monkeypatch, capsys):
+    result = _run(app, "show", "conll2003")
+    assert isinstance(result.exception, NerbenchError)
+    assert "unknown dataset 'conll2003'" in str(result.exception)
+    monkeypatch.setattr(sys, "argv", ["nerbench", "datasets", "verify", "conll2003"])
+    with pytest.raises(SystemExit) as info:
+        nerbench.cli.main()
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown dataset 'conll2003'" in err and "Traceback" not in err
+
+
+def test_verify_default_suite_passes_on_the_shared_data(app, data_dir):
+    result = _run(app, "verify", "--json", "--data-dir", str(data_dir))
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert sorted({r["dataset"] for r in rows}) == sorted(DEFAULT_SUITE)
+    assert {r["status"] for r in rows} == {"ok"}
+
+
+def test_verify_exits_1_on_modified_or_missing(app, data_dir, tmp_path):
+    _copy(data_dir, tmp_path, "biored")
+    (tmp_path / "biored" / "dev.conll").write_text("x\tO\n")
+    result = _run(app, "verify", "biored", "--json", "--data-dir", str(tmp_path))
+    assert result.exit_code == 1
+    assert [r["status"] for r in json.loads(result.output)] == ["ok", "modified", "ok"]
+    (tmp_path / "biored" / "dev.conll").unlink()
+    result = _run(app, "verify", "biored", "--data-dir", str(tmp_path))
+    assert result.exit_code == 1 and "missing" in result.output
+    assert _run(app, "verify", "reddit_impacts", "--data-dir", str(tmp_path)).exit_code == 1
+
+
+def test_fetch_from_a_file_mirror(app, data_dir, tmp_path):
+    target = tmp_path / "cache"
+    result = _run(app, "fetch", "linnaeus", "--mirror", data_dir.as_uri(), "--data-dir", str(target))
+    assert result.exit_code == 0, result.output
+    assert "linnaeus test: fetched" in result.output
+    for split in ("train", "dev", "test"):
+        assert (target / "linnaeus" / f"{split}.conll").read_bytes() == (data_dir / "linnaeus" / f"{split}.conll").read_bytes()
+    again = _run(app, "fetch", "linnaeus", "--json", "--data-dir", str(target), env={"NERBENCH_DATA_MIRROR": data_dir.as_uri()})
+    assert again.exit_code == 0, again.output
+    # Progress goes to stderr so that stdout stays pure JSON.
+    assert [r["action"] for r in json.loads(again.stdout)] == ["present"] * 3
+
+
+def test_fetch_of_a_rebuilt_split_without_mirror_fails_clearly(app, tmp_path):
+    result = _run(app, "fetch", "chemprot", "--data-dir", str(tmp_path), env={"NERBENCH_DATA_MIRROR": ""})
+    assert isinstance(result.exception, NerbenchError)
+    assert "chemprot train: no public file has these bytes" in str(result.exception)
