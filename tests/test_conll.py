@@ -1,6 +1,8 @@
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nerbench.conll import (
     ConllError,
@@ -152,3 +154,23 @@ def test_write_layout_and_round_trip(tmp_path):
 def test_write_refuses_what_would_not_read_back(sentence, problem):
     with pytest.raises(ConllError, match=problem):
         format_conll([sentence])
+
+
+_tokens = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Zs", "Zl", "Zp", "Cc")), min_size=1, max_size=8
+).filter(lambda t: t != "-DOCSTART-")
+_tags = st.sampled_from(["O", "B-X", "I-X", "B-cell_line", "I-cell_line"])
+_sentences = st.lists(
+    st.integers(1, 6).flatmap(lambda n: st.tuples(st.lists(_tokens, min_size=n, max_size=n), st.lists(_tags, min_size=n, max_size=n))),
+    max_size=5,
+)
+
+
+@given(_sentences)
+@settings(max_examples=150, deadline=None)
+def test_format_then_parse_round_trips(pairs):
+    sentences = [Sentence(tuple(tokens), tuple(tags), 0) for tokens, tags in pairs]
+    text = format_conll(sentences)
+    parsed = parse_conll(text)
+    assert [(s.tokens, s.tags) for s in parsed] == [(s.tokens, s.tags) for s in sentences]
+    assert format_conll(parsed) == text
