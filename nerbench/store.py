@@ -1,0 +1,505 @@
+"""The results database: one DuckDB file holding models, runs, metrics, timings, environments and
+predictions.
+
+Every run is written in one transaction (`Store.save_run`): an interrupted or failing write leaves
+nothing of that run, and every earlier run intact. The schema is versioned: `MIGRATIONS` is the
+ordered list of steps, `schema_version` records the ones applied, and opening an older file applies
+the missing steps (each in its own transaction) instead of dropping anything. Add a step to change
+the schema; never edit one that has shipped.
+
+Referential integrity (runs -> models, rows -> runs) is kept by this module rather than by foreign
+keys: DuckDB checks foreign keys eagerly inside a transaction, which would forbid deleting a run and
+its rows together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import duckdb
+
+from nerbench.errors import NerbenchError
+
+DEFAULT_DB = Path("nerbench.duckdb")
+ALL = "*"  # entity_type / length_bucket of a metric row covering everything
+LONG_BUCKET = "3+"
+FAMILIES = ("encoder", "llm")
+SOURCES = ("local", "submission")
+
+METRIC_FIELDS = (
+    "scheme", "entity_type", "length_bucket", "tp", "n_pred", "n_gold",
+    "precision", "recall", "f1", "ci_low", "ci_high",
+)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+_V1 = Migration(
+    1,
+    "models, runs, metrics, timings, environments, predictions",
+    (
+        """CREATE TABLE models (
+            id VARCHAR PRIMARY KEY,
+            family VARCHAR NOT NULL CHECK (family IN ('encoder', 'llm')),
+            hf_id VARCHAR,
+            revision VARCHAR,
+            parameters BIGINT,
+            licence VARCHAR,
+            meta JSON NOT NULL
+        )""",
+        """CREATE TABLE runs (
+            run_id VARCHAR PRIMARY KEY,
+            model_id VARCHAR NOT NULL,
+            dataset VARCHAR NOT NULL,
+            split VARCHAR NOT NULL,
+            config JSON NOT NULL,
+            config_hash VARCHAR NOT NULL,
+            dataset_sha256 VARCHAR NOT NULL,
+            modified BOOLEAN NOT NULL,
+            predictions_sha256 VARCHAR NOT NULL,
+            source VARCHAR NOT NULL CHECK (source IN ('local', 'submission')),
+            self_reported BOOLEAN NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            status VARCHAR NOT NULL
+        )""",
+        # Scores are fractions: the checks also refuse NaN (DuckDB orders NaN above every number).
+        """CREATE TABLE metrics (
+            run_id VARCHAR NOT NULL,
+            scheme VARCHAR NOT NULL CHECK (scheme IN ('strict', 'exact', 'partial', 'type')),
+            entity_type VARCHAR NOT NULL,
+            length_bucket VARCHAR NOT NULL,
+            tp DOUBLE NOT NULL CHECK (tp >= 0 AND tp <= 1e15),
+            n_pred INTEGER NOT NULL CHECK (n_pred >= 0),
+            n_gold INTEGER NOT NULL CHECK (n_gold >= 0),
+            precision DOUBLE NOT NULL CHECK (precision >= 0 AND precision <= 1),
+            recall DOUBLE NOT NULL CHECK (recall >= 0 AND recall <= 1),
+            f1 DOUBLE NOT NULL CHECK (f1 >= 0 AND f1 <= 1),
+            ci_low DOUBLE CHECK (ci_low >= 0 AND ci_low <= 1),
+            ci_high DOUBLE CHECK (ci_high >= 0 AND ci_high <= 1),
+            PRIMARY KEY (run_id, scheme, entity_type, length_bucket)
+        )""",
+        """CREATE TABLE timings (
+            run_id VARCHAR PRIMARY KEY,
+            wall_seconds DOUBLE,
+            pass_seconds DOUBLE[],
+            repeats INTEGER,
+            warmup_batches INTEGER,
+            batch_size INTEGER,
+            precision VARCHAR,
+            sentences INTEGER,
+            word_tokens BIGINT,
+            sentences_per_second DOUBLE,
+            tokens_per_second DOUBLE,
+            batch_latency_p50_s DOUBLE,
+            batch_latency_p95_s DOUBLE,
+            peak_memory_bytes BIGINT,
+            memory_kind VARCHAR,
+            device VARCHAR,
+            device_name VARCHAR,
+            num_devices INTEGER,
+            reference_hardware BOOLEAN,
+            device_hours DOUBLE,
+            price_per_device_hour DOUBLE,
+            price_source VARCHAR,
+            cost_usd DOUBLE,
+            cost_per_1k_sentences_usd DOUBLE,
+            generation JSON,
+            protocol JSON
+        )""",
+        "CREATE TABLE environments (run_id VARCHAR PRIMARY KEY, environment JSON NOT NULL)",
+        """CREATE TABLE predictions (
+            run_id VARCHAR NOT NULL,
+            sentence INTEGER NOT NULL,
+            tags VARCHAR NOT NULL,
+            PRIMARY KEY (run_id, sentence)
+        )""",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1,)
+
+_JSON_TIMING_COLUMNS = ("generation", "protocol")
+
+
+# --------------------------------------------------------------------------- hashing
+
+
+def canonical_json(value: Any, what: str = "config") -> str:
+    """Sorted keys, no spaces, NaN refused: equal values always give equal text."""
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise NerbenchError(f"{what}: not plain JSON data ({err})") from None
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(config).encode("utf-8")).hexdigest()
+
+
+def predictions_text(predictions: Sequence[Sequence[str]]) -> str:
+    """Tags only, one line per sentence, space-separated: the form predictions are hashed in."""
+    return "".join(" ".join(tags) + "\n" for tags in predictions)
+
+
+def predictions_sha256(predictions: Sequence[Sequence[str]]) -> str:
+    return hashlib.sha256(predictions_text(predictions).encode("utf-8")).hexdigest()
+
+
+# --------------------------------------------------------------------------- the record
+
+
+@dataclass
+class RunRecord:
+    """Everything one run stores. `model` needs "id" and "family"; the whole dict is kept as meta."""
+
+    model: dict[str, Any]
+    dataset: str
+    split: str
+    config: dict[str, Any]
+    dataset_sha256: str
+    modified: bool
+    predictions: list[list[str]]
+    predictions_sha256: str
+    metrics: list[Any]  # objects (or dicts) with the MetricRow field names
+    timing: dict[str, Any] | None = None
+    environment: dict[str, Any] | None = None
+    source: str = "local"
+    self_reported: bool = False
+    status: str = "complete"
+    created_at: datetime | None = field(default=None)
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.config)
+
+
+def _metric_values(row: Any, index: int) -> tuple:
+    values = []
+    for name in METRIC_FIELDS:
+        if isinstance(row, Mapping):
+            if name not in row:
+                raise NerbenchError(f"metrics[{index}].{name}: missing")
+            values.append(row[name])
+        else:
+            if not hasattr(row, name):
+                raise NerbenchError(f"metrics[{index}].{name}: missing")
+            values.append(getattr(row, name))
+    return tuple(values)
+
+
+def _validate(record: RunRecord) -> None:
+    for key in ("id", "family"):
+        if not record.model.get(key):
+            raise NerbenchError(f"model.{key}: missing")
+    if record.model["family"] not in FAMILIES:
+        raise NerbenchError(f"model.family: {record.model['family']!r} is not one of {', '.join(FAMILIES)}")
+    if record.source not in SOURCES:
+        raise NerbenchError(f"source: {record.source!r} is not one of {', '.join(SOURCES)}")
+    for index, tags in enumerate(record.predictions):
+        for tag in tags:
+            if not isinstance(tag, str) or not tag or tag != tag.strip() or len(tag.split()) != 1:
+                raise NerbenchError(f"predictions[{index}]: tag {tag!r} is empty or holds whitespace")
+    actual = predictions_sha256(record.predictions)
+    if actual != record.predictions_sha256:
+        raise NerbenchError(
+            f"predictions_sha256: the predictions hash to {actual}, not to the given {record.predictions_sha256}"
+        )
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class Store:
+    """One DuckDB results file. Use as a context manager, or call `close()`."""
+
+    def __init__(self, path: str | Path = DEFAULT_DB, *, create: bool = True,
+                 migrations: Sequence[Migration] = MIGRATIONS) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            if not create:
+                raise NerbenchError(f"{self.path}: no results database here (run `nerbench eval` first, or pass --db)")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = duckdb.connect(str(self.path))
+        except duckdb.IOException as err:
+            message = str(err).splitlines()[0]
+            if "lock" in message.lower():
+                raise NerbenchError(
+                    f"{self.path}: the results database is in use by another process; wait for it to finish "
+                    f"or pass another --db ({message})"
+                ) from None
+            raise NerbenchError(f"{self.path}: cannot open the results database ({message})") from None
+        except duckdb.Error as err:
+            raise NerbenchError(f"{self.path}: cannot open the results database ({err})") from None
+        try:
+            self._migrate(migrations)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    # ---- lifecycle
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- schema
+
+    def _migrate(self, migrations: Sequence[Migration]) -> None:
+        versions = [m.version for m in migrations]
+        if versions != list(range(1, len(versions) + 1)):
+            raise ValueError(f"migrations must be numbered 1..n in order, got {versions}")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version ("
+            "version INTEGER PRIMARY KEY, description VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+        )
+        current = self.schema_version
+        if current > len(migrations):
+            raise NerbenchError(
+                f"{self.path}: written by a newer nerbench (schema version {current}; this one knows up to "
+                f"{len(migrations)}); upgrade nerbench"
+            )
+        for step in migrations[current:]:
+            self._conn.begin()
+            try:
+                for statement in step.statements:
+                    self._conn.execute(statement)
+                self._conn.execute(
+                    "INSERT INTO schema_version VALUES (?, ?, ?)", [step.version, step.description, _now()]
+                )
+                self._conn.commit()
+            except duckdb.Error as err:
+                self._conn.rollback()
+                raise NerbenchError(f"{self.path}: migration to schema version {step.version} failed ({err})") from None
+
+    @property
+    def schema_version(self) -> int:
+        return self._conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+
+    def _columns(self, table: str) -> list[str]:
+        return [row[1] for row in self._conn.execute(f"PRAGMA table_info('{table}')").fetchall()]
+
+    # ---- writing
+
+    def find_run(self, model_id: str, dataset: str, config_hash: str, split: str = "test") -> str | None:
+        """The stored run of this model, dataset, split and configuration, if any (for resuming)."""
+        row = self._conn.execute(
+            "SELECT run_id FROM runs WHERE model_id = ? AND dataset = ? AND split = ? AND config_hash = ? "
+            "ORDER BY created_at DESC LIMIT 1",
+            [model_id, dataset, split, config_hash],
+        ).fetchone()
+        return row[0] if row else None
+
+    def save_run(self, record: RunRecord, *, replaces: str | None = None) -> str:
+        """Store a whole run in one transaction and return its id.
+
+        `replaces` names a stored run deleted in the same transaction (a --force re-run). A run of the
+        same model, dataset, split and configuration that is not replaced is refused.
+        """
+        _validate(record)
+        metric_rows = [_metric_values(row, i) for i, row in enumerate(record.metrics)]
+        config_json = canonical_json(record.config)
+        digest = record.config_hash
+        run_id = uuid.uuid4().hex[:12]
+        model = record.model
+        conn = self._conn
+        conn.begin()
+        try:
+            if replaces is not None:
+                if not self._run_exists(replaces):
+                    raise NerbenchError(f"run {replaces}: not in {self.path}, so it cannot be replaced")
+                self._delete(replaces)
+            existing = self.find_run(model["id"], record.dataset, digest, record.split)
+            if existing is not None:
+                raise NerbenchError(
+                    f"model {model['id']} on {record.dataset}/{record.split} with this configuration is already "
+                    f"stored as run {existing} (re-run with --force to replace it)"
+                )
+            conn.execute(
+                "INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "family = excluded.family, hf_id = excluded.hf_id, revision = excluded.revision, "
+                "parameters = excluded.parameters, licence = excluded.licence, meta = excluded.meta",
+                [model["id"], model["family"], model.get("hf_id"), model.get("revision"),
+                 model.get("parameters"), model.get("licence"), canonical_json(model, "model")],
+            )
+            conn.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, model["id"], record.dataset, record.split, config_json, digest,
+                 record.dataset_sha256, bool(record.modified), record.predictions_sha256, record.source,
+                 bool(record.self_reported), record.created_at or _now(), record.status],
+            )
+            if metric_rows:
+                conn.executemany(
+                    f"INSERT INTO metrics VALUES (?, {', '.join('?' for _ in METRIC_FIELDS)})",
+                    [(run_id, *row) for row in metric_rows],
+                )
+            if record.timing is not None:
+                self._insert_timing(run_id, record.timing)
+            if record.environment is not None:
+                conn.execute("INSERT INTO environments VALUES (?, ?)",
+                             [run_id, canonical_json(record.environment, "environment")])
+            self._insert_predictions(run_id, record.predictions)
+            conn.commit()
+        except duckdb.Error as err:
+            conn.rollback()
+            raise NerbenchError(
+                f"{self.path}: run of {model['id']} on {record.dataset} not stored, nothing was written "
+                f"({str(err).splitlines()[0]})"
+            ) from None
+        except BaseException:
+            conn.rollback()
+            raise
+        return run_id
+
+    def _insert_timing(self, run_id: str, timing: Mapping[str, Any]) -> None:
+        columns = self._columns("timings")[1:]
+        unknown = sorted(set(timing) - set(columns))
+        if unknown:
+            raise NerbenchError(f"timing.{unknown[0]}: not a timing field (known: {', '.join(columns)})")
+        values = []
+        for name in columns:
+            value = timing.get(name)
+            if name in _JSON_TIMING_COLUMNS and value is not None:
+                value = canonical_json(value, f"timing.{name}")
+            elif isinstance(value, float) and not math.isfinite(value):
+                raise NerbenchError(f"timing.{name}: {value} is not a finite number")
+            elif isinstance(value, tuple):
+                value = list(value)
+            values.append(value)
+        self._conn.execute(
+            f"INSERT INTO timings (run_id, {', '.join(columns)}) VALUES ({', '.join('?' for _ in range(len(columns) + 1))})",
+            [run_id, *values],
+        )
+
+    def _insert_predictions(self, run_id: str, predictions: Sequence[Sequence[str]]) -> None:
+        if not predictions:
+            return
+        # One statement with two zipped lists: thousands of sentences in milliseconds.
+        self._conn.execute(
+            "INSERT INTO predictions SELECT ?, unnest(?), unnest(?)",
+            [run_id, list(range(len(predictions))), [" ".join(tags) for tags in predictions]],
+        )
+
+    def _run_exists(self, run_id: str) -> bool:
+        return self._conn.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchone()[0] > 0
+
+    def _delete(self, run_id: str) -> None:
+        for table in ("predictions", "environments", "timings", "metrics", "runs"):
+            self._conn.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+
+    def delete_run(self, run_id: str) -> None:
+        """Remove a run and all its rows, in one transaction."""
+        if not self._run_exists(run_id):
+            raise NerbenchError(f"run {run_id}: not in {self.path}")
+        self._conn.begin()
+        try:
+            self._delete(run_id)
+            self._conn.commit()
+        except BaseException:
+            self._conn.rollback()
+            raise
+
+    # ---- reading
+
+    def _dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cursor = self._conn.execute(sql, list(params))
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    def runs(self, *, dataset: str | None = None, model_id: str | None = None) -> list[dict[str, Any]]:
+        rows = self._dicts(
+            "SELECT r.*, m.family FROM runs r JOIN models m ON m.id = r.model_id "
+            "WHERE (?::VARCHAR IS NULL OR r.dataset = ?) AND (?::VARCHAR IS NULL OR r.model_id = ?) "
+            "ORDER BY r.created_at, r.run_id",
+            [dataset, dataset, model_id, model_id],
+        )
+        for row in rows:
+            row["config"] = json.loads(row["config"])
+        return rows
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        rows = self._dicts(
+            "SELECT r.*, m.family FROM runs r JOIN models m ON m.id = r.model_id WHERE run_id = ?", [run_id]
+        )
+        if not rows:
+            raise NerbenchError(f"run {run_id}: not in {self.path}")
+        rows[0]["config"] = json.loads(rows[0]["config"])
+        return rows[0]
+
+    def model(self, model_id: str) -> dict[str, Any] | None:
+        rows = self._dicts("SELECT * FROM models WHERE id = ?", [model_id])
+        if not rows:
+            return None
+        rows[0]["meta"] = json.loads(rows[0]["meta"])
+        return rows[0]
+
+    def metrics(self, run_id: str) -> list[dict[str, Any]]:
+        return self._dicts(
+            f"SELECT {', '.join(METRIC_FIELDS)} FROM metrics WHERE run_id = ? "
+            "ORDER BY scheme, entity_type, length_bucket",
+            [run_id],
+        )
+
+    def predictions(self, run_id: str) -> list[list[str]]:
+        rows = self._conn.execute(
+            "SELECT tags FROM predictions WHERE run_id = ? ORDER BY sentence", [run_id]
+        ).fetchall()
+        return [tags.split(" ") if tags else [] for (tags,) in rows]
+
+    def timing(self, run_id: str) -> dict[str, Any] | None:
+        rows = self._dicts("SELECT * EXCLUDE (run_id) FROM timings WHERE run_id = ?", [run_id])
+        if not rows:
+            return None
+        row = rows[0]
+        for name in _JSON_TIMING_COLUMNS:
+            if row.get(name) is not None:
+                row[name] = json.loads(row[name])
+        return row
+
+    def environment(self, run_id: str) -> dict[str, Any] | None:
+        row = self._conn.execute("SELECT environment FROM environments WHERE run_id = ?", [run_id]).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def summary(self, *, dataset: str | None = None) -> list[dict[str, Any]]:
+        """One row per run: strict micro P/R/F1 with CI, long-entity F1, speed, cost, device, marks."""
+        return self._dicts(
+            f"""
+            SELECT r.run_id, r.model_id, m.family, r.dataset, r.split, r.source, r.self_reported,
+                   r.modified, r.created_at,
+                   s.precision, s.recall, s.f1, s.ci_low AS f1_ci_low, s.ci_high AS f1_ci_high,
+                   l.f1 AS long_f1, l.ci_low AS long_f1_ci_low, l.ci_high AS long_f1_ci_high,
+                   t.sentences_per_second, t.cost_usd, t.cost_per_1k_sentences_usd,
+                   t.device_name, t.num_devices, t.reference_hardware
+            FROM runs r
+            JOIN models m ON m.id = r.model_id
+            LEFT JOIN metrics s ON s.run_id = r.run_id AND s.scheme = 'strict'
+                 AND s.entity_type = '{ALL}' AND s.length_bucket = '{ALL}'
+            LEFT JOIN metrics l ON l.run_id = r.run_id AND l.scheme = 'strict'
+                 AND l.entity_type = '{ALL}' AND l.length_bucket = '{LONG_BUCKET}'
+            LEFT JOIN timings t ON t.run_id = r.run_id
+            WHERE (?::VARCHAR IS NULL OR r.dataset = ?)
+            ORDER BY r.dataset, s.f1 DESC NULLS LAST, r.created_at, r.run_id
+            """,
+            [dataset, dataset],
+        )
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)

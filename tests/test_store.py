@@ -1,0 +1,308 @@
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, replace
+
+import duckdb
+import pytest
+
+from nerbench.errors import NerbenchError
+from nerbench.store import (
+    MIGRATIONS,
+    Migration,
+    RunRecord,
+    Store,
+    config_hash,
+    predictions_sha256,
+)
+
+
+@dataclass(frozen=True)
+class Row:  # the MetricRow shape, without depending on the scorer
+    scheme: str
+    entity_type: str
+    length_bucket: str
+    tp: float
+    n_pred: int
+    n_gold: int
+    precision: float
+    recall: float
+    f1: float
+    ci_low: float | None
+    ci_high: float | None
+
+
+PREDICTIONS = [["B-Chemical", "O", "O"], [], ["O", "B-Disease", "I-Disease", "I-Disease"]]
+
+TIMING = {
+    "wall_seconds": 2.0, "pass_seconds": [2.5, 2.0, 1.5], "repeats": 3, "warmup_batches": 3,
+    "batch_size": 64, "precision": "bf16", "sentences": 3, "word_tokens": 7,
+    "sentences_per_second": 1.5, "tokens_per_second": 3.5, "batch_latency_p50_s": 0.5,
+    "batch_latency_p95_s": 0.9, "peak_memory_bytes": 123456789, "memory_kind": "cuda_max_memory_allocated",
+    "device": "cuda:0", "device_name": "NVIDIA H100 80GB HBM3", "num_devices": 1, "reference_hardware": True,
+    "device_hours": 2.0 / 3600, "price_per_device_hour": 3.2, "price_source": "test table",
+    "cost_usd": 3.2 * 2.0 / 3600, "cost_per_1k_sentences_usd": 3.2 * 2.0 / 3600 / 3 * 1000,
+    "generation": None, "protocol": {"repeats": 3, "warmup_batches": 3},
+}
+
+
+def metric_rows(f1=0.8):
+    return [
+        Row("strict", "*", "*", 2.0, 3, 2, 2 / 3, 1.0, f1, 0.5, 0.95),
+        Row("strict", "*", "3+", 1.0, 1, 1, 1.0, 1.0, 1.0, None, None),
+        Row("strict", "Disease", "*", 1.0, 1, 1, 1.0, 1.0, 1.0, None, None),
+        Row("partial", "*", "*", 1.5, 3, 2, 0.5, 0.75, 0.6, None, None),
+    ]
+
+
+def record(**changes):
+    base = RunRecord(
+        model={"id": "tiny-bert", "family": "encoder", "hf_id": "org/tiny-bert", "revision": "abc123",
+               "parameters": 4_400_000, "licence": "MIT", "recipe": {"lr": 2e-5}},
+        dataset="bc5cdr",
+        split="test",
+        config={"seed": 0, "max_length": 128, "labelling": "first-subtoken"},
+        dataset_sha256="f" * 64,
+        modified=False,
+        predictions=PREDICTIONS,
+        predictions_sha256=predictions_sha256(PREDICTIONS),
+        metrics=metric_rows(),
+        timing=dict(TIMING),
+        environment={"device_name": "NVIDIA H100 80GB HBM3", "torch": "2.13.0"},
+    )
+    return replace(base, **changes)
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "results.duckdb") as s:
+        yield s
+
+
+def counts(store, run_id):
+    return {
+        table: store._conn.execute(f"SELECT count(*) FROM {table} WHERE run_id = ?", [run_id]).fetchone()[0]
+        for table in ("runs", "metrics", "timings", "environments", "predictions")
+    }
+
+
+def test_round_trip(store):
+    rec = record()
+    run_id = store.save_run(rec)
+    assert store.predictions(run_id) == PREDICTIONS
+    assert store.timing(run_id) == TIMING
+    assert store.environment(run_id) == rec.environment
+    stored = {(m["scheme"], m["entity_type"], m["length_bucket"]): m for m in store.metrics(run_id)}
+    assert stored[("strict", "*", "*")]["f1"] == 0.8 and stored[("strict", "*", "*")]["ci_low"] == 0.5
+    assert stored[("strict", "*", "3+")]["ci_high"] is None
+    assert len(stored) == 4
+    (run,) = store.runs()
+    assert run["run_id"] == run_id and run["family"] == "encoder" and run["config"] == rec.config
+    assert run["config_hash"] == config_hash(rec.config) and run["status"] == "complete"
+    assert run["source"] == "local" and run["self_reported"] is False
+    assert store.model("tiny-bert")["meta"]["recipe"] == {"lr": 2e-5}
+    assert store.model("tiny-bert")["parameters"] == 4_400_000
+
+
+def test_data_survives_reopening(tmp_path):
+    path = tmp_path / "results.duckdb"
+    with Store(path) as s:
+        run_id = s.save_run(record())
+    with Store(path, create=False) as s:
+        assert s.predictions(run_id) == PREDICTIONS
+        assert s.schema_version == len(MIGRATIONS)
+
+
+def test_config_hash_is_canonical():
+    assert config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": [1, 2], "a": 1})
+    assert config_hash({"a": 1}) != config_hash({"a": 2})
+    with pytest.raises(NerbenchError, match="config"):
+        config_hash({"a": float("nan")})
+
+
+def test_failure_mid_save_leaves_no_trace_and_keeps_earlier_runs(store):
+    first = store.save_run(record())
+    bad_rows = metric_rows() + [Row("exact", "*", "*", 1.0, 1, 1, None, 1.0, 1.0, None, None)]
+    bad = record(dataset="ncbi_disease", metrics=bad_rows)
+    with pytest.raises(NerbenchError, match="nothing was written"):
+        store.save_run(bad)
+    assert [r["run_id"] for r in store.runs()] == [first]
+    for table in ("metrics", "timings", "environments", "predictions"):
+        n = store._conn.execute(f"SELECT count(DISTINCT run_id) FROM {table}").fetchone()[0]
+        assert n == 1, table
+    assert store.predictions(first) == PREDICTIONS
+    # The store is still usable after the rollback.
+    assert store.save_run(record(dataset="ncbi_disease"))
+
+
+def test_nan_score_is_refused(store):
+    rows = metric_rows(f1=float("nan"))
+    with pytest.raises(NerbenchError, match="nothing was written"):
+        store.save_run(record(metrics=rows))
+    assert store.runs() == []
+
+
+def test_crash_in_last_step_rolls_back(store, monkeypatch):
+    def explode(run_id, predictions):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(store, "_insert_predictions", explode)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        store.save_run(record())
+    assert store.runs() == [] and store.model("tiny-bert") is None
+    assert store._conn.execute("SELECT count(*) FROM metrics").fetchone()[0] == 0
+
+
+def test_sha_mismatch_refused(store):
+    with pytest.raises(NerbenchError, match="predictions_sha256"):
+        store.save_run(record(predictions_sha256="0" * 64))
+    assert store.runs() == []
+
+
+def test_tag_with_whitespace_refused(store):
+    preds = [["B-X Y"]]
+    with pytest.raises(NerbenchError, match=r"predictions\[0\]"):
+        store.save_run(record(predictions=preds, predictions_sha256=predictions_sha256(preds)))
+
+
+def test_find_run_for_resume_and_duplicate_refused(store):
+    rec = record()
+    assert store.find_run("tiny-bert", "bc5cdr", rec.config_hash) is None
+    run_id = store.save_run(rec)
+    assert store.find_run("tiny-bert", "bc5cdr", rec.config_hash) == run_id
+    assert store.find_run("tiny-bert", "bc5cdr", rec.config_hash, split="dev") is None
+    assert store.find_run("tiny-bert", "bc5cdr", config_hash({"seed": 1})) is None
+    with pytest.raises(NerbenchError, match=f"already stored as run {run_id}"):
+        store.save_run(rec)
+    # Another configuration of the same model is a separate run.
+    other = store.save_run(record(config={"seed": 1}))
+    assert other != run_id and len(store.runs()) == 2
+
+
+def test_force_replaces_in_one_transaction(store):
+    old = store.save_run(record())
+    new = store.save_run(record(metrics=metric_rows(f1=0.9)), replaces=old)
+    assert [r["run_id"] for r in store.runs()] == [new]
+    assert counts(store, old) == dict.fromkeys(counts(store, old), 0)
+    # A failing replacement keeps the old run.
+    with pytest.raises(NerbenchError):
+        store.save_run(record(metrics=metric_rows(f1=2.0)), replaces=new)
+    assert [r["run_id"] for r in store.runs()] == [new]
+    assert counts(store, new)["predictions"] == len(PREDICTIONS)
+
+
+def test_delete_run(store):
+    keep = store.save_run(record())
+    gone = store.save_run(record(dataset="ncbi_disease"))
+    store.delete_run(gone)
+    assert counts(store, gone) == dict.fromkeys(counts(store, gone), 0)
+    assert counts(store, keep)["predictions"] == len(PREDICTIONS)
+    with pytest.raises(NerbenchError, match="not in"):
+        store.delete_run(gone)
+
+
+def test_bad_record_fields(store):
+    with pytest.raises(NerbenchError, match="model.family"):
+        store.save_run(record(model={"id": "x", "family": "rnn"}))
+    with pytest.raises(NerbenchError, match="timing.flops"):
+        store.save_run(record(timing={"flops": 1}))
+    with pytest.raises(NerbenchError, match=r"metrics\[0\]\.entity_type: missing"):
+        store.save_run(record(metrics=[{"scheme": "strict"}]))
+    assert store.runs() == []
+
+
+def test_submission_with_partial_timing(store):
+    run_id = store.save_run(record(source="submission", self_reported=True,
+                                   timing={"wall_seconds": 10.0, "device_name": "NVIDIA A100-SXM4-80GB"},
+                                   environment=None))
+    timing = store.timing(run_id)
+    assert timing["wall_seconds"] == 10.0 and timing["cost_usd"] is None
+    assert store.environment(run_id) is None
+    (row,) = store.summary()
+    assert row["self_reported"] is True and row["device_name"] == "NVIDIA A100-SXM4-80GB"
+
+
+def test_summary_rows(store):
+    a = store.save_run(record())
+    b = store.save_run(record(model={"id": "tiny-llm", "family": "llm"}, metrics=metric_rows(f1=0.9)))
+    c = store.save_run(record(dataset="ncbi_disease"))
+    rows = store.summary()
+    assert [r["run_id"] for r in rows] == [b, a, c]  # by dataset, then F1 descending
+    top = rows[0]
+    assert top["f1"] == 0.9 and top["long_f1"] == 1.0 and top["f1_ci_low"] == 0.5
+    assert top["family"] == "llm" and top["reference_hardware"] is True
+    assert top["cost_usd"] == pytest.approx(TIMING["cost_usd"])
+    assert [r["run_id"] for r in store.summary(dataset="ncbi_disease")] == [c]
+
+
+# --------------------------------------------------------------------------- migrations
+
+
+def test_migration_of_an_older_database_keeps_its_data(tmp_path):
+    path = tmp_path / "old.duckdb"
+    v1 = MIGRATIONS[:1]
+    with Store(path, migrations=v1) as s:
+        assert s.schema_version == 1
+        run_id = s.save_run(record())
+    v2 = tuple(v1) + (
+        Migration(2, "runs.note", ("ALTER TABLE runs ADD COLUMN note VARCHAR DEFAULT 'none'",)),
+    )
+    with Store(path, migrations=v2) as s:
+        assert s.schema_version == 2
+        assert s.predictions(run_id) == PREDICTIONS
+        assert s.timing(run_id) == TIMING
+        (run,) = s.runs()
+        assert run["run_id"] == run_id and run["note"] == "none"
+        applied = s._conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+        assert applied == [(1,), (2,)]
+    # An older nerbench refuses a newer file rather than misreading it.
+    with pytest.raises(NerbenchError, match="newer nerbench"):
+        Store(path, migrations=v1)
+
+
+def test_failed_migration_is_rolled_back(tmp_path):
+    path = tmp_path / "old.duckdb"
+    with Store(path, migrations=MIGRATIONS[:1]) as s:
+        run_id = s.save_run(record())
+    broken = tuple(MIGRATIONS[:1]) + (
+        Migration(2, "broken", ("ALTER TABLE runs ADD COLUMN x INTEGER", "SELECT * FROM no_such_table")),
+    )
+    with pytest.raises(NerbenchError, match="schema version 2"):
+        Store(path, migrations=broken)
+    with Store(path, migrations=MIGRATIONS[:1]) as s:
+        assert s.schema_version == 1
+        assert "x" not in s.runs()[0] and s.predictions(run_id) == PREDICTIONS
+
+
+# --------------------------------------------------------------------------- opening
+
+
+def test_missing_file_without_create(tmp_path):
+    with pytest.raises(NerbenchError, match="no results database"):
+        Store(tmp_path / "absent.duckdb", create=False)
+
+
+def test_not_a_database(tmp_path):
+    path = tmp_path / "notes.duckdb"
+    path.write_text("not a database at all\n" * 100)
+    with pytest.raises(NerbenchError, match=str(path)):
+        Store(path)
+
+
+def test_locked_by_another_process(tmp_path):
+    path = tmp_path / "busy.duckdb"
+    Store(path).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(60)",
+         str(path)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(NerbenchError, match="in use by another process") as err:
+            Store(path)
+        assert str(path) in str(err.value)
+    finally:
+        holder.kill()
+        holder.wait()
