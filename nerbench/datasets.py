@@ -18,8 +18,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+import numpy as np
+
 from nerbench.conll import Sentence, format_conll, parse_conll
 from nerbench.errors import NerbenchError
+from nerbench.scoring import extract_spans
 
 SPLITS = ("train", "dev", "test")
 DEFAULT_SUITE: tuple[str, ...] = ("jnlpba", "bc5cdr", "biored", "chemprot", "ncbi_disease")
@@ -246,10 +249,6 @@ def statistics(sentences: Sequence[Sentence], entity_types: Iterable[str] = ()) 
 
     `entity_types` fixes the order (and presence, with 0) of types; others follow, sorted.
     """
-    import numpy as np
-
-    from nerbench.scoring import extract_spans
-
     entity_types = tuple(entity_types)
     spans = extract_spans([s.tags for s in sentences], types=entity_types)
     counts = np.bincount(spans.type_id, minlength=len(spans.types))
