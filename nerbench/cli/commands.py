@@ -9,3 +9,5 @@ def register(app: typer.Typer) -> None:
     app.add_typer(datasets_cmd.app, name="datasets")
     app.command("score")(score_cmd.score)
     app.command("compare")(score_cmd.compare)
+    from nerbench.cli import results_cmd
+    app.command("results")(results_cmd.results)

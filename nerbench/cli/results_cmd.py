@@ -1,0 +1,76 @@
+"""`nerbench results`: what the results database holds, one row per run."""
+
+import csv
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from nerbench.cli.options import Db, Json
+from nerbench.errors import NerbenchError
+from nerbench.store import DEFAULT_DB, Store
+
+
+def _plain(value):
+    return value.isoformat(timespec="seconds") if isinstance(value, datetime) else value
+
+
+def _score(value, low=None, high=None) -> str:
+    if value is None:
+        return "—"
+    text = f"{value:.3f}"
+    return f"{text} [{low:.3f}, {high:.3f}]" if low is not None and high is not None else text
+
+
+def _cost(value) -> str:
+    return "unknown" if value is None else f"${value:.4g}"
+
+
+def results(
+    db: Db = DEFAULT_DB,
+    as_json: Json = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Only runs on this dataset.")] = None,
+) -> None:
+    """One row per stored run: strict P/R/F1 with 95% CI, long-entity F1, speed, cost, device."""
+    if as_json and as_csv:
+        raise NerbenchError("--json and --csv: choose one")
+    with Store(Path(db), create=False) as store:
+        rows = [{k: _plain(v) for k, v in row.items()} for row in store.summary(dataset=dataset)]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if as_csv:
+        if rows:
+            writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        return
+    table = Table(title=f"Runs in {db}", caption="ref = reference hardware (one H100 80GB); "
+                  "self = self-reported timing (a submission); CI = 95% bootstrap")
+    for column in ("run", "model", "family", "dataset", "P", "R", "F1 [CI]", "long F1", "sent/s",
+                   "cost", "device", "ref", "self"):
+        table.add_column(column, justify="right" if column in ("P", "R", "sent/s", "cost") else "left")
+    for row in rows:
+        speed = row["sentences_per_second"]
+        table.add_row(
+            row["run_id"], row["model_id"], row["family"], row["dataset"],
+            _score(row["precision"]), _score(row["recall"]),
+            _score(row["f1"], row["f1_ci_low"], row["f1_ci_high"]),
+            _score(row["long_f1"]),
+            "—" if speed is None else f"{speed:,.1f}",
+            _cost(row["cost_usd"]),
+            row["device_name"] or "—",
+            "✓" if row["reference_hardware"] else "",
+            "✓" if row["self_reported"] else "",
+        )
+    console = Console()
+    if not rows:
+        console.print(f"No runs in {db}" + (f" for dataset {dataset}" if dataset else "") + ".")
+        return
+    console.print(table)
