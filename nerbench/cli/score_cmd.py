@@ -1,0 +1,75 @@
+"""`nerbench score GOLD PRED` and `nerbench compare GOLD PRED_A PRED_B`."""
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from nerbench.cli.options import Json
+from nerbench.scorefiles import compare_files, score_files
+
+Bootstrap = Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals.")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of the resampling.")]
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}"
+
+
+def score(
+    gold: Annotated[Path, typer.Argument(help="Gold CoNLL file (token<TAB>tag).")],
+    pred: Annotated[Path, typer.Argument(help="Predicted CoNLL file with the same tokens.")],
+    json_out: Json = False,
+    bootstrap: Bootstrap = 1000,
+    seed: Seed = 0,
+) -> None:
+    """Score a prediction file against a gold file (entity level, conlleval reading)."""
+    scores = score_files(gold, pred, bootstrap=bootstrap, seed=seed)
+    if json_out:
+        print(json.dumps(scores.to_dict(), indent=2))
+        return
+    table = Table(title=f"{pred} against {gold}")
+    for column in ("scheme", "P", "R", "F1", "n_pred", "n_gold"):
+        table.add_column(column, justify="left" if column == "scheme" else "right")
+    for name in ("strict", "exact", "partial", "type"):
+        prf = getattr(scores, name)
+        table.add_row(name, _pct(prf.precision), _pct(prf.recall), _pct(prf.f1), str(prf.n_pred), str(prf.n_gold))
+    for name, prf in scores.per_type.items():
+        table.add_row(f"strict, type {name}", _pct(prf.precision), _pct(prf.recall), _pct(prf.f1), str(prf.n_pred), str(prf.n_gold))
+    for name, prf in scores.per_length.items():
+        table.add_row(f"strict, {name} tokens", _pct(prf.precision), _pct(prf.recall), _pct(prf.f1), str(prf.n_pred), str(prf.n_gold))
+    console = Console()
+    console.print(table)
+    low, high = scores.ci95["f1"]
+    console.print(
+        f"strict F1 {_pct(scores.strict.f1)} (95% CI {_pct(low)}–{_pct(high)}, {bootstrap} resamples); "
+        f"long-entity F1 {_pct(scores.long_f1)}; macro F1 {_pct(scores.macro_f1)}; "
+        f"ill-formed I- starts: gold {scores.ill_formed['gold']}, predictions {scores.ill_formed['pred']}"
+    )
+
+
+def compare(
+    files: Annotated[list[Path], typer.Argument(help="GOLD PRED_A PRED_B (CoNLL files).")],
+    json_out: Json = False,
+    resamples: Annotated[int, typer.Option("--resamples", min=1, help="Bootstrap and randomization rounds.")] = 10000,
+    seed: Seed = 0,
+    long_only: Annotated[bool, typer.Option("--long", help="Compare long-entity F1 (>= 3 tokens).")] = False,
+) -> None:
+    """Paired significance of the strict-F1 difference between two predictions of the same gold."""
+    if len(files) != 3:
+        raise typer.BadParameter("give GOLD PRED_A PRED_B")
+    gold, pred_a, pred_b = files
+    result = compare_files(gold, pred_a, pred_b, resamples=resamples, seed=seed, long_only=long_only)
+    if json_out:
+        print(json.dumps(result.to_dict(), indent=2))
+        return
+    low, high = result.ci95
+    what = "long-entity F1" if long_only else "strict F1"
+    Console().print(
+        f"{what}: A {_pct(result.f1_a)}, B {_pct(result.f1_b)}; A − B = {_pct(result.delta)} "
+        f"(95% CI {_pct(low)} to {_pct(high)}); p = {result.p_value:.4g} "
+        f"(approximate randomization, {resamples} rounds)"
+    )

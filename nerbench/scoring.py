@@ -1,0 +1,542 @@
+"""Entity-level scoring of IOB2 tag sequences: the one definition every nerbench number uses.
+
+Spans are read the conlleval way: a chunk starts at `B-X`, or at an `I-X` that does not continue a
+chunk of type X (an "ill-formed" start, counted). seqeval's default mode reads the same spans.
+
+Schemes (SemEval-2013, as nervaluate 1.2 defines them; the tests prove agreement):
+- strict: type and both boundaries match (the primary score);
+- exact: both boundaries match, type ignored;
+- partial: boundaries match (full credit) or overlap (half credit), type ignored;
+- type: the type matches and the spans overlap.
+Long-entity F1 is strict F1 restricted to entities of >= 3 tokens: recall over gold entities of
+that length, precision over predicted ones. Micro averages throughout; macro F1 is the mean strict
+F1 over the entity types seen in gold or predictions (seqeval's "macro avg").
+
+The work is done on flat numpy arrays (one entry per token of the whole corpus), so a corpus of
+half a million tokens scores in tens of milliseconds; per-sentence counts feed the bootstrap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from itertools import chain
+from typing import Sequence
+
+import numpy as np
+
+from nerbench.errors import NerbenchError
+
+SCHEMES = ("strict", "exact", "partial", "type")
+LENGTH_BUCKETS = ("1", "2", "3+")
+LONG_BUCKET = "3+"
+ALL = "*"  # entity_type / length_bucket of a metric row that covers everything
+
+_OUTSIDE, _BEGIN, _INSIDE = 0, 1, 2
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class PRF:
+    tp: float  # partial scheme: exact matches + half of the partial ones
+    n_pred: int
+    n_gold: int
+    precision: float
+    recall: float
+    f1: float
+
+    @classmethod
+    def from_counts(cls, tp: float, n_pred: int, n_gold: int) -> "PRF":
+        precision = tp / n_pred if n_pred else 0.0
+        recall = tp / n_gold if n_gold else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+        return cls(float(tp), int(n_pred), int(n_gold), precision, recall, f1)
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    scheme: str
+    entity_type: str
+    length_bucket: str
+    tp: float
+    n_pred: int
+    n_gold: int
+    precision: float
+    recall: float
+    f1: float
+    ci_low: float | None
+    ci_high: float | None
+
+
+@dataclass(frozen=True)
+class Scores:
+    strict: PRF
+    exact: PRF
+    partial: PRF
+    type: PRF
+    per_type: dict[str, PRF]
+    per_length: dict[str, PRF]
+    macro_f1: float
+    ill_formed: dict[str, int]
+    ci95: dict[str, tuple[float, float]]
+    ci95_per_type: dict[str, tuple[float, float]]
+    ci95_per_length: dict[str, tuple[float, float]]
+    n_sentences: int
+    n_tokens: int
+    bootstrap: dict[str, int]
+
+    @property
+    def long_f1(self) -> float:
+        return self.per_length[LONG_BUCKET].f1
+
+    def to_dict(self) -> dict:
+        out = {scheme: asdict(getattr(self, scheme)) for scheme in SCHEMES}
+        out["per_type"] = {name: asdict(prf) for name, prf in self.per_type.items()}
+        out["per_length"] = {name: asdict(prf) for name, prf in self.per_length.items()}
+        out["long_f1"] = self.long_f1
+        out["macro_f1"] = self.macro_f1
+        out["ill_formed"] = dict(self.ill_formed)
+        out["ci95"] = {name: list(bounds) for name, bounds in self.ci95.items()}
+        out["ci95_per_type"] = {name: list(b) for name, b in self.ci95_per_type.items()}
+        out["ci95_per_length"] = {name: list(b) for name, b in self.ci95_per_length.items()}
+        out["n_sentences"] = self.n_sentences
+        out["n_tokens"] = self.n_tokens
+        out["bootstrap"] = dict(self.bootstrap)
+        return out
+
+    def metric_rows(self) -> list[MetricRow]:
+        """The flat rows the store keeps: scheme x entity type x length bucket."""
+
+        def row(scheme, entity_type, bucket, prf, ci=None):
+            low, high = ci if ci is not None else (None, None)
+            return MetricRow(scheme, entity_type, bucket, prf.tp, prf.n_pred, prf.n_gold,
+                             prf.precision, prf.recall, prf.f1, low, high)
+
+        rows = [row("strict", ALL, ALL, self.strict, self.ci95["f1"])]
+        rows += [row(s, ALL, ALL, getattr(self, s)) for s in SCHEMES[1:]]
+        rows += [row("strict", t, ALL, prf, self.ci95_per_type.get(t)) for t, prf in self.per_type.items()]
+        rows += [row("strict", ALL, b, prf, self.ci95_per_length.get(b)) for b, prf in self.per_length.items()]
+        return rows
+
+
+@dataclass(frozen=True)
+class Spans:
+    """Entity spans of a corpus as parallel arrays; positions are token offsets in the sentence."""
+
+    types: tuple[str, ...]
+    sentence: np.ndarray
+    start: np.ndarray
+    end: np.ndarray  # exclusive
+    type_id: np.ndarray
+    ill_formed: int  # chunks opened by an I- tag
+
+    @property
+    def length(self) -> np.ndarray:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Paired comparison of two predictions of the same gold (strict F1 by default)."""
+
+    f1_a: float
+    f1_b: float
+    delta: float  # f1_a - f1_b
+    ci95: tuple[float, float]  # paired bootstrap interval of delta
+    p_value: float  # approximate randomization, two-sided
+    resamples: int
+    seed: int
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["ci95"] = list(self.ci95)
+        return out
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+class _TagTable(dict):
+    """Maps tag strings to codes, each code with a prefix and a type id; shared by gold and
+    predictions so that type ids agree. Unseen tags are parsed once, on first lookup."""
+
+    def __init__(self, types: Sequence[str] = ()):
+        super().__init__()
+        self.types: list[str] = list(types)
+        self._type_index = {name: i for i, name in enumerate(self.types)}
+        self.prefix: list[int] = []
+        self.type_id: list[int] = []
+
+    def __missing__(self, tag: str) -> int:
+        if tag == "O":
+            prefix, type_id = _OUTSIDE, -1
+        else:
+            head, sep, name = tag.partition("-")
+            if not sep or head not in ("B", "I") or not name or len(name.split()) != 1 or name.strip() != name:
+                raise _BadTag(tag)
+            prefix = _BEGIN if head == "B" else _INSIDE
+            type_id = self._type_index.get(name)
+            if type_id is None:
+                type_id = self._type_index[name] = len(self.types)
+                self.types.append(name)
+        code = self[tag] = len(self.prefix)
+        self.prefix.append(prefix)
+        self.type_id.append(type_id)
+        return code
+
+    def encode(self, tag_seqs: Sequence[Sequence[str]], what: str) -> tuple[np.ndarray, np.ndarray]:
+        """Flatten one corpus of tags into code arrays; returns (codes, sentence lengths)."""
+        try:
+            codes = np.fromiter(map(self.__getitem__, chain.from_iterable(tag_seqs)), dtype=np.int32)
+        except (_BadTag, AttributeError, TypeError) as err:
+            tag = err.args[0] if isinstance(err, _BadTag) else None
+            where = _locate(tag_seqs, tag)
+            raise NerbenchError(f"{what}: invalid tag {tag!r} at {where} (expected O, B-TYPE or I-TYPE)") from None
+        lengths = np.fromiter(map(len, tag_seqs), dtype=np.int64, count=len(tag_seqs))
+        return codes, lengths
+
+
+class _BadTag(Exception):
+    pass
+
+
+def _locate(tag_seqs: Sequence[Sequence[str]], tag: object) -> str:
+    for i, seq in enumerate(tag_seqs):
+        for j, value in enumerate(seq):
+            if value == tag or (tag is None and not isinstance(value, str)):
+                return f"sentence {i + 1}, token {j + 1}"
+    return "an unknown position"
+
+
+def _spans_from_codes(codes: np.ndarray, lengths: np.ndarray, table: _TagTable):
+    """Global (start, end, type) arrays of the chunks, plus the count of I- chunk starts."""
+    prefix = np.asarray(table.prefix, dtype=np.int8)[codes]
+    type_id = np.asarray(table.type_id, dtype=np.int32)[codes]
+    first = np.zeros(len(codes), dtype=bool)
+    sentence_starts = np.cumsum(lengths) - lengths
+    first[sentence_starts[lengths > 0]] = True
+
+    # A token continues the chunk before it when it is I-X right after any tag of type X.
+    continues = np.zeros(len(codes), dtype=bool)
+    continues[1:] = (prefix[1:] == _INSIDE) & (type_id[1:] == type_id[:-1])
+    continues &= ~first
+    inside = prefix != _OUTSIDE
+    is_start = inside & ~continues
+    is_end = inside.copy()
+    is_end[:-1] &= ~continues[1:]
+    starts = np.flatnonzero(is_start)
+    ends = np.flatnonzero(is_end) + 1
+    ill_formed = int(np.count_nonzero(prefix[starts] == _INSIDE))
+    return starts, ends, type_id[starts], ill_formed, sentence_starts
+
+
+def extract_spans(tag_seqs: Sequence[Sequence[str]], types: Sequence[str] = ()) -> Spans:
+    """Entity spans of a corpus (list of tag sequences), read the conlleval way."""
+    table = _TagTable(types)
+    codes, lengths = table.encode(tag_seqs, "tags")
+    starts, ends, type_ids, ill_formed, sentence_starts = _spans_from_codes(codes, lengths, table)
+    sentence = np.searchsorted(sentence_starts, starts, side="right") - 1
+    offset = sentence_starts[sentence]
+    return Spans(tuple(table.types), sentence, starts - offset, ends - offset, type_ids, ill_formed)
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def _check_shapes(gold_lengths: np.ndarray, pred_lengths: np.ndarray) -> None:
+    if len(gold_lengths) != len(pred_lengths):
+        raise NerbenchError(f"predictions have {len(pred_lengths)} sentences, gold has {len(gold_lengths)}")
+    differ = np.flatnonzero(gold_lengths != pred_lengths)
+    if len(differ):
+        i = differ[0]
+        raise NerbenchError(
+            f"sentence {i + 1}: predictions have {pred_lengths[i]} tags, gold has {gold_lengths[i]} tokens"
+        )
+
+
+def _sufficient_overlap(pred_start, pred_end, gold_start, gold_end) -> bool:
+    # nervaluate's default threshold: the overlap covers >= 1% of the gold span (computed its way).
+    overlap = min(pred_end, gold_end) - max(pred_start, gold_start)
+    return overlap > 0 and (overlap / (gold_end - gold_start)) * 100.0 >= 1.0
+
+
+def _overlap_credit(g_start, g_end, g_type, p_start, p_end, p_type, exact_pred):
+    """Greedy matching of the not-exactly-matching predictions to overlapping gold spans.
+
+    Follows nervaluate: predictions in order; each takes the first still-unmatched gold it overlaps
+    (partial scheme), or for the type scheme the unmatched same-type gold with the closest boundaries,
+    else the first unmatched other-type gold (an incorrect match that still uses up that gold).
+    Returns (partial matches, type-scheme correct matches) among those predictions.
+    """
+    candidates = np.flatnonzero(~exact_pred)
+    if len(candidates) == 0 or len(g_start) == 0:
+        return 0, 0
+    # Gold spans are sorted and disjoint, so the ones a prediction overlaps form a run [lo, hi).
+    lo = np.searchsorted(g_end, p_start[candidates], side="right")
+    hi = np.searchsorted(g_start, p_end[candidates], side="left")
+    keep = lo < hi
+    candidates, lo, hi = candidates[keep], lo[keep], hi[keep]
+    used_partial = np.zeros(len(g_start), dtype=bool)
+    used_type = np.zeros(len(g_start), dtype=bool)
+    partial = type_correct = 0
+    for k, a, b in zip(candidates.tolist(), lo.tolist(), hi.tolist()):
+        ps, pe, pt = int(p_start[k]), int(p_end[k]), int(p_type[k])
+        first_partial = best = first_other = None
+        best_distance = None
+        for g in range(a, b):
+            gs, ge = int(g_start[g]), int(g_end[g])
+            if not _sufficient_overlap(ps, pe, gs, ge):
+                continue
+            if first_partial is None and not used_partial[g]:
+                first_partial = g
+            if used_type[g]:
+                continue
+            if int(g_type[g]) == pt:
+                distance = abs(ps - gs) + abs(pe - ge)
+                if best_distance is None or distance < best_distance:
+                    best, best_distance = g, distance
+            elif first_other is None:
+                first_other = g
+        if first_partial is not None:
+            used_partial[first_partial] = True
+            partial += 1
+        if best is not None:
+            used_type[best] = True
+            type_correct += 1
+        elif first_other is not None:
+            used_type[first_other] = True
+    return partial, type_correct
+
+
+def _bucket_index(length: np.ndarray) -> np.ndarray:
+    return np.minimum(length, 3) - 1  # 0 -> "1", 1 -> "2", 2 -> "3+"
+
+
+def _f1(tp, n_pred, n_gold):
+    """F1 = 2tp / (n_pred + n_gold), vectorised; 0 where both are empty."""
+    total = n_pred + n_gold
+    return np.divide(2.0 * tp, total, out=np.zeros(np.shape(total), dtype=float), where=total > 0)
+
+
+def _grouped(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct per-sentence count vectors and how many sentences have each.
+
+    Resampling sentences with replacement only matters through these counts, so a bootstrap
+    draws multinomial multiplicities over the (few hundred) distinct vectors instead of indices
+    over every sentence: the same distribution at a fraction of the cost.
+    """
+    unique, counts = np.unique(rows, axis=0, return_counts=True)
+    order = np.argsort(-counts, kind="stable")  # large groups first: numpy's multinomial ends sooner
+    return unique[order].astype(float), counts[order]
+
+
+def bootstrap_f1_ci(per_sentence: np.ndarray, resamples: int, seed: int) -> tuple[float, float]:
+    """95% percentile interval of micro F1 over sentences; rows are (tp, n_pred, n_gold)."""
+    if resamples <= 0 or len(per_sentence) == 0:
+        f1 = float(_f1(*per_sentence.sum(axis=0))) if len(per_sentence) else 0.0
+        return (f1, f1)
+    unique, counts = _grouped(per_sentence)
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(counts.sum(), counts / counts.sum(), size=resamples)
+    totals = weights @ unique
+    f1 = _f1(totals[:, 0], totals[:, 1], totals[:, 2])
+    low, high = np.percentile(f1, [2.5, 97.5])
+    return (float(low), float(high))
+
+
+@dataclass(frozen=True)
+class _Matched:
+    """Per-corpus matching result the public functions build on."""
+
+    types: list[str]
+    n_sentences: int
+    g_sentence: np.ndarray
+    g_type: np.ndarray
+    g_bucket: np.ndarray
+    g_hit: np.ndarray  # gold span strictly matched
+    p_sentence: np.ndarray
+    p_type: np.ndarray
+    p_bucket: np.ndarray
+    p_hit: np.ndarray
+    exact_hits: int
+    partial_hits: int
+    type_hits: int
+    ill_formed: dict[str, int]
+    n_tokens: int
+
+
+def _match(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], types: Sequence[str]) -> _Matched:
+    table = _TagTable(types)
+    g_codes, g_lengths = table.encode(gold, "gold")
+    p_codes, p_lengths = table.encode(pred, "predictions")
+    _check_shapes(g_lengths, p_lengths)
+    g_start, g_end, g_type, g_ill, sentence_starts = _spans_from_codes(g_codes, g_lengths, table)
+    p_start, p_end, p_type, p_ill, _ = _spans_from_codes(p_codes, p_lengths, table)
+
+    # Spans of one corpus are disjoint, so a global start position identifies a span.
+    _, gi, pi = np.intersect1d(g_start, p_start, assume_unique=True, return_indices=True)
+    same_end = g_end[gi] == p_end[pi]
+    gi, pi = gi[same_end], pi[same_end]
+    same_type = g_type[gi] == p_type[pi]
+    g_hit = np.zeros(len(g_start), dtype=bool)
+    p_hit = np.zeros(len(p_start), dtype=bool)
+    g_hit[gi[same_type]] = True
+    p_hit[pi[same_type]] = True
+    exact_pred = np.zeros(len(p_start), dtype=bool)
+    exact_pred[pi] = True
+
+    g_sentence = np.searchsorted(sentence_starts, g_start, side="right") - 1
+    p_sentence = np.searchsorted(sentence_starts, p_start, side="right") - 1
+    partial, type_extra = _overlap_credit(g_start, g_end, g_type, p_start, p_end, p_type, exact_pred)
+    return _Matched(
+        types=list(table.types),
+        n_sentences=len(g_lengths),
+        g_sentence=g_sentence,
+        g_type=g_type,
+        g_bucket=_bucket_index(g_end - g_start),
+        g_hit=g_hit,
+        p_sentence=p_sentence,
+        p_type=p_type,
+        p_bucket=_bucket_index(p_end - p_start),
+        p_hit=p_hit,
+        exact_hits=len(pi),
+        partial_hits=partial,
+        type_hits=int(np.count_nonzero(same_type)) + type_extra,
+        ill_formed={"gold": g_ill, "pred": p_ill},
+        n_tokens=int(g_lengths.sum()),
+    )
+
+
+def _per_sentence(m: _Matched, gold_mask=None, pred_mask=None) -> np.ndarray:
+    """(tp, n_pred, n_gold) per sentence for strict matching, optionally restricted by masks."""
+    gm = np.ones(len(m.g_hit), dtype=bool) if gold_mask is None else gold_mask
+    pm = np.ones(len(m.p_hit), dtype=bool) if pred_mask is None else pred_mask
+    n = m.n_sentences
+    return np.stack(
+        [
+            np.bincount(m.g_sentence[gm & m.g_hit], minlength=n),
+            np.bincount(m.p_sentence[pm], minlength=n),
+            np.bincount(m.g_sentence[gm], minlength=n),
+        ],
+        axis=1,
+    )
+
+
+def _strict(m: _Matched, gold_mask=None, pred_mask=None) -> PRF:
+    gm = slice(None) if gold_mask is None else gold_mask
+    pm = slice(None) if pred_mask is None else pred_mask
+    return PRF.from_counts(
+        int(np.count_nonzero(m.g_hit[gm])), len(m.p_hit[pm]), len(m.g_hit[gm])
+    )
+
+
+def sentence_counts(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> np.ndarray:
+    """Strict (tp, n_pred, n_gold) per sentence: what the bootstrap resamples."""
+    return _per_sentence(_match(gold, pred, ()))
+
+
+def score(
+    gold: Sequence[Sequence[str]],
+    pred: Sequence[Sequence[str]],
+    *,
+    types: Sequence[str] = (),
+    bootstrap: int = 1000,
+    seed: int = 0,
+) -> Scores:
+    """Score predicted tag sequences against gold ones (same sentences, same lengths).
+
+    `types` fixes the order of per-type results (other types found are appended in order of
+    appearance); `bootstrap` is the number of resamples for the 95% intervals (0: none).
+    """
+    m = _match(gold, pred, types)
+    n_pred, n_gold = len(m.p_hit), len(m.g_hit)
+    strict = _strict(m)
+    exact = PRF.from_counts(m.exact_hits, n_pred, n_gold)
+    partial = PRF.from_counts(m.exact_hits + 0.5 * m.partial_hits, n_pred, n_gold)
+    type_scheme = PRF.from_counts(m.type_hits, n_pred, n_gold)
+
+    seen = set(m.g_type.tolist()) | set(m.p_type.tolist())
+    type_ids = [i for i in range(len(m.types)) if i in seen]
+    per_type, ci_type = {}, {}
+    for i in type_ids:
+        gm, pm = m.g_type == i, m.p_type == i
+        per_type[m.types[i]] = _strict(m, gm, pm)
+        ci_type[m.types[i]] = bootstrap_f1_ci(_per_sentence(m, gm, pm), bootstrap, seed)
+    per_length, ci_length = {}, {}
+    for b, name in enumerate(LENGTH_BUCKETS):
+        gm, pm = m.g_bucket == b, m.p_bucket == b
+        per_length[name] = _strict(m, gm, pm)
+        ci_length[name] = bootstrap_f1_ci(_per_sentence(m, gm, pm), bootstrap, seed)
+    macro = float(np.mean([prf.f1 for prf in per_type.values()])) if per_type else 0.0
+    return Scores(
+        strict=strict,
+        exact=exact,
+        partial=partial,
+        type=type_scheme,
+        per_type=per_type,
+        per_length=per_length,
+        macro_f1=macro,
+        ill_formed=m.ill_formed,
+        ci95={
+            "f1": bootstrap_f1_ci(_per_sentence(m), bootstrap, seed),
+            "long_f1": ci_length[LONG_BUCKET],
+        },
+        ci95_per_type=ci_type,
+        ci95_per_length=ci_length,
+        n_sentences=m.n_sentences,
+        n_tokens=m.n_tokens,
+        bootstrap={"resamples": bootstrap, "seed": seed},
+    )
+
+
+def compare(
+    gold: Sequence[Sequence[str]],
+    pred_a: Sequence[Sequence[str]],
+    pred_b: Sequence[Sequence[str]],
+    *,
+    resamples: int = 10000,
+    seed: int = 0,
+    long_only: bool = False,
+) -> Comparison:
+    """Strict-F1 difference of two predictions of the same gold, with a paired bootstrap
+    interval and an approximate-randomization p-value (sentence-level swaps, two-sided).
+
+    `long_only` compares long-entity F1 (entities of >= 3 tokens) instead.
+    """
+    if resamples <= 0:
+        raise NerbenchError("compare needs at least one resample")
+    a, b = _match(gold, pred_a, ()), _match(gold, pred_b, ())
+    long = len(LENGTH_BUCKETS) - 1
+    masks_a = (a.g_bucket == long, a.p_bucket == long) if long_only else (None, None)
+    masks_b = (b.g_bucket == long, b.p_bucket == long) if long_only else (None, None)
+    rows_a, rows_b = _per_sentence(a, *masks_a), _per_sentence(b, *masks_b)
+    # Columns: tp_a, pred_a, tp_b, pred_b, gold (gold is the same for both).
+    rows = np.column_stack([rows_a[:, 0], rows_a[:, 1], rows_b[:, 0], rows_b[:, 1], rows_a[:, 2]])
+    unique, counts = _grouped(rows)
+
+    def delta(totals):
+        return _f1(totals[..., 0], totals[..., 1], totals[..., 4]) - _f1(totals[..., 2], totals[..., 3], totals[..., 4])
+
+    total = rows.sum(axis=0).astype(float)
+    observed = float(delta(total))
+    rng = np.random.default_rng(seed)
+    boot = delta(rng.multinomial(counts.sum(), counts / counts.sum(), size=resamples) @ unique)
+    low, high = np.percentile(boot, [2.5, 97.5])
+
+    # Approximate randomization: each sentence's two outputs are swapped with probability 1/2;
+    # within a group of identical sentences only the number swapped matters (binomial).
+    swapped_rows = unique[:, [2, 3, 0, 1, 4]]
+    swaps = rng.binomial(counts, 0.5, size=(resamples, len(counts)))
+    shuffled = (counts - swaps) @ unique + swaps @ swapped_rows
+    extreme = np.count_nonzero(np.abs(delta(shuffled)) >= abs(observed) - 1e-12)
+    p_value = (extreme + 1) / (resamples + 1)
+    return Comparison(
+        f1_a=float(_f1(total[0], total[1], total[4])),
+        f1_b=float(_f1(total[2], total[3], total[4])),
+        delta=observed,
+        ci95=(float(low), float(high)),
+        p_value=float(p_value),
+        resamples=resamples,
+        seed=seed,
+    )

@@ -1,0 +1,360 @@
+"""The scorer against seqeval (default mode) and nervaluate 1.2.1, which define what nerbench's
+numbers mean, on every shared test set with systematic perturbations and on random sequences."""
+
+import random
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from nervaluate import Evaluator
+from seqeval.metrics import classification_report
+from seqeval.metrics.sequence_labeling import get_entities
+
+from nerbench import scoring
+from nerbench.conll import read_conll
+from nerbench.errors import NerbenchError
+
+TOL = 1e-12
+TEST_SETS = ["jnlpba", "bc5cdr", "biored", "chemprot", "ncbi_disease", "bc2gm", "linnaeus"]
+
+
+# ----------------------------------------------------------------------------- perturbations
+
+
+def _spans(tags):
+    """(type, start, end-exclusive) per entity, via seqeval's reader (inclusive ends)."""
+    return [(t, s, e + 1) for t, s, e in get_entities(list(tags))]
+
+
+def drop_entities(tags, rng):
+    out = list(tags)
+    for _, s, e in _spans(tags):
+        if rng.random() < 0.3:
+            out[s:e] = ["O"] * (e - s)
+    return out
+
+
+def spurious_entities(tags, rng, types):
+    out = list(tags)
+    for i, tag in enumerate(tags):
+        if tag == "O" and rng.random() < 0.03:
+            out[i] = "B-" + rng.choice(types)
+    return out
+
+
+def shift_boundaries(tags, rng):
+    out = list(tags)
+    for t, s, e in _spans(tags):
+        r = rng.random()
+        if r < 0.2 and e < len(out) and out[e] == "O":  # extend right
+            out[e] = "I-" + t
+        elif r < 0.4 and e - s > 1:  # shrink right
+            out[e - 1] = "O"
+        elif r < 0.6 and s > 0 and out[s - 1] == "O":  # extend left
+            out[s - 1], out[s] = "B-" + t, "I-" + t
+        elif r < 0.8 and e - s > 1:  # shrink left
+            out[s], out[s + 1] = "O", "B-" + t
+    return out
+
+
+def swap_types(tags, rng, types):
+    out = list(tags)
+    for t, s, e in _spans(tags):
+        if rng.random() < 0.3:
+            new = rng.choice(types)
+            out[s:e] = ["B-" + new] + ["I-" + new] * (e - s - 1)
+    return out
+
+
+def ill_formed_starts(tags, rng):
+    return [("I" + tag[1:] if tag.startswith("B-") and rng.random() < 0.3 else tag) for tag in tags]
+
+
+def switch_type_inside(tags, rng, types):
+    out = list(tags)
+    for t, s, e in _spans(tags):
+        if e - s > 1 and rng.random() < 0.5:
+            i = rng.randrange(s + 1, e)
+            out[i] = "I-" + rng.choice(types)
+    return out
+
+
+def mixed(tags, rng, types):
+    for step in (drop_entities, shift_boundaries, ill_formed_starts):
+        tags = step(tags, rng)
+    for step in (spurious_entities, swap_types, switch_type_inside):
+        tags = step(tags, rng, types)
+    return tags
+
+
+PERTURBATIONS = {
+    "identical": lambda tags, rng, types: list(tags),
+    "dropped": lambda tags, rng, types: drop_entities(tags, rng),
+    "spurious": spurious_entities,
+    "shifted": lambda tags, rng, types: shift_boundaries(tags, rng),
+    "swapped_types": swap_types,
+    "ill_formed": lambda tags, rng, types: ill_formed_starts(tags, rng),
+    "switch_inside": switch_type_inside,
+    "mixed": mixed,
+}
+
+
+# ----------------------------------------------------------------------------- references
+
+
+def assert_agrees(gold, pred):
+    """Every scheme equals nervaluate, micro and per-type strict equal seqeval, to 1e-12."""
+    types = sorted({t for seq in gold + pred for t, _, _ in _spans(seq)})
+    ours = scoring.score(gold, pred, bootstrap=0)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = classification_report(gold, pred, output_dict=True, zero_division=0) if types else {}
+    if types:
+        micro = report["micro avg"]
+        assert ours.strict.precision == pytest.approx(micro["precision"], abs=TOL)
+        assert ours.strict.recall == pytest.approx(micro["recall"], abs=TOL)
+        assert ours.strict.f1 == pytest.approx(micro["f1-score"], abs=TOL)
+        assert ours.macro_f1 == pytest.approx(report["macro avg"]["f1-score"], abs=TOL)
+        assert set(ours.per_type) == set(types)
+        for name in types:
+            assert ours.per_type[name].precision == pytest.approx(report[name]["precision"], abs=TOL)
+            assert ours.per_type[name].recall == pytest.approx(report[name]["recall"], abs=TOL)
+            assert ours.per_type[name].f1 == pytest.approx(report[name]["f1-score"], abs=TOL)
+            assert ours.per_type[name].n_gold == report[name]["support"]
+    else:
+        assert ours.strict.f1 == 0.0 and ours.per_type == {}
+
+    if types:
+        overall = Evaluator(gold, pred, tags=types, loader="list").evaluate()["overall"]
+        for ours_name, theirs in (("strict", "strict"), ("exact", "exact"), ("partial", "partial"), ("type", "ent_type")):
+            mine, ref = getattr(ours, ours_name), overall[theirs]
+            assert mine.precision == pytest.approx(ref.precision, abs=TOL), ours_name
+            assert mine.recall == pytest.approx(ref.recall, abs=TOL), ours_name
+            assert mine.f1 == pytest.approx(ref.f1, abs=TOL), ours_name
+
+    # Length buckets against a plain set-based definition.
+    gold_spans = {(i, *s) for i, seq in enumerate(gold) for s in _spans(seq)}
+    pred_spans = {(i, *s) for i, seq in enumerate(pred) for s in _spans(seq)}
+    for name, keep in (("1", lambda n: n == 1), ("2", lambda n: n == 2), ("3+", lambda n: n >= 3)):
+        g = {s for s in gold_spans if keep(s[3] - s[2])}
+        p = {s for s in pred_spans if keep(s[3] - s[2])}
+        expected = scoring.PRF.from_counts(len(g & p), len(p), len(g))
+        assert ours.per_length[name] == expected, name
+    assert ours.long_f1 == ours.per_length["3+"].f1
+    return ours
+
+
+# ----------------------------------------------------------------------------- the shared test sets
+
+
+@pytest.fixture(scope="module")
+def test_sets(data_dir):
+    return {name: [list(s.tags) for s in read_conll(data_dir / name / "test.conll")] for name in TEST_SETS}
+
+
+@pytest.mark.parametrize("perturbation", list(PERTURBATIONS))
+def test_agrees_with_seqeval_and_nervaluate_on_every_test_set(test_sets, perturbation):
+    for name, gold in test_sets.items():
+        rng = random.Random(f"{name}/{perturbation}")
+        # An extra type, so that single-type sets get wrong types too.
+        types = sorted({t for seq in gold for t, _, _ in _spans(seq)}) + ["Other"]
+        pred = [PERTURBATIONS[perturbation](seq, rng, types) for seq in gold]
+        ours = assert_agrees(gold, pred)
+        if perturbation == "identical":
+            assert ours.strict.f1 == 1.0 and ours.partial.f1 == 1.0
+        else:
+            assert ours.strict.f1 < 1.0, (name, perturbation)
+
+
+def test_spans_equal_seqeval_entities_on_every_test_set(test_sets):
+    for name, gold in test_sets.items():
+        spans = scoring.extract_spans(gold)
+        ours = sorted(zip(spans.sentence.tolist(), (spans.types[t] for t in spans.type_id), spans.start.tolist(), spans.end.tolist()))
+        theirs = sorted((i, *s) for i, seq in enumerate(gold) for s in _spans(seq))
+        assert ours == theirs, name
+
+
+def test_ill_formed_count_on_biored(test_sets):
+    # The shared README: biored's test split keeps 6 I- tags that do not continue an entity.
+    assert scoring.score(test_sets["biored"], test_sets["biored"], bootstrap=0).ill_formed == {"gold": 6, "pred": 6}
+    assert scoring.extract_spans(test_sets["ncbi_disease"]).ill_formed == 0
+
+
+# ----------------------------------------------------------------------------- random sequences
+
+TAG = st.sampled_from(["O", "O", "O", "B-A", "I-A", "B-B", "I-B", "I-C"])
+
+
+@st.composite
+def corpora(draw):
+    lengths = draw(st.lists(st.integers(0, 12), min_size=1, max_size=8))
+    gold = [draw(st.lists(TAG, min_size=n, max_size=n)) for n in lengths]
+    pred = [draw(st.lists(TAG, min_size=n, max_size=n)) for n in lengths]
+    return gold, pred
+
+
+@settings(max_examples=300, deadline=None)
+@given(corpora())
+def test_random_sequences_agree(corpus):
+    gold, pred = corpus
+    assert_agrees(gold, pred)
+
+
+@settings(max_examples=200, deadline=None)
+@given(corpora())
+def test_random_spans_equal_seqeval(corpus):
+    gold, _ = corpus
+    spans = scoring.extract_spans(gold)
+    ours = sorted(zip(spans.sentence.tolist(), (spans.types[t] for t in spans.type_id), spans.start.tolist(), spans.end.tolist()))
+    assert ours == sorted((i, *s) for i, seq in enumerate(gold) for s in _spans(seq))
+
+
+def test_long_gold_entity_needs_one_percent_overlap_for_partial_credit():
+    # nervaluate counts an overlap only if it covers >= 1% of the gold span: 1 token of 150 does not.
+    gold = [["B-A"] + ["I-A"] * 149]
+    one_token = [["B-A"] + ["O"] * 149]
+    two_tokens = [["B-A", "I-A"] + ["O"] * 148]
+    assert scoring.score(gold, one_token, bootstrap=0).partial.tp == 0
+    assert scoring.score(gold, two_tokens, bootstrap=0).partial.tp == 0.5
+    assert_agrees(gold, one_token)
+    assert_agrees(gold, two_tokens)
+
+
+# ----------------------------------------------------------------------------- hand-checked cases
+
+
+def test_hand_checked_example():
+    gold = [["B-A", "I-A", "O", "B-B", "O"], ["B-A", "I-A", "I-A", "O"]]
+    pred = [["B-A", "I-A", "O", "B-A", "O"], ["B-A", "I-A", "O", "B-B"]]
+    s = scoring.score(gold, pred, bootstrap=0)
+    # strict: only sentence 1's A(0,2) matches; 4 predicted, 3 gold
+    assert (s.strict.tp, s.strict.n_pred, s.strict.n_gold) == (1, 4, 3)
+    # exact: also B(3,4) predicted as A
+    assert s.exact.tp == 2
+    # partial: 2 exact + A(0,2) overlapping A(0,3) half
+    assert s.partial.tp == 2.5
+    # type: A(0,2) correct, A(0,2) overlaps A(0,3) same type -> correct
+    assert s.type.tp == 2
+    assert s.per_length["3+"] == scoring.PRF.from_counts(0, 0, 1)
+    assert s.per_length["2"] == scoring.PRF.from_counts(1, 2, 1)
+
+
+def test_ill_formed_starts_are_counted_and_read_as_entities():
+    s = scoring.score([["B-A", "I-A"]], [["I-A", "I-A"]], bootstrap=0)
+    assert s.ill_formed == {"gold": 0, "pred": 1}
+    assert s.strict.f1 == 1.0  # conlleval reading: I-A I-A is one entity A(0,2)
+
+
+def test_length_mismatch_names_the_sentence():
+    with pytest.raises(NerbenchError, match="sentence 2: predictions have 2 tags, gold has 3 tokens"):
+        scoring.score([["O"], ["O", "O", "O"]], [["O"], ["O", "O"]])
+    with pytest.raises(NerbenchError, match="predictions have 1 sentences, gold has 2"):
+        scoring.score([["O"], ["O"]], [["O"]])
+
+
+@pytest.mark.parametrize("bad", ["X-Foo", "B-", "I", "b-A", "", "B-A B"])
+def test_invalid_tag_names_its_position(bad):
+    with pytest.raises(NerbenchError, match=r"predictions: invalid tag .* at sentence 2, token 2"):
+        scoring.score([["O"], ["O", "O"]], [["O"], ["O", bad]])
+
+
+def test_json_shape():
+    d = scoring.score([["B-A", "I-A", "O"]], [["B-A", "I-A", "O"]], bootstrap=50).to_dict()
+    for scheme in ("strict", "exact", "partial", "type"):
+        assert set(d[scheme]) >= {"precision", "recall", "f1"}
+    assert set(d["per_length"]) == {"1", "2", "3+"}
+    assert d["ill_formed"] == {"gold": 0, "pred": 0}
+    assert d["ci95"]["f1"] == [1.0, 1.0]
+
+
+def test_metric_rows_cover_schemes_types_and_buckets():
+    s = scoring.score([["B-A", "O", "B-B", "I-B", "I-B"]], [["B-A", "O", "B-B", "I-B", "O"]], bootstrap=10)
+    keys = {(r.scheme, r.entity_type, r.length_bucket) for r in s.metric_rows()}
+    assert keys == {("strict", "*", "*"), ("exact", "*", "*"), ("partial", "*", "*"), ("type", "*", "*"),
+                    ("strict", "A", "*"), ("strict", "B", "*"),
+                    ("strict", "*", "1"), ("strict", "*", "2"), ("strict", "*", "3+")}
+
+
+# ----------------------------------------------------------------------------- bootstrap and comparison
+
+
+def _per_sentence_counts(gold, pred):
+    rows = []
+    for g, p in zip(gold, pred):
+        gs, ps = set(_spans(g)), set(_spans(p))
+        rows.append((len(gs & ps), len(ps), len(gs)))
+    return np.array(rows)
+
+
+def _noisy_corpus(seed, n=400):
+    rng = random.Random(seed)
+    gold = [[rng.choice(["O", "O", "B-A", "I-A", "B-B"]) for _ in range(rng.randint(1, 15))] for _ in range(n)]
+    pred = [mixed(seq, rng, ["A", "B"]) for seq in gold]
+    return gold, pred
+
+
+def test_grouped_bootstrap_matches_naive_resampling():
+    gold, pred = _noisy_corpus(3)
+    rows = _per_sentence_counts(gold, pred)
+    low, high = scoring.bootstrap_f1_ci(rows, 20000, seed=1)
+    rng = np.random.default_rng(2)
+    f1 = []
+    for _ in range(20000):
+        t = rows[rng.integers(0, len(rows), len(rows))].sum(axis=0)
+        f1.append(2 * t[0] / (t[1] + t[2]))
+    naive_low, naive_high = np.percentile(f1, [2.5, 97.5])
+    assert abs(low - naive_low) < 0.006 and abs(high - naive_high) < 0.006
+    point = 2 * rows[:, 0].sum() / (rows[:, 1].sum() + rows[:, 2].sum())
+    assert low < point < high
+
+
+def test_bootstrap_is_seeded():
+    gold, pred = _noisy_corpus(4)
+    assert scoring.score(gold, pred, seed=7).ci95 == scoring.score(gold, pred, seed=7).ci95
+    assert scoring.score(gold, pred, seed=7).ci95 != scoring.score(gold, pred, seed=8).ci95
+
+
+def test_compare_identical_predictions():
+    gold, pred = _noisy_corpus(5)
+    c = scoring.compare(gold, pred, pred, resamples=2000)
+    assert c.delta == 0 and c.ci95 == (0.0, 0.0) and c.p_value == 1.0
+
+
+def test_compare_detects_a_real_difference_and_is_antisymmetric():
+    gold, pred = _noisy_corpus(6)
+    c = scoring.compare(gold, gold, pred, resamples=2000)
+    assert c.f1_a == 1.0 and c.delta > 0 and c.ci95[0] > 0 and c.p_value < 0.01
+    r = scoring.compare(gold, pred, gold, resamples=2000)
+    assert r.delta == -c.delta and r.p_value == pytest.approx(c.p_value, abs=0.01)
+
+
+def test_randomization_matches_naive_sentence_swaps():
+    gold, pred_a = _noisy_corpus(7, n=300)
+    rng_py = random.Random(9)
+    pred_b = [mixed(seq, rng_py, ["A", "B"]) for seq in gold]
+    c = scoring.compare(gold, pred_a, pred_b, resamples=4000, seed=3)
+    a, b = _per_sentence_counts(gold, pred_a), _per_sentence_counts(gold, pred_b)
+
+    def f1(tp, n_pred, n_gold):
+        return 2 * tp / (n_pred + n_gold)
+
+    observed = f1(*a.sum(0)) - f1(*b.sum(0))
+    assert c.delta == pytest.approx(observed, abs=TOL)
+    rng = np.random.default_rng(4)
+    hits = 0
+    for _ in range(4000):
+        swap = rng.random(len(a)) < 0.5
+        a2 = np.where(swap[:, None], b, a).sum(0)
+        b2 = np.where(swap[:, None], a, b).sum(0)
+        hits += abs(f1(*a2) - f1(*b2)) >= abs(observed) - 1e-12
+    assert c.p_value == pytest.approx((hits + 1) / 4001, abs=0.03)
+
+
+def test_compare_long_only_uses_long_entities():
+    gold = [["B-A", "I-A", "I-A", "O", "B-A"]] * 20
+    pred = [["B-A", "I-A", "O", "O", "B-A"]] * 20
+    c = scoring.compare(gold, gold, pred, resamples=200, long_only=True)
+    assert c.f1_a == 1.0 and c.f1_b == 0.0
