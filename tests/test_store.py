@@ -306,3 +306,18 @@ def test_locked_by_another_process(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_every_timing_report_field_has_a_column(store):
+    from dataclasses import fields
+
+    from nerbench.timing import PROTOCOL, TimingReport
+
+    values = {f.name: None for f in fields(TimingReport)}
+    values.update(TIMING)
+    values["pass_seconds"] = tuple(TIMING["pass_seconds"])
+    values["protocol"] = PROTOCOL.to_dict()
+    values["generation"] = {"generated_tokens_per_sentence": 41.5, "latency_p50_s": 0.8}
+    report = TimingReport(**values)
+    run_id = store.save_run(record(timing=report.to_dict()))
+    assert store.timing(run_id) == report.to_dict()

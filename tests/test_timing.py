@@ -256,3 +256,32 @@ def test_rss_probe_sees_memory_touched_in_the_region():
     peak = probe.stop()
     del block
     assert peak is not None and peak >= 64 * 1024 * 1024
+
+
+def test_cuda_memory_probe_resets_and_sums_every_device(monkeypatch):
+    import torch
+
+    from nerbench.timing import CudaMemoryProbe, default_memory_probe
+
+    reset = []
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda index: reset.append(index))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda index: (index + 1) * 1000)
+    probe = default_memory_probe("cuda:0")
+    assert isinstance(probe, CudaMemoryProbe)
+    probe.start()
+    assert reset == [0, 1]
+    assert probe.stop() == 3000
+    assert isinstance(default_memory_probe("cpu"), RssPeakProbe)
+
+
+def test_cuda_device_named_by_torch(monkeypatch):
+    import torch
+
+    from nerbench.environment import describe_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: ["NVIDIA H200", "NVIDIA H100 80GB HBM3"][index])
+    assert describe_device("cuda") == ("NVIDIA H200", 1)
+    assert describe_device("cuda:1") == ("NVIDIA H100 80GB HBM3", 1)
