@@ -18,7 +18,7 @@ import hashlib
 import json
 import math
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -178,7 +178,7 @@ class RunRecord:
     source: str = "local"
     self_reported: bool = False
     status: str = "complete"
-    created_at: datetime | None = field(default=None)
+    created_at: datetime | None = None  # UTC; now when None
 
     @property
     def config_hash(self) -> str:

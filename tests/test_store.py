@@ -1,9 +1,7 @@
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, replace
 
-import duckdb
 import pytest
 
 from nerbench.errors import NerbenchError
