@@ -228,6 +228,23 @@ class TimingReport:
         return replace(self, generation=dict(stats))
 
 
+_DTYPE_NAMES = {"torch.bfloat16": BF16, "torch.float32": FP32, "torch.float16": "fp16"}
+
+
+def _precision_of(predictor: Predictor) -> str | None:
+    """The predictor's own `precision`, else read off its torch model (4-bit or its dtype)."""
+    declared = getattr(predictor, "precision", None)
+    if declared:
+        return str(declared)
+    model = getattr(predictor, "model", None)
+    if model is None:
+        return None
+    if getattr(model, "is_loaded_in_4bit", False):
+        return NF4
+    dtype = getattr(model, "dtype", None)
+    return _DTYPE_NAMES.get(str(dtype), str(dtype)) if dtype is not None else None
+
+
 def _tokens(sentence: Any) -> Sequence[str]:
     return sentence.tokens if hasattr(sentence, "tokens") else sentence
 
@@ -328,7 +345,7 @@ def run_timed(
         repeats=protocol.repeats,
         warmup_batches=len(warmup),
         batch_size=int(predictor.batch_size),
-        precision=getattr(predictor, "precision", None),
+        precision=_precision_of(predictor),
         sentences=len(sentences),
         word_tokens=n_tokens,
         sentences_per_second=len(sentences) / wall,

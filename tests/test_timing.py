@@ -66,7 +66,7 @@ class FakePredictor:
 
     def batches(self, sentences):
         if self.batch_calls > 0:
-            self.cost = self.pass_costs[self.batch_calls - 1]
+            self.cost = self.pass_costs[(self.batch_calls - 1) % len(self.pass_costs)]
         self.batch_calls += 1
         order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
         return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
@@ -285,3 +285,20 @@ def test_cuda_device_named_by_torch(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: ["NVIDIA H200", "NVIDIA H100 80GB HBM3"][index])
     assert describe_device("cuda") == ("NVIDIA H200", 1)
     assert describe_device("cuda:1") == ("NVIDIA H100 80GB HBM3", 1)
+
+
+def test_precision_read_off_the_model_when_not_declared():
+    import torch
+
+    clock = FakeClock()
+    predictor = FakePredictor(clock)
+    predictor.model = torch.nn.Linear(2, 2).to(torch.bfloat16)
+    predictor.model.dtype = torch.bfloat16  # transformers models expose .dtype; nn.Module does not
+    _, report = run_timed(predictor, SENTENCES, PROTOCOL, clock=clock, memory=FakeMemory())
+    assert report.precision == BF16
+    predictor.model.is_loaded_in_4bit = True
+    _, report = run_timed(predictor, SENTENCES, PROTOCOL, clock=clock, memory=FakeMemory())
+    assert report.precision == NF4
+    predictor.precision = "fp32"
+    _, report = run_timed(predictor, SENTENCES, PROTOCOL, clock=clock, memory=FakeMemory())
+    assert report.precision == FP32
