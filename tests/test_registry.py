@@ -141,3 +141,19 @@ def test_config_without_model_type_is_refused(tmp_path):
     folder = _folder(tmp_path / "ckpt", config=json.dumps({"hidden_size": 3}))
     with pytest.raises(NerbenchError, match="model_type"):
         resolve_model(str(folder))
+
+
+def test_cli_models_list_json_is_the_registry():
+    from typer.testing import CliRunner
+
+    import nerbench.cli
+
+    if "models" not in [g.name for g in nerbench.cli.app.registered_groups]:
+        nerbench.cli._register()
+    result = CliRunner().invoke(nerbench.cli.app, ["models", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [r["id"] for r in rows] == list(REGISTRY)
+    assert [ModelMeta.model_validate(r) for r in rows] == list(REGISTRY.values())
+    table = CliRunner().invoke(nerbench.cli.app, ["models", "list"], env={"COLUMNS": "200"})
+    assert table.exit_code == 0 and "google-bert/bert-large-uncased" in table.output

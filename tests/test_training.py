@@ -127,7 +127,7 @@ def test_non_empty_output_folder_is_refused(base, ncbi, tmp_path):
 
 
 def test_bad_overrides_are_refused(base, ncbi, tmp_path):
-    with pytest.raises(Exception, match="batch_size"):
+    with pytest.raises(NerbenchError, match="batch_size"):
         _train(base, ncbi, tmp_path / "out", batch_size=0)
     with pytest.raises(NerbenchError, match="max_train_sentences"):
         _train(base, ncbi, tmp_path / "out2", max_train_sentences=0)
@@ -148,3 +148,33 @@ def test_minilm_fine_tunes_on_a_real_slice_and_reloads(ncbi, tmp_path):
     assert record.model["registry_id"] == "minilm-l6" and 0.0 <= record.dev_f1[0] <= 1.0
     reloaded = EncoderPredictor.load(str(tmp_path / "minilm"), NCBI_LABELS)
     assert predict_all(reloaded, [s.tokens for s in dev.sentences[:48]]) == seen[0]
+
+
+def test_default_run_dir_names():
+    from pathlib import Path
+
+    from nerbench.models.training import default_run_dir
+
+    assert default_run_dir("minilm-l6", "bc5cdr") == Path("runs/minilm-l6/bc5cdr")
+    assert default_run_dir("org/some-model", "bc5cdr") == Path("runs/org--some-model/bc5cdr")
+
+
+def test_cli_train_writes_the_run(base, data_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    import nerbench.cli
+
+    if "train" not in [c.name for c in nerbench.cli.app.registered_commands]:
+        nerbench.cli._register()
+    out = tmp_path / "run"
+    args = ["train", str(base), "--dataset", "ncbi_disease", "--epochs", "1",
+            "--max-train-sentences", "8", "--batch-size", "4", "--seed", "5", "--out", str(out),
+            "--data-dir", str(data_dir), "--json"]
+    result = CliRunner().invoke(nerbench.cli.app, args)
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "training.json").read_text())
+    assert record["dataset"] == "ncbi_disease" and record["seed"] == 5
+    assert record["sentences"]["train"] == 8 and record["recipe"]["batch_size"] == 4
+    assert record["data"]["files"]["train"] == load_split("ncbi_disease", "train", data_dir).sha256
+    again = CliRunner().invoke(nerbench.cli.app, args)  # the folder is now taken
+    assert isinstance(again.exception, NerbenchError) and "not empty" in str(again.exception)

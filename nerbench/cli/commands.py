@@ -11,3 +11,6 @@ def register(app: typer.Typer) -> None:
     app.command("compare")(score_cmd.compare)
     from nerbench.cli import results_cmd
     app.command("results")(results_cmd.results)
+    from nerbench.cli import models_cmd, train_cmd
+    app.add_typer(models_cmd.app, name="models")
+    app.command("train")(train_cmd.train)

@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
 import nerbench
 from nerbench.conll import Sentence
@@ -73,6 +74,17 @@ def sentences_sha256(sentences: Sequence[Sentence]) -> str:
         digest.update("\t".join(s.tokens).encode("utf-8") + b"\n")
         digest.update("\t".join(s.tags).encode("utf-8") + b"\n\n")
     return digest.hexdigest()
+
+
+def checked_recipe(recipe: EncoderRecipe, overrides: dict) -> EncoderRecipe:
+    """The recipe with overrides applied, held to the same bounds as the recipe itself."""
+    try:
+        return EncoderRecipe.model_validate(recipe.model_dump() | overrides)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors(include_url=False)
+        )
+        raise NerbenchError(f"recipe override refused: {problems}") from None
 
 
 def seed_everything(seed: int) -> None:
@@ -152,8 +164,7 @@ def train_encoder(
     started = time.perf_counter()
     overrides = {k: v for k, v in {"max_epochs": epochs, "learning_rate": lr,
                                    "batch_size": batch_size}.items() if v is not None}
-    recipe = recipe.model_copy(update=overrides)
-    EncoderRecipe.model_validate(recipe.model_dump())  # overrides obey the same bounds
+    recipe = checked_recipe(recipe, overrides)
     if max_train_sentences is not None:
         if max_train_sentences < 1:
             raise NerbenchError(f"max_train_sentences must be >= 1, got {max_train_sentences}")
@@ -266,3 +277,42 @@ def train_encoder(
     (out_dir / "training.json").write_text(json.dumps(record.to_dict(), indent=2) + "\n",
                                            encoding="utf-8")
     return record
+
+
+def default_run_dir(model: str, dataset: str, root: Path = Path("runs")) -> Path:
+    """runs/<model>/<dataset>: a registry id as is, a hub id as org--name, a folder by its name."""
+    name = model if "/" not in model.strip("/") else model.strip("/").replace("/", "--")
+    if Path(model).expanduser().is_dir():
+        name = Path(model).expanduser().resolve().name
+    return root / name / dataset
+
+
+def train_on_dataset(
+    model: str,
+    dataset: str,
+    *,
+    data_dir: Path | None = None,
+    out_dir: Path | None = None,
+    label_policy: str | None = None,
+    revision: str | None = None,
+    **kwargs,
+) -> tuple[TrainingRecord, Path]:
+    """`nerbench train`: the registered recipe (the paper's for unregistered encoders) on a
+    dataset's train and dev splits; returns the record and the output folder."""
+    from nerbench.datasets import get_dataset, load_split
+
+    info = get_dataset(dataset)
+    ref = resolve_model(model, revision)
+    if ref.meta is not None and ref.meta.family != "encoder":
+        raise NerbenchError(f"model {model!r} is an {ref.meta.family}: `train` fine-tunes encoders")
+    recipe = ref.meta.recipe if ref.meta is not None else EncoderRecipe()
+    if label_policy is not None:
+        recipe = checked_recipe(recipe, {"label_policy": label_policy})
+    train = load_split(dataset, "train", data_dir)
+    dev = load_split(dataset, "dev", data_dir)
+    out = out_dir or default_run_dir(model, dataset)
+    record = train_encoder(
+        ref, train.sentences, dev.sentences, info.labels, recipe, out, dataset=dataset,
+        data_sha256={"train": train.sha256, "dev": dev.sha256}, **kwargs,
+    )
+    return record, out
