@@ -128,7 +128,13 @@ _V1 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1,)
+_V2 = Migration(
+    2,
+    "runs.details: what a run did beyond its configuration (training record, alignment and parse counts)",
+    ("ALTER TABLE runs ADD COLUMN details JSON",),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
 
 _JSON_TIMING_COLUMNS = ("generation", "protocol")
 
@@ -179,6 +185,9 @@ class RunRecord:
     self_reported: bool = False
     status: str = "complete"
     created_at: datetime | None = None  # UTC; now when None
+    # Not part of the configuration (so not hashed): the training record, alignment statistics,
+    # generation parse counts... whatever explains how the predictions came about.
+    details: dict[str, Any] | None = None
 
     @property
     def config_hash(self) -> str:
@@ -216,6 +225,12 @@ def _validate(record: RunRecord) -> None:
         raise NerbenchError(
             f"predictions_sha256: the predictions hash to {actual}, not to the given {record.predictions_sha256}"
         )
+
+
+def _parse_run_json(row: dict[str, Any]) -> dict[str, Any]:
+    row["config"] = json.loads(row["config"])
+    row["details"] = json.loads(row["details"]) if row.get("details") is not None else None
+    return row
 
 
 # --------------------------------------------------------------------------- the store
@@ -339,11 +354,17 @@ class Store:
                 [model["id"], model["family"], model.get("hf_id"), model.get("revision"),
                  model.get("parameters"), model.get("licence"), canonical_json(model, "model")],
             )
+            row = {
+                "run_id": run_id, "model_id": model["id"], "dataset": record.dataset, "split": record.split,
+                "config": config_json, "config_hash": digest, "dataset_sha256": record.dataset_sha256,
+                "modified": bool(record.modified), "predictions_sha256": record.predictions_sha256,
+                "source": record.source, "self_reported": bool(record.self_reported),
+                "created_at": record.created_at or _now(), "status": record.status,
+            }
+            if record.details is not None:  # a column since schema version 2
+                row["details"] = canonical_json(record.details, "details")
             conn.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [run_id, model["id"], record.dataset, record.split, config_json, digest,
-                 record.dataset_sha256, bool(record.modified), record.predictions_sha256, record.source,
-                 bool(record.self_reported), record.created_at or _now(), record.status],
+                f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", list(row.values())
             )
             if metric_rows:
                 conn.executemany(
@@ -431,7 +452,7 @@ class Store:
             [dataset, dataset, model_id, model_id],
         )
         for row in rows:
-            row["config"] = json.loads(row["config"])
+            _parse_run_json(row)
         return rows
 
     def run(self, run_id: str) -> dict[str, Any]:
@@ -440,8 +461,7 @@ class Store:
         )
         if not rows:
             raise NerbenchError(f"run {run_id}: not in {self.path}")
-        rows[0]["config"] = json.loads(rows[0]["config"])
-        return rows[0]
+        return _parse_run_json(rows[0])
 
     def model(self, model_id: str) -> dict[str, Any] | None:
         rows = self._dicts("SELECT * FROM models WHERE id = ?", [model_id])

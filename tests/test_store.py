@@ -319,3 +319,15 @@ def test_every_timing_report_field_has_a_column(store):
     report = TimingReport(**values)
     run_id = store.save_run(record(timing=report.to_dict()))
     assert store.timing(run_id) == report.to_dict()
+
+
+def test_details_are_stored_outside_the_configuration(tmp_path):
+    details = {"training": {"epochs": 1, "dev_f1": [0.5]}, "alignment": {"windows": 3}}
+    with Store(tmp_path / "d.duckdb") as s:
+        assert s.schema_version == len(MIGRATIONS)
+        plain = record()
+        with_details = record()
+        with_details.details = details
+        assert plain.config_hash == with_details.config_hash  # details never change the identity
+        run_id = s.save_run(with_details)
+        assert s.run(run_id)["details"] == details
