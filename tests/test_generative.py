@@ -161,3 +161,15 @@ def test_load_from_folder_with_a_lora_adapter(tmp_path):
     assert len(adapted._generate(prompts, budgets)[0]) == 10
     tags = adapted.predict_batch(WORDS[:2])
     assert [len(t) for t in tags] == [len(w) for w in WORDS[:2]]
+
+
+def test_an_empty_sentence_gets_no_tags(predictor):
+    assert predictor.predict_batch([[], WORDS[3]])[0] == []
+    stats = predictor.generation_stats()
+    assert stats["sentences"] == 2 and stats["budget_per_sentence"][0] == predictor.budget_extra
+
+
+def test_the_budget_covers_every_gold_answer(predictor):
+    for words, tags in SENTENCES:
+        answer = predictor.tokenizer(target_text(words, tags), add_special_tokens=False)["input_ids"]
+        assert len(answer) + 1 <= predictor.answer_budget(words)  # + the end-of-sequence token
