@@ -1,0 +1,137 @@
+"""Encoder inference speed, side by side in one run, on the same model and the same sentences:
+
+1. nerbench's EncoderPredictor: length-sorted batches padded to the longest, inference mode;
+2. the paper's loop: batch size 1, every sentence padded to 512 sub-tokens, gradients on
+   (its `evaluate` ran the model outside `torch.no_grad`);
+3. transformers' `pipeline("token-classification")` on the space-joined words, each word taking
+   the tag of its first sub-token (found through the character offsets).
+
+Wall time is the protocol's measure; CPU time of the process is printed beside it because a
+shared machine slows the three runs unevenly. All three use the first-sub-token policy, so their tags must be identical; the script counts
+any word that differs. The model is MiniLM-L6 with a classification head drawn from a seed:
+the point is identical predictions and speed, not F1.
+
+    NERBENCH_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_encoder_predict.py
+
+Targets: nerbench >= 10x the paper's loop and >= 2x the pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
+from transformers.utils import logging
+
+from nerbench.datasets import get_dataset, load_split
+from nerbench.models.align import EMPTY_WORD_TAG
+from nerbench.models.encoder import ENCODER_BATCH_SIZE, EncoderPredictor
+from nerbench.models.predictor import predict_all
+from nerbench.models.registry import resolve_model
+
+PAPER_PADDING = 512
+
+
+def nerbench_tags(model, tokenizer, labels, sentences):
+    return predict_all(EncoderPredictor(model, tokenizer, labels), sentences)
+
+
+def paper_loop_tags(model, tokenizer, labels, sentences):
+    id2label = model.config.id2label
+    out = []
+    for words in sentences:
+        enc = tokenizer(list(words), padding="max_length", max_length=PAPER_PADDING,
+                        truncation=True, is_split_into_words=True, return_tensors="pt")
+        logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
+        preds = logits[0].argmax(-1).tolist()
+        tags = [EMPTY_WORD_TAG] * len(words)
+        seen = set()
+        for pos, w in enumerate(enc.word_ids(0)):
+            if w is not None and w not in seen:
+                seen.add(w)
+                tags[w] = id2label[preds[pos]]
+        out.append(tags)
+    return out
+
+
+def pipeline_tags(model, tokenizer, labels, sentences):
+    pipe = pipeline("token-classification", model=model, tokenizer=tokenizer,
+                    aggregation_strategy="none", ignore_labels=[], device="cpu")
+    texts, starts = [], []
+    for words in sentences:
+        offsets, at = {}, 0
+        for i, w in enumerate(words):
+            offsets[at] = i
+            at += len(w) + 1
+        texts.append(" ".join(words))
+        starts.append(offsets)
+    out = []
+    for words, offsets, tokens in zip(sentences, starts,
+                                      pipe(texts, batch_size=ENCODER_BATCH_SIZE)):
+        tags = [EMPTY_WORD_TAG] * len(words)
+        for token in tokens:
+            if token["start"] in offsets:  # the first sub-token of a word starts where it does
+                tags[offsets.pop(token["start"])] = token["entity"]
+        out.append(tags)
+    return out
+
+
+def timed(name, fn, *args):
+    """Wall seconds, and CPU seconds of this process (steadier when others share the CPUs)."""
+    fn(*[a[:8] if isinstance(a, list) else a for a in args])  # warm-up on a few sentences
+    wall, cpu = time.perf_counter(), time.process_time()
+    tags = fn(*args)
+    return name, tags, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="bc5cdr")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--limit", type=int, default=1000, help="first N sentences (0: all)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+
+    labels = get_dataset(args.dataset).labels
+    split = load_split(args.dataset, args.split)
+    sentences = [list(s.tokens) for s in split.sentences]
+    sentences = sentences[: args.limit] if args.limit else sentences
+    folder = resolve_model("minilm-l6").path
+    torch.manual_seed(args.seed)
+    model = AutoModelForTokenClassification.from_pretrained(
+        folder, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={l: i for i, l in enumerate(labels)}, use_safetensors=True, dtype=torch.float32,
+    ).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    words = sum(len(s) for s in sentences)
+    print(f"{args.dataset} {args.split}: {len(sentences)} sentences, {words} words; MiniLM-L6 "
+          f"with a seed-{args.seed} head; {torch.get_num_threads()} CPU threads")
+
+    runs = [
+        timed("nerbench", nerbench_tags, model, tokenizer, labels, sentences),
+        timed("paper loop", paper_loop_tags, model, tokenizer, labels, sentences),
+        timed("pipeline", pipeline_tags, model, tokenizer, labels, sentences),
+    ]
+    reference = runs[0][1]
+    n = len(sentences)
+    for name, tags, wall, cpu in runs:
+        differing = sum(a != b for x, y in zip(tags, reference) for a, b in zip(x, y))
+        print(f"{name:>10}: {wall:8.2f} s wall {n / wall:8.1f} sentences/s | {cpu:8.2f} s CPU "
+              f"{n / cpu:8.1f} sentences/CPU-s | words differing from nerbench: {differing}")
+    wall = {name: n / w for name, _, w, _ in runs}
+    cpu = {name: n / c for name, _, _, c in runs}
+    for other, target in (("paper loop", 10), ("pipeline", 2)):
+        print(f"nerbench / {other}: {wall['nerbench'] / wall[other]:.1f}x wall, "
+              f"{cpu['nerbench'] / cpu[other]:.1f}x CPU time (target >= {target}x)")
+    identical = all(tags == reference for _, tags, _, _ in runs)
+    print("predictions identical:", identical)
+    if not identical:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
