@@ -6,10 +6,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from _tiny_llm import byte_level_tokenizer, sentencepiece_tokenizer
+from _tiny_models import minilm_folder
 from nerbench.errors import NerbenchError
 from nerbench.models import smollm2
 from nerbench.models.smollm2 import (
-    FOLDER_NAME, GGUF_FILE, REQUIREMENT, gguf_path, smollm2_folder, tokenize_words, words_with_spaces,
+    FOLDER_NAME, GGUF_FILE, REQUIREMENT, gguf_path, needs_leading_spaces, smollm2_folder, tokenize_words,
+    words_with_spaces,
 )
 
 SENTENCES = [
@@ -101,6 +104,16 @@ def test_words_get_their_leading_space_and_word_ids_map_back(tokenizer):
     # the quirk the helper exists for: bare words are split as if glued together
     bare = tokenizer([SENTENCES[0]], is_split_into_words=True, add_special_tokens=False)["input_ids"][0]
     assert bare != tokenizer(" ".join(SENTENCES[0]), add_special_tokens=False)["input_ids"]
+
+
+def test_leading_spaces_only_where_the_tokenizer_needs_them(tokenizer):
+    from transformers import AutoTokenizer
+
+    assert needs_leading_spaces(tokenizer) and needs_leading_spaces(byte_level_tokenizer())
+    words = SENTENCES[0]
+    for other in (AutoTokenizer.from_pretrained(minilm_folder()), sentencepiece_tokenizer()):
+        assert not needs_leading_spaces(other)
+        assert tokenize_words(other, [words])["input_ids"] == other([words], is_split_into_words=True)["input_ids"]
 
 
 def test_word_ids_on_real_sentences(tokenizer, data_dir):

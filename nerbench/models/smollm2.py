@@ -128,15 +128,35 @@ def convert_gguf(gguf: Path, out: Path) -> None:
 def words_with_spaces(words: Sequence[str]) -> list[str]:
     """Words as they appear in running text: a space before every word but the first.
 
-    SmolLM2's byte-level BPE tokenizer (like Llama-3's) marks a word start by its leading space,
-    and with `is_split_into_words=True` it adds none (`add_prefix_space` has no effect), so the
-    bare words would be split as if glued together. Feeding these pieces to
+    SmolLM2's byte-level BPE tokenizer (like Llama-3's and GPT-2's) marks a word start by its
+    leading space, and with `is_split_into_words=True` it adds none (`add_prefix_space` has no
+    effect), so the bare words would be split as if glued together. Feeding these pieces to
     `tokenizer(..., is_split_into_words=True)` gives the sub-tokens of the space-joined sentence
     while `word_ids()` still maps each sub-token to its word.
     """
     return [w if i == 0 else " " + w for i, w in enumerate(words)]
 
 
+_PROBE = ["hello", "world"]
+
+
+def needs_leading_spaces(tokenizer) -> bool:
+    """Whether words split with `is_split_into_words` must carry their leading space.
+
+    True when the bare words tokenize differently from the running text and the spaced words
+    tokenize like it (byte-level BPE). False for WordPiece (BERT), where both agree, and for
+    SentencePiece-style tokenizers that add their own word marker, where a space would add one
+    more.
+    """
+    kw = {"add_special_tokens": False}
+    joined = tokenizer(" ".join(_PROBE), **kw)["input_ids"]
+    bare = tokenizer([_PROBE], is_split_into_words=True, **kw)["input_ids"][0]
+    spaced = tokenizer([words_with_spaces(_PROBE)], is_split_into_words=True, **kw)["input_ids"][0]
+    return bare != joined and spaced == joined
+
+
 def tokenize_words(tokenizer, sentences: Sequence[Sequence[str]], **kwargs):
-    """`tokenizer` over word-tokenized sentences, each word after the first with its leading space."""
-    return tokenizer([words_with_spaces(s) for s in sentences], is_split_into_words=True, **kwargs)
+    """`tokenizer` over word-tokenized sentences so that the sub-tokens are those of the running
+    text: words get their leading space where the tokenizer needs it (`needs_leading_spaces`)."""
+    pieces = words_with_spaces if needs_leading_spaces(tokenizer) else list
+    return tokenizer([pieces(s) for s in sentences], is_split_into_words=True, **kwargs)
