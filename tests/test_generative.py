@@ -1,5 +1,7 @@
 """GenerativePredictor on tiny random Llama / Mistral models: plumbing only, never quality."""
 
+import json
+
 import pytest
 import torch
 
@@ -63,6 +65,7 @@ def test_every_sentence_gets_one_label_per_word_and_counts_are_recorded(predicto
     assert all(0 < g <= b for g, b in zip(stats["generated_tokens_per_sentence"],
                                           stats["budget_per_sentence"]))
     assert stats["max_new_tokens"] == max(stats["budget_per_sentence"])
+    assert stats["prompt_tokens"] == sum(len(predictor.prompt_ids(w)) for w in WORDS)
     predictor.reset_stats()
     assert predictor.generation_stats()["sentences"] == 0
 
@@ -94,6 +97,17 @@ def test_checkpoint_sampling_defaults_are_recorded_and_not_applied():
     assert p._generate([prompt], [12]) == first == clean
     assert model.generation_config.do_sample is True  # restored after generating
     assert p.generation_stats()["ignored_generation_defaults"]["temperature"] == 0.3
+    json.dumps(p.generation_stats())
+
+
+def test_a_sentence_too_long_for_the_model_is_refused():
+    from nerbench.errors import NerbenchError
+
+    model, tokenizer = tiny_llama()
+    model.config.max_position_embeddings = 64
+    p = GenerativePredictor(model, tokenizer, LABELS, ENTITY_TYPES)
+    with pytest.raises(NerbenchError, match="exceeds the model's 64 positions"):
+        p.predict_batch([WORDS[0]])
 
 
 @pytest.mark.parametrize("family", sorted(MAKERS))

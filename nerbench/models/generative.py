@@ -372,6 +372,12 @@ class GenerativePredictor:
         from transformers import GenerationConfig, StoppingCriteriaList
 
         width = max(len(p) for p in prompts)
+        limit = getattr(_base_model(self.model).config, "max_position_embeddings", None)
+        if limit is not None and width + max(budgets) > limit:
+            raise NerbenchError(
+                f"a prompt of {width} tokens plus an answer budget of {max(budgets)} tokens exceeds "
+                f"the model's {limit} positions: the sentence is too long for generative tagging"
+            )
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(prompts), width), dtype=torch.long)
         for row, p in enumerate(prompts):
@@ -408,6 +414,7 @@ class GenerativePredictor:
             "ignored_generation_defaults": dict(self.ignored_defaults),
             "sentences": len(self.records),
             "words": sum(r.words for r in self.records),
+            "prompt_tokens": sum(r.prompt_tokens for r in self.records),
             "generated_tokens": sum(generated),
             "generated_tokens_per_sentence": generated,
             "budget_per_sentence": [r.budget for r in self.records],
@@ -450,11 +457,14 @@ def _non_default_settings(generation_config) -> dict:
     if generation_config is None:
         return {}
     fresh = GenerationConfig()
-    return {
-        name: getattr(generation_config, name)
-        for name in _DECODING_FIELDS
-        if getattr(generation_config, name, None) != getattr(fresh, name, None)
-    }
+    found = {}
+    for name in _DECODING_FIELDS:
+        value = getattr(generation_config, name, None)
+        if value != getattr(fresh, name, None):
+            # stored as JSON with the run: plain values as they are, anything else as its repr
+            plain = value is None or isinstance(value, (bool, int, float, str, list))
+            found[name] = value if plain else repr(value)
+    return found
 
 
 @contextmanager
