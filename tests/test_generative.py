@@ -187,3 +187,14 @@ def test_the_budget_covers_every_gold_answer(predictor):
     for words, tags in SENTENCES:
         answer = predictor.tokenizer(target_text(words, tags), add_special_tokens=False)["input_ids"]
         assert len(answer) + 1 <= predictor.answer_budget(words)  # + the end-of-sequence token
+
+
+def test_a_leading_space_the_model_writes_is_kept_not_decoded_away():
+    # SentencePiece decoders strip the first token's word marker when decoding it alone; in the
+    # context of the prompt, a "▁Acute" the model wrote shows as " Acute" (and is counted).
+    model, tokenizer = tiny_mistral()
+    p = GenerativePredictor(model, tokenizer, LABELS, ENTITY_TYPES)
+    words, tags = SENTENCES[2]
+    answer = tokenizer(target_text(words, tags), add_special_tokens=False)["input_ids"]
+    assert tokenizer.convert_ids_to_tokens(answer[0]).startswith("▁")
+    assert p.continuation_text(p.prompt_ids(words), answer) == " " + target_text(words, tags)
