@@ -4,13 +4,12 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from nerbench.cli import datasets_cmd, score_cmd
+    from nerbench.cli import datasets_cmd, eval_cmd, models_cmd, results_cmd, score_cmd, train_cmd
 
     app.add_typer(datasets_cmd.app, name="datasets")
+    app.add_typer(models_cmd.app, name="models")
     app.command("score")(score_cmd.score)
     app.command("compare")(score_cmd.compare)
-    from nerbench.cli import results_cmd
-    app.command("results")(results_cmd.results)
-    from nerbench.cli import models_cmd, train_cmd
-    app.add_typer(models_cmd.app, name="models")
     app.command("train")(train_cmd.train)
+    app.command("eval")(eval_cmd.eval_model)
+    app.command("results")(results_cmd.results)

@@ -1,0 +1,126 @@
+"""`nerbench eval` end to end on CPU: training, prediction under the timing protocol, scoring,
+one transaction per dataset, resume. Small slices of real data; random-weight models only prove
+the plumbing (their scores live in temporary stores and are never reported)."""
+
+import pytest
+
+from nerbench import evaluate as ev
+from nerbench.conll import read_conll, write_conll
+from nerbench.errors import NerbenchError
+from nerbench.store import Store, predictions_sha256
+
+from _tiny_models import save_tiny_bert
+
+TINY = ev.TrainingProfile("tiny", epochs=1, max_train_sentences=24, max_dev_sentences=12)
+
+
+@pytest.fixture(autouse=True)
+def tiny_profile(monkeypatch):
+    monkeypatch.setitem(ev.PROFILES, "tiny", TINY)
+
+
+@pytest.fixture(scope="module")
+def small_data(data_dir, tmp_path_factory):
+    """The first sentences of two real sets: sha256 differs from the registry, so allow_modified."""
+    root = tmp_path_factory.mktemp("data")
+    for name in ("ncbi_disease", "bc5cdr"):
+        (root / name).mkdir()
+        for split, n in (("train", 40), ("dev", 20), ("test", 30)):
+            write_conll(root / name / f"{split}.conll", read_conll(data_dir / name / f"{split}.conll")[:n])
+    return root
+
+
+def options(tmp_path, data, **kw):
+    base = dict(datasets=("ncbi_disease",), profile="tiny", data_dir=data, db=tmp_path / "r.duckdb",
+                runs_dir=tmp_path / "runs", allow_modified=True, price_per_hour=2.0)
+    base.update(kw)
+    return ev.EvalOptions(**base)
+
+
+def test_registry_model_is_trained_then_a_complete_run_is_stored(tmp_path, small_data):
+    messages = []
+    (outcome,) = ev.evaluate("minilm-l6", options(tmp_path, small_data), say=messages.append)
+    assert outcome.status == "stored" and outcome.trained
+    assert any("no fine-tuned checkpoint" in m for m in messages)
+    with Store(tmp_path / "r.duckdb") as store:
+        run = store.run(outcome.run_id)
+        assert run["model_id"] == "minilm-l6" and run["family"] == "encoder" and run["modified"]
+        assert run["config"]["profile"]["name"] == "tiny" and run["config"]["modified_dataset"]
+        predictions = store.predictions(outcome.run_id)
+        assert len(predictions) == 30 and run["predictions_sha256"] == predictions_sha256(predictions)
+        gold = read_conll(small_data / "ncbi_disease" / "test.conll")
+        assert [len(p) for p in predictions] == [len(s.tokens) for s in gold]
+        keys = {(m["scheme"], m["entity_type"], m["length_bucket"]) for m in store.metrics(outcome.run_id)}
+        assert {("strict", "*", "*"), ("strict", "*", "3+"), ("partial", "*", "*"), ("strict", "Disease", "*")} <= keys
+        timing = store.timing(outcome.run_id)
+        assert timing["repeats"] == 3 and timing["sentences"] == 30 and not timing["reference_hardware"]
+        assert timing["cost_usd"] == pytest.approx(timing["device_hours"] * 2.0)
+        assert store.environment(outcome.run_id)["torch"]
+        training = run["details"]["training"]
+        assert training["sentences"]["train"] == 24 and len(training["dev_f1"]) == 1
+        assert run["details"]["alignment"]["sentences"] == 30
+
+
+def test_resume_skips_stored_datasets_and_force_replaces(tmp_path, small_data):
+    (first,) = ev.evaluate("minilm-l6", options(tmp_path, small_data))
+    messages = []
+    (again,) = ev.evaluate("minilm-l6", options(tmp_path, small_data), say=messages.append)
+    assert again.status == "skipped" and again.run_id == first.run_id and not again.trained
+    assert any("skipped" in m for m in messages)
+    (forced,) = ev.evaluate("minilm-l6", options(tmp_path, small_data, force=True))
+    assert forced.status == "stored" and forced.run_id != first.run_id and forced.trained
+    with Store(tmp_path / "r.duckdb") as store:
+        assert [r["run_id"] for r in store.runs()] == [forced.run_id]
+
+
+def test_failure_in_a_later_dataset_keeps_the_finished_one(tmp_path, small_data, monkeypatch):
+    real_run_timed = ev.run_timed
+    calls = []
+
+    def failing_second(*args, **kw):  # the second dataset dies while it is being predicted
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("interrupted")
+        return real_run_timed(*args, **kw)
+
+    monkeypatch.setattr(ev, "run_timed", failing_second)
+    opts = options(tmp_path, small_data, datasets=("ncbi_disease", "bc5cdr"))
+    with pytest.raises(RuntimeError, match="interrupted"):
+        ev.evaluate("minilm-l6", opts)
+    with Store(tmp_path / "r.duckdb") as store:
+        assert [r["dataset"] for r in store.runs()] == ["ncbi_disease"]
+    monkeypatch.setattr(ev, "run_timed", real_run_timed)
+    outcomes = ev.evaluate("minilm-l6", opts)
+    assert [(o.dataset, o.status) for o in outcomes] == [("ncbi_disease", "skipped"), ("bc5cdr", "stored")]
+    # bc5cdr was trained before the failure: its checkpoint is reused, not trained again.
+    assert not outcomes[1].trained
+
+
+def test_local_checkpoint_folder_on_the_real_test_split(tmp_path, data_dir):
+    folder = save_tiny_bert(tmp_path / "my-ncbi-tagger", labels=("O", "B-Disease", "I-Disease"))
+    (outcome,) = ev.evaluate(str(folder), options(tmp_path, data_dir, allow_modified=False))
+    assert outcome.status == "stored" and not outcome.trained
+    with Store(tmp_path / "r.duckdb") as store:
+        run = store.run(outcome.run_id)
+        assert run["model_id"] == "my-ncbi-tagger" and not run["modified"]
+        assert run["config"]["weights_sha256"] == ev.weights_sha256(folder)
+        assert len(store.predictions(outcome.run_id)) == 940
+
+
+def test_label_map_mismatch_is_a_clear_error(tmp_path, small_data):
+    folder = save_tiny_bert(tmp_path / "cdr-tagger", labels=("O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"))
+    with pytest.raises(NerbenchError, match="label map mismatch"):
+        ev.evaluate(str(folder), options(tmp_path, small_data))
+    with Store(tmp_path / "r.duckdb") as store:
+        assert store.runs() == []
+
+
+def test_bad_names_fail_before_any_work(tmp_path, small_data):
+    with pytest.raises(NerbenchError, match="unknown model 'no-such-model'.*minilm-l6"):
+        ev.evaluate("no-such-model", options(tmp_path, small_data))
+    with pytest.raises(NerbenchError, match="unknown profile"):
+        ev.evaluate("minilm-l6", options(tmp_path, small_data, profile="fast"))
+    with pytest.raises(NerbenchError, match="no-such-set"):
+        ev.evaluate("minilm-l6", options(tmp_path, small_data, datasets=("no-such-set",)))
+    with pytest.raises(NerbenchError, match="does not exist"):
+        ev.evaluate(str(tmp_path / "missing-folder"), options(tmp_path, small_data))
