@@ -8,7 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from nerbench.cli.options import Json
+from nerbench.cli.options import DataDir, Db, Json
+from nerbench.comparison import compare_runs
 from nerbench.scorefiles import compare_files, score_files
 
 Bootstrap = Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals.")]
@@ -52,17 +53,23 @@ def score(
 
 
 def compare(
-    files: Annotated[list[Path], typer.Argument(help="GOLD PRED_A PRED_B (CoNLL files).")],
+    items: Annotated[list[str], typer.Argument(help="RUN_A RUN_B (stored runs), or GOLD PRED_A PRED_B (CoNLL files).")],
     json_out: Json = False,
     resamples: Annotated[int, typer.Option("--resamples", min=1, help="Bootstrap and randomization rounds.")] = 10000,
     seed: Seed = 0,
     long_only: Annotated[bool, typer.Option("--long", help="Compare long-entity F1 (>= 3 tokens).")] = False,
+    db: Db = Path("nerbench.duckdb"),
+    data_dir: DataDir = None,
 ) -> None:
-    """Paired significance of the strict-F1 difference between two predictions of the same gold."""
-    if len(files) != 3:
-        raise typer.BadParameter("give GOLD PRED_A PRED_B")
-    gold, pred_a, pred_b = files
-    result = compare_files(gold, pred_a, pred_b, resamples=resamples, seed=seed, long_only=long_only)
+    """Paired significance of the F1 difference between two predictions of the same test set."""
+    if len(items) == 2:
+        result, _, _ = compare_runs(db, items[0], items[1], data_dir=data_dir, resamples=resamples, seed=seed,
+                                    long_only=long_only)
+    elif len(items) == 3:
+        gold, pred_a, pred_b = map(Path, items)
+        result = compare_files(gold, pred_a, pred_b, resamples=resamples, seed=seed, long_only=long_only)
+    else:
+        raise typer.BadParameter("give RUN_A RUN_B, or GOLD PRED_A PRED_B")
     if json_out:
         print(json.dumps(result.to_dict(), indent=2))
         return
