@@ -201,8 +201,8 @@ def test_price_from_table_and_reference_mark():
 
 def test_unknown_device_has_unknown_cost_not_zero():
     clock = FakeClock()
-    _, report = run_timed(FakePredictor(clock), SENTENCES, PROTOCOL, clock=clock, memory=FakeMemory())
-    assert report.device_name.startswith("CPU")
+    _, report = run_timed(FakePredictor(clock), SENTENCES, PROTOCOL, clock=clock, memory=FakeMemory(),
+                          device_name="CPU: Some Processor (96 threads)")
     assert report.reference_hardware is False
     assert report.price_per_device_hour is None and report.cost_usd is None
     assert report.cost_per_1k_sentences_usd is None
@@ -302,3 +302,9 @@ def test_precision_read_off_the_model_when_not_declared():
     predictor.precision = "fp32"
     _, report = run_timed(predictor, SENTENCES, PROTOCOL, clock=clock, memory=FakeMemory())
     assert report.precision == FP32
+
+
+def test_two_thread_cpu_has_the_cited_vm_price():
+    price = price_for("CPU: AMD EPYC 9B14 (2 threads)")
+    assert price is not None and price.usd_per_hour == 0.0816 and "m7g.large" not in price.source
+    assert "AWS EC2" in price.source and "2026-06-17" in price.source

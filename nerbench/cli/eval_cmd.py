@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nerbench.cli.options import DataDir, Db, Json
+from nerbench.cli.options import DataDir, Db, Json, wide_console
 from nerbench.cli.train_cmd import _quiet_transformers
 from nerbench.datasets import DEFAULT_SUITE
 
@@ -48,7 +48,7 @@ def eval_model(
     from nerbench.evaluate import EvalOptions, evaluate
 
     _quiet_transformers()
-    console = Console(stderr=as_json)
+    console = wide_console(stderr=as_json)
     options = EvalOptions(
         datasets=tuple(dataset or DEFAULT_SUITE), profile=profile, seed=seed, label_policy=label_policy,
         data_dir=data_dir, db=db, runs_dir=runs_dir, device=device, price_per_hour=price_per_hour,

@@ -19,3 +19,11 @@ Db = Annotated[
     typer.Option("--db", envvar="NERBENCH_DB", help="DuckDB file of stored results."),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def wide_console(stderr: bool = False):
+    """A rich console; when output is not a terminal (logs, CI), wide enough that tables do not wrap."""
+    from rich.console import Console
+
+    console = Console(stderr=stderr)
+    return console if console.is_terminal else Console(stderr=stderr, width=160)

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from nerbench.cli.options import Db, Json
+from nerbench.cli.options import Db, Json, wide_console
 from nerbench.errors import NerbenchError
 from nerbench.store import DEFAULT_DB, Store
 
@@ -29,6 +29,15 @@ def _score(value, low=None, high=None) -> str:
 
 def _cost(value) -> str:
     return "unknown" if value is None else f"${value:.4g}"
+
+
+def _short_device(name) -> str:
+    """'CPU: AMD EPYC 9B14 (2 threads)' -> 'CPU (2 threads)'; GPU names as they are."""
+    if not name:
+        return "—"
+    if name.startswith("CPU"):
+        return "CPU" + (f" ({name.rsplit('(', 1)[1]}" if "(" in name else "")
+    return name
 
 
 def results(
@@ -51,25 +60,25 @@ def results(
             writer.writeheader()
             writer.writerows(rows)
         return
-    table = Table(title=f"Runs in {db}", caption="ref = reference hardware (one H100 80GB); "
-                  "self = self-reported timing (a submission); CI = 95% bootstrap")
-    for column in ("run", "model", "family", "dataset", "P", "R", "F1 [CI]", "long F1", "sent/s",
-                   "cost", "device", "ref", "self"):
-        table.add_column(column, justify="right" if column in ("P", "R", "sent/s", "cost") else "left")
+    table = Table(title=f"Runs in {db}", caption="F1 = strict micro F1 with its 95% bootstrap CI; long = entities "
+                  "of >= 3 tokens; ref = reference hardware (one H100 80GB); self = self-reported timing; "
+                  "P/R and more with --json or --csv")
+    for column in ("run", "model", "dataset", "F1 [CI]", "long F1", "sent/s", "cost", "device", "marks"):
+        table.add_column(column, justify="right" if column in ("sent/s", "cost") else "left")
     for row in rows:
         speed = row["sentences_per_second"]
+        marks = [row["family"]] + (["ref"] if row["reference_hardware"] else []) + (
+            ["self"] if row["self_reported"] else [])
         table.add_row(
-            row["run_id"], row["model_id"], row["family"], row["dataset"],
-            _score(row["precision"]), _score(row["recall"]),
+            row["run_id"], row["model_id"], row["dataset"],
             _score(row["f1"], row["f1_ci_low"], row["f1_ci_high"]),
             _score(row["long_f1"]),
             "—" if speed is None else f"{speed:,.1f}",
             _cost(row["cost_usd"]),
-            row["device_name"] or "—",
-            "✓" if row["reference_hardware"] else "",
-            "✓" if row["self_reported"] else "",
+            _short_device(row["device_name"]),
+            " ".join(marks),
         )
-    console = Console()
+    console = wide_console()
     if not rows:
         console.print(f"No runs in {db}" + (f" for dataset {dataset}" if dataset else "") + ".")
         return
