@@ -1,6 +1,7 @@
 """SmolLM2-135M from the packaged GGUF: conversion once per session, same logits as the GGUF load."""
 
 import importlib.util
+import shutil
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ def gguf_model():
 
 
 @pytest.fixture(scope="session")
-def folder(tmp_path_factory, gguf_model) -> Path:
+def folder(tmp_path_factory, gguf_model):
     """One conversion for the whole session, in a session temporary cache (reusing the GGUF load)."""
 
     def load_once(path):
@@ -39,7 +40,9 @@ def folder(tmp_path_factory, gguf_model) -> Path:
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(smollm2, "load_gguf", load_once)
-        return smollm2_folder(tmp_path_factory.mktemp("cache"))
+        folder = smollm2_folder(tmp_path_factory.mktemp("cache"))
+    yield folder
+    shutil.rmtree(folder)  # 540 MB: not worth keeping in pytest's last three temporary folders
 
 
 @pytest.fixture(scope="session")
