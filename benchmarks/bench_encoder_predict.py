@@ -8,13 +8,13 @@
    size (1) and at nerbench's (unsorted input, padded to the longest of each batch).
 
 Wall time is the protocol's measure; CPU time of the process is printed beside it because a
-shared machine slows the three runs unevenly. All three use the first-sub-token policy, so their tags must be identical; the script counts
-any word that differs. The model is MiniLM-L6 with a classification head drawn from a seed:
+shared machine slows the runs unevenly (run it on a quiet machine). All use the first-sub-token
+policy, so their tags must be identical; the script counts any word that differs. The model is MiniLM-L6 with a classification head drawn from a seed:
 the point is identical predictions and speed, not F1.
 
     NERBENCH_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_encoder_predict.py
 
-Targets: nerbench >= 10x the paper's loop and >= 2x the pipeline.
+Targets: nerbench >= 10x the paper's loop and >= 2x the faster pipeline setting.
 """
 
 from __future__ import annotations
