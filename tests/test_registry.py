@@ -157,3 +157,33 @@ def test_cli_models_list_json_is_the_registry():
     assert [ModelMeta.model_validate(r) for r in rows] == list(REGISTRY.values())
     table = CliRunner().invoke(nerbench.cli.app, ["models", "list"], env={"COLUMNS": "200"})
     assert table.exit_code == 0 and "google-bert/bert-large-uncased" in table.output
+
+
+def _fake_hub_cache(cache, repo_id, files):
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for name, content in files.items():
+        (snapshot / name).write_text(content)
+    return snapshot
+
+
+def test_cached_hub_id_resolves_offline_to_its_snapshot(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    snapshot = _fake_hub_cache(tmp_path, "someone/tagger",
+                               {"config.json": '{"model_type": "bert"}', "model.safetensors": "x"})
+    ref = resolve_model("someone/tagger")
+    assert (ref.source, ref.hf_id, ref.path) == ("hub", "someone/tagger", snapshot)
+
+
+def test_cached_hub_id_with_pickled_weights_only_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    _fake_hub_cache(tmp_path, "someone/old", {"config.json": '{"model_type": "bert"}',
+                                               "pytorch_model.bin": "x"})
+    with pytest.raises(NerbenchError, match="safetensors"):
+        resolve_model("someone/old")
