@@ -101,8 +101,10 @@ def test_label_map_mismatch_names_both(tiny_classifier):
 
 def test_untrained_head_is_a_label_mismatch(tmp_path):
     folder = save_tiny_bert(tmp_path / "bare")  # config has no task labels
-    with pytest.raises(NerbenchError, match="label map mismatch"):
+    with pytest.raises(NerbenchError, match="label map mismatch.*no task labels.*nerbench train"):
         EncoderPredictor.load(str(folder), NCBI_LABELS)
+    with pytest.raises(NerbenchError, match="no task labels"):
+        EncoderPredictor.load("minilm-l6", NCBI_LABELS)
 
 
 def test_remote_code_only_when_asked(tiny_classifier, monkeypatch):

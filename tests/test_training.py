@@ -178,3 +178,6 @@ def test_cli_train_writes_the_run(base, data_dir, tmp_path):
     assert record["data"]["files"]["train"] == load_split("ncbi_disease", "train", data_dir).sha256
     again = CliRunner().invoke(nerbench.cli.app, args)  # the folder is now taken
     assert isinstance(again.exception, NerbenchError) and "not empty" in str(again.exception)
+    replaced = CliRunner().invoke(nerbench.cli.app, [*args[:-1], "--overwrite", "--seed", "6", "--json"])
+    assert replaced.exit_code == 0, replaced.output
+    assert json.loads((out / "training.json").read_text())["seed"] == 6

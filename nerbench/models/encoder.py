@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -34,6 +35,12 @@ def model_labels(config_id2label: dict, source: str, labels: Sequence[str]) -> t
     """The model's labels by id, checked to be exactly the dataset's label set."""
     by_id = {int(k): v for k, v in config_id2label.items()}
     id2label = tuple(by_id[i] for i in sorted(by_id))
+    if all(re.fullmatch(r"LABEL_\d+", label) for label in id2label):
+        raise NerbenchError(
+            f"label map mismatch: {source} has no task labels ({len(id2label)} generic LABEL_n), "
+            f"so it was not fine-tuned for the dataset's labels {list(labels)}: "
+            "fine-tune it first (`nerbench train`)"
+        )
     if sorted(by_id) != list(range(len(by_id))) or set(id2label) != set(labels) or len(
         id2label
     ) != len(set(id2label)):
