@@ -328,66 +328,93 @@ class Store:
         `replaces` names a stored run deleted in the same transaction (a --force re-run). A run of the
         same model, dataset, split and configuration that is not replaced is refused.
         """
-        _validate(record)
-        metric_rows = [_metric_values(row, i) for i, row in enumerate(record.metrics)]
-        config_json = canonical_json(record.config)
-        digest = record.config_hash
-        run_id = uuid.uuid4().hex[:12]
-        model = record.model
+        return self.save_runs([record], replaces=[] if replaces is None else [replaces])[0]
+
+    def save_runs(self, records: Sequence[RunRecord], *, replaces: Sequence[str] = ()) -> list[str]:
+        """Store several runs (a submission's datasets) in ONE transaction: all of them or none.
+
+        The runs named in `replaces` are deleted in the same transaction.
+        """
+        for record in records:
+            _validate(record)
         conn = self._conn
         conn.begin()
+        record = records[0] if records else None
         try:
-            if replaces is not None:
-                if not self._run_exists(replaces):
-                    raise NerbenchError(f"run {replaces}: not in {self.path}, so it cannot be replaced")
-                self._delete(replaces)
-            existing = self.find_run(model["id"], record.dataset, digest, record.split)
-            if existing is not None:
-                raise NerbenchError(
-                    f"model {model['id']} on {record.dataset}/{record.split} with this configuration is already "
-                    f"stored as run {existing} (re-run with --force to replace it)"
-                )
-            conn.execute(
-                "INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-                "family = excluded.family, hf_id = excluded.hf_id, revision = excluded.revision, "
-                "parameters = excluded.parameters, licence = excluded.licence, meta = excluded.meta",
-                [model["id"], model["family"], model.get("hf_id"), model.get("revision"),
-                 model.get("parameters"), model.get("licence"), canonical_json(model, "model")],
-            )
-            row = {
-                "run_id": run_id, "model_id": model["id"], "dataset": record.dataset, "split": record.split,
-                "config": config_json, "config_hash": digest, "dataset_sha256": record.dataset_sha256,
-                "modified": bool(record.modified), "predictions_sha256": record.predictions_sha256,
-                "source": record.source, "self_reported": bool(record.self_reported),
-                "created_at": record.created_at or _now(), "status": record.status,
-            }
-            if record.details is not None:  # a column since schema version 2
-                row["details"] = canonical_json(record.details, "details")
-            conn.execute(
-                f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", list(row.values())
-            )
-            if metric_rows:
-                conn.executemany(
-                    f"INSERT INTO metrics VALUES (?, {', '.join('?' for _ in METRIC_FIELDS)})",
-                    [(run_id, *row) for row in metric_rows],
-                )
-            if record.timing is not None:
-                self._insert_timing(run_id, record.timing)
-            if record.environment is not None:
-                conn.execute("INSERT INTO environments VALUES (?, ?)",
-                             [run_id, canonical_json(record.environment, "environment")])
-            self._insert_predictions(run_id, record.predictions)
+            for old in replaces:
+                if not self._run_exists(old):
+                    raise NerbenchError(f"run {old}: not in {self.path}, so it cannot be replaced")
+                self._delete(old)
+            run_ids = []
+            for record in records:
+                run_ids.append(self._write_run(record))
             conn.commit()
         except duckdb.Error as err:
             conn.rollback()
+            what = f"run of {record.model['id']} on {record.dataset}" if record is not None else "runs"
             raise NerbenchError(
-                f"{self.path}: run of {model['id']} on {record.dataset} not stored, nothing was written "
-                f"({str(err).splitlines()[0]})"
+                f"{self.path}: {what} not stored, nothing was written ({str(err).splitlines()[0]})"
             ) from None
         except BaseException:
             conn.rollback()
             raise
+        return run_ids
+
+    def _write_run(self, record: RunRecord) -> str:
+        """The inserts of one run; the caller holds the transaction."""
+        metric_rows = [_metric_values(row, i) for i, row in enumerate(record.metrics)]
+        digest = record.config_hash
+        run_id = uuid.uuid4().hex[:12]
+        model = record.model
+        conn = self._conn
+        existing = self.find_run(model["id"], record.dataset, digest, record.split)
+        if existing is not None:
+            raise NerbenchError(
+                f"model {model['id']} on {record.dataset}/{record.split} with this configuration is already "
+                f"stored as run {existing} (re-run with --force to replace it)"
+            )
+        conn.execute(
+            "INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "family = excluded.family, hf_id = excluded.hf_id, revision = excluded.revision, "
+            "parameters = excluded.parameters, licence = excluded.licence, meta = excluded.meta",
+            [model["id"], model["family"], model.get("hf_id"), model.get("revision"),
+             model.get("parameters"), model.get("licence"), canonical_json(model, "model")],
+        )
+        row = {
+            "run_id": run_id, "model_id": model["id"], "dataset": record.dataset, "split": record.split,
+            "config": canonical_json(record.config), "config_hash": digest,
+            "dataset_sha256": record.dataset_sha256, "modified": bool(record.modified),
+            "predictions_sha256": record.predictions_sha256, "source": record.source,
+            "self_reported": bool(record.self_reported), "created_at": record.created_at or _now(),
+            "status": record.status,
+        }
+        if record.details is not None:  # a column since schema version 2
+            row["details"] = canonical_json(record.details, "details")
+        conn.execute(
+            f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", list(row.values())
+        )
+        if metric_rows:
+            conn.executemany(
+                f"INSERT INTO metrics VALUES (?, {', '.join('?' for _ in METRIC_FIELDS)})",
+                [(run_id, *values) for values in metric_rows],
+            )
+        if record.timing is not None:
+            self._insert_timing(run_id, record.timing)
+        if record.environment is not None:
+            conn.execute("INSERT INTO environments VALUES (?, ?)",
+                         [run_id, canonical_json(record.environment, "environment")])
+        self._insert_predictions(run_id, record.predictions)
         return run_id
+
+    def runs_of_submission(self, submission_id: str) -> list[dict[str, Any]]:
+        """Runs ingested from the submission with this id (its config names it)."""
+        rows = self._dicts(
+            "SELECT r.*, m.family FROM runs r JOIN models m ON m.id = r.model_id "
+            "WHERE r.source = 'submission' AND json_extract_string(r.config, '$.submission_id') = ? "
+            "ORDER BY r.dataset",
+            [submission_id],
+        )
+        return [_parse_run_json(row) for row in rows]
 
     def _insert_timing(self, run_id: str, timing: Mapping[str, Any]) -> None:
         columns = self._columns("timings")[1:]

@@ -331,3 +331,17 @@ def test_details_are_stored_outside_the_configuration(tmp_path):
         assert plain.config_hash == with_details.config_hash  # details never change the identity
         run_id = s.save_run(with_details)
         assert s.run(run_id)["details"] == details
+
+
+def test_save_runs_is_all_or_nothing(store):
+    first = record(dataset="bc5cdr", config={"submission_id": "sub-1"}, source="submission")
+    second = record(dataset="ncbi_disease", config={"submission_id": "sub-1"}, source="submission",
+                    timing={"no_such_field": 1})
+    with pytest.raises(NerbenchError, match="no_such_field"):
+        store.save_runs([first, second])
+    assert store.runs() == []
+    ids = store.save_runs([first, replace(second, timing=dict(TIMING))])
+    assert [r["run_id"] for r in store.runs_of_submission("sub-1")] == ids  # ordered by dataset
+    assert store.runs_of_submission("other") == []
+    again = store.save_runs([first], replaces=ids)
+    assert [r["run_id"] for r in store.runs()] == again
