@@ -1,0 +1,27 @@
+"""`nerbench site build`: render the static leaderboard from the results database."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from nerbench.cli.options import DataDir, Db
+from nerbench.site import DEFAULT_OUT, build_site
+from nerbench.store import DEFAULT_DB
+
+app = typer.Typer(no_args_is_help=True, help="The static leaderboard site.")
+
+
+@app.command("build")
+def build(
+    db: Db = DEFAULT_DB,
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the site into (replaced).")] = DEFAULT_OUT,
+    data_dir: DataDir = None,
+    resamples: Annotated[int, typer.Option("--resamples", min=1, help="Resamples of the paired LLM-vs-encoder tests.")] = 1000,
+) -> None:
+    """Render HTML pages, downloads and charts from the store into OUT; prints the index page's path."""
+    report = build_site(Path(db), out, data_dir=data_dir, resamples=resamples)
+    console = Console(stderr=True)
+    console.print(f"{report.pages} pages, {report.models} models, {report.runs} runs", highlight=False)
+    typer.echo(str(report.index.resolve()))

@@ -1,0 +1,304 @@
+"""The static leaderboard: HTML pages rendered with Jinja (autoescape on) from the results database.
+
+No server, no CDN, no request of any kind: every link is relative, the one stylesheet is copied
+beside the pages and the only script is inline, so the site works from file:// and on GitHub
+Pages. The output depends only on the store (and the local test splits used for the paired tests):
+no clock, everything sorted, so a rebuild is byte-identical.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+import duckdb
+import jinja2
+
+from nerbench.datasets import DEFAULT_SUITE, REGISTRY, LONG_ENTITY_TOKENS, load_split, statistics
+from nerbench.errors import NerbenchError
+from nerbench.site_compare import SIGNIFICANCE, Question, questions
+from nerbench.site_data import Model, Run, StoreData, read_store, slug
+from nerbench.site_svg import Point, chart
+from nerbench.timing import PROTOCOL, price_table
+
+LEADERBOARD = Path(__file__).resolve().parent.parent / "leaderboard"
+DEFAULT_OUT = Path("leaderboard") / "_site"
+PAPER_RESULTS = "paper_results.json"
+PAPER = {
+    "title": "Do LLMs Surpass Encoders for Biomedical NER?",
+    "authors": "Motasem S. Obeidat, Md Sultan Al Nahian, Ramakanth Kavuluru",
+    "venue": "IEEE ICHI 2025; arXiv:2504.00664",
+    "url": "https://arxiv.org/abs/2504.00664",
+}
+RESULT_COLUMNS = (
+    "run_id", "model_id", "family", "head", "dataset", "split", "source", "self_reported", "shown",
+    "created_at", "dataset_sha256", "precision", "recall", "f1", "f1_ci_low", "f1_ci_high", "long_f1",
+    "long_f1_ci_low", "long_f1_ci_high", "sentences_per_second", "cost_usd", "cost_per_1k_sentences_usd",
+    "device_name", "num_devices", "reference_hardware",
+)
+_PARQUET_TYPES = {
+    "self_reported": "BOOLEAN", "shown": "BOOLEAN", "reference_hardware": "BOOLEAN", "num_devices": "INTEGER",
+    **{name: "DOUBLE" for name in ("precision", "recall", "f1", "f1_ci_low", "f1_ci_high", "long_f1",
+                                   "long_f1_ci_low", "long_f1_ci_high", "sentences_per_second", "cost_usd",
+                                   "cost_per_1k_sentences_usd")},
+}
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    out: Path
+    index: Path
+    pages: int
+    models: int
+    runs: int
+
+
+# --------------------------------------------------------------------------- reference rows
+
+
+def paper_results(path: Path | None = None) -> dict[str, Any]:
+    """The paper's published numbers that can be cited (nerbench/paper_results.json)."""
+    if path is None:
+        text = resources.files("nerbench").joinpath(PAPER_RESULTS).read_text("utf-8")
+        where = f"nerbench/{PAPER_RESULTS}"
+    else:
+        text, where = Path(path).read_text("utf-8"), str(path)
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        raise NerbenchError(f"{where}: not valid JSON ({err})") from None
+    for index, row in enumerate(data.get("rows", [])):
+        for key in ("model", "family", "dataset", "f1", "source"):
+            if key not in row:
+                raise NerbenchError(f"{where}: rows[{index}].{key}: missing (every published number needs its source)")
+    return data
+
+
+# --------------------------------------------------------------------------- overview rows
+
+
+def _mean(values: list[float | None]) -> float | None:
+    return sum(values) / len(values) if values and all(v is not None for v in values) else None
+
+
+def _overview_row(model: Model, datasets: list[str]) -> dict[str, Any]:
+    cells = [model.shown.get(d) for d in datasets]
+    runs = [run for run in cells if run is not None]
+    complete = len(runs) == len(datasets)
+    costs = [run.cost_usd for run in runs]
+    sentences = [run.sentences for run in runs]
+    cost = (1000 * sum(costs) / sum(sentences)
+            if runs and all(c is not None for c in costs) and all(sentences) else None)
+    devices = sorted({run.device_name or "no timing" for run in runs})
+    return {
+        "model": model,
+        "cells": cells,
+        "covered": len(runs),
+        "macro_f1": _mean([run.f1 for run in runs]) if complete else None,
+        "long_f1": _mean([run.long_f1 for run in runs]) if complete else None,
+        "cost": cost,
+        "reference": bool(runs) and all(run.reference_hardware for run in runs),
+        "classes": sorted({run.device_class for run in runs if run.device_class}),
+        "devices": devices,
+        "self_reported": any(run.self_reported for run in runs),
+        "sources": sorted({run.source for run in runs}),
+    }
+
+
+def _result_rows(data: StoreData) -> list[dict[str, Any]]:
+    rows = []
+    for run in data.runs:
+        timing = run.timing or {}
+        rows.append({
+            "run_id": run.run_id, "model_id": run.model_id, "family": run.family, "head": run.head,
+            "dataset": run.dataset, "split": run.split, "source": run.source, "self_reported": run.self_reported,
+            "shown": data.models[run.model_id].shown.get(run.dataset) is run, "created_at": run.created_at,
+            "dataset_sha256": run.dataset_sha256, "precision": run.precision, "recall": run.recall, "f1": run.f1,
+            "f1_ci_low": run.f1_ci[0] if run.f1_ci else None, "f1_ci_high": run.f1_ci[1] if run.f1_ci else None,
+            "long_f1": run.long_f1,
+            "long_f1_ci_low": run.long_f1_ci[0] if run.long_f1_ci else None,
+            "long_f1_ci_high": run.long_f1_ci[1] if run.long_f1_ci else None,
+            "sentences_per_second": timing.get("sentences_per_second"), "cost_usd": timing.get("cost_usd"),
+            "cost_per_1k_sentences_usd": timing.get("cost_per_1k_sentences_usd"),
+            "device_name": timing.get("device_name"), "num_devices": timing.get("num_devices"),
+            "reference_hardware": bool(timing.get("reference_hardware")),
+        })
+    return rows
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+def _dataset_info(name: str, data_dir: Path | None) -> dict[str, Any]:
+    info = REGISTRY.get(name)
+    out: dict[str, Any] = {"name": name, "info": info, "statistics": None, "note": None}
+    if info is None:
+        out["note"] = "not in the dataset registry"
+        return out
+    try:
+        split = load_split(name, "test", data_dir, allow_modified=True)
+    except NerbenchError:
+        out["note"] = "the test split is not available where this site was built, so its statistics are not shown"
+        return out
+    out["statistics"] = statistics(split.sentences, info.entity_types)
+    out["local_sha256"] = split.sha256
+    out["modified"] = split.modified
+    return out
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def f3(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def ci(bounds: tuple[float, float] | None) -> str:
+    return "" if bounds is None else f"[{bounds[0]:.3f}, {bounds[1]:.3f}]"
+
+
+def usd(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:.4g}"
+
+
+def pts(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:+.1f}"
+
+
+def sort_key(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
+
+
+def pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _environment(templates: Path) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates)),
+        autoescape=True,  # every page, whatever the template file is called
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(f3=f3, ci=ci, usd=usd, pts=pts, sort_key=sort_key, pretty_json=pretty_json)
+    env.globals.update(
+        protocol=PROTOCOL, paper=PAPER, significance=SIGNIFICANCE, long_tokens=LONG_ENTITY_TOKENS,
+        model_href=lambda model_id: f"models/{slug(model_id)}.html",
+        dataset_href=lambda name: f"datasets/{slug(name)}.html",
+    )
+    return env
+
+
+# --------------------------------------------------------------------------- the build
+
+
+def _points(rows: Iterable[tuple[Run | None, float | None, float | None, str, str, str, bool]]) -> list[Point]:
+    return [Point(cost, f1, label, href, family, ref)
+            for _, f1, cost, label, href, family, ref in rows if f1 is not None and cost is not None and cost > 0]
+
+
+def build_site(
+    db: Path,
+    out: Path = DEFAULT_OUT,
+    *,
+    data_dir: Path | None = None,
+    resamples: int = 1000,
+    seed: int = 0,
+    paper_file: Path | None = None,
+    leaderboard: Path = LEADERBOARD,
+) -> BuildReport:
+    """Render the whole site into `out` (replacing what a previous build left there)."""
+    db, out = Path(db), Path(out)
+    data = read_store(db)
+    paper = paper_results(paper_file)
+    env = _environment(leaderboard / "templates")
+    columns = data.datasets
+    suite = list(DEFAULT_SUITE) + [d for d in data.datasets if d not in DEFAULT_SUITE]
+    asked = questions(data, db, data_dir, datasets=suite, resamples=resamples, seed=seed)
+    overview = [_overview_row(m, columns) for m in data.models.values()]
+    overview.sort(key=lambda r: (r["macro_f1"] is None, -(r["macro_f1"] or 0), r["model"].id))
+    dataset_infos = {name: _dataset_info(name, data_dir) for name in suite}
+    paper_rows = sorted(paper.get("rows", []), key=lambda r: (r["dataset"], r["model"]))
+
+    charts = {}
+    for dataset in suite:
+        shown = [m.shown[dataset] for m in data.models.values() if dataset in m.shown]
+        points = _points((r, r.f1, r.cost_per_1k, r.model_id, f"models/{slug(r.model_id)}.html", r.family,
+                          r.reference_hardware) for r in shown)
+        charts[dataset] = points
+    overall_points = _points((None, row["macro_f1"], row["cost"], row["model"].id,
+                              f"models/{row['model'].slug}.html", row["model"].family, row["reference"])
+                             for row in overview)
+    overall = chart(overall_points, title="Macro F1 over datasets against cost", y_label="macro strict F1")
+
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "models").mkdir(parents=True)
+    (out / "datasets").mkdir()
+    (out / "data").mkdir()
+    shutil.copytree(leaderboard / "static", out / "static")
+    common = {"n_models": len(data.models), "n_runs": len(data.runs), "paper_results": paper}
+    pages = 0
+
+    def write(name: str, template: str, **context: Any) -> None:
+        nonlocal pages
+        root = "../" * name.count("/")
+        html = env.get_template(template).render(root=root, page=name, **common, **context)
+        (out / name).write_text(html, encoding="utf-8")
+        pages += 1
+
+    write("index.html", "index.html", columns=columns, rows=overview, paper_rows=paper_rows)
+    write("compare.html", "compare.html", questions=asked)
+    write("cost.html", "cost.html", overall=overall, overall_points=overall_points,
+          charts=[(d, charts[d], chart(charts[d], title=f"Strict F1 against cost on {d}")) for d in suite],
+          rows=overview)
+    write("about.html", "about.html", datasets=[dataset_infos[d] for d in suite], prices=price_table())
+    for dataset in suite:
+        runs = sorted((m.shown[dataset] for m in data.models.values() if dataset in m.shown),
+                      key=lambda r: (r.f1 is None, -(r.f1 or 0), r.model_id))
+        types = sorted({t for r in runs for t in r.per_type},
+                       key=lambda t: (REGISTRY[dataset].entity_types.index(t)
+                                      if dataset in REGISTRY and t in REGISTRY[dataset].entity_types else 99, t))
+        write(f"datasets/{slug(dataset)}.html", "dataset.html", dataset=dataset_infos[dataset], runs=runs,
+              types=types, buckets=("1", "2", "3+"),
+              chart=chart(charts[dataset], title=f"Strict F1 against cost on {dataset}", root="../"),
+              question=next(q for q in asked if q.dataset == dataset),
+              paper_rows=[r for r in paper_rows if r["dataset"] == dataset])
+    for model in data.models.values():
+        write(f"models/{model.slug}.html", "model.html", model=model)
+
+    rows = _result_rows(data)
+    write("downloads.html", "downloads.html", n_rows=len(rows), columns=RESULT_COLUMNS)
+    _write_downloads(out / "data", rows)
+    return BuildReport(out=out, index=out / "index.html", pages=pages, models=len(data.models), runs=len(data.runs))
+
+
+def _write_downloads(folder: Path, rows: list[dict[str, Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(RESULT_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    (folder / "results.csv").write_text(buffer.getvalue(), encoding="utf-8")
+    (folder / "results.json").write_text(
+        json.dumps(rows, indent=1, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
+    columns = ", ".join(f"'{name}': '{_PARQUET_TYPES.get(name, 'VARCHAR')}'" for name in RESULT_COLUMNS)
+    conn = duckdb.connect()
+    try:
+        source = str(folder / "results.json").replace("'", "''")
+        target = str(folder / "results.parquet").replace("'", "''")
+        if rows:
+            select = f"SELECT * FROM read_json('{source}', format = 'array', columns = {{{columns}}})"
+        else:  # read_json cannot infer anything from an empty array: an empty table of the same columns
+            select = "SELECT " + ", ".join(
+                f"NULL::{_PARQUET_TYPES.get(name, 'VARCHAR')} AS {name}" for name in RESULT_COLUMNS) + " LIMIT 0"
+        conn.execute(f"COPY ({select}) TO '{target}' (FORMAT parquet)")
+    finally:
+        conn.close()

@@ -1,0 +1,213 @@
+"""What the leaderboard shows, read from the results database in a few bulk queries.
+
+`Store` reads one run at a time, which is right for the CLI but would cost thousands of queries
+for a store of many submissions; the site opens the file once through `Store` (so an older schema
+is migrated and a missing file is a clear error) and then reads every table in one query each over
+a read-only connection.
+
+Per model and dataset the site shows one run: the most recent one (ties broken by run id). Every
+stored run stays listed on its model's page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from nerbench.errors import NerbenchError
+from nerbench.store import ALL, LONG_BUCKET, Store
+
+CPU, GPU = "CPU", "GPU"
+
+
+def slug(text: str) -> str:
+    """A file name for any model id or dataset name: readable part plus a hash that keeps it unique."""
+    readable = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.")[:60] or "x"
+    return f"{readable}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:8]}"
+
+
+def device_class(device_name: str | None) -> str | None:
+    if not device_name:
+        return None
+    return CPU if device_name.startswith("CPU") else GPU
+
+
+@dataclass
+class Run:
+    """One stored run with everything the pages need."""
+
+    run_id: str
+    model_id: str
+    family: str
+    dataset: str
+    split: str
+    source: str
+    self_reported: bool
+    modified: bool
+    created_at: str
+    dataset_sha256: str
+    config: dict[str, Any]
+    details: dict[str, Any] | None
+    precision: float | None = None
+    recall: float | None = None
+    f1: float | None = None
+    f1_ci: tuple[float, float] | None = None
+    long_f1: float | None = None
+    long_f1_ci: tuple[float, float] | None = None
+    schemes: dict[str, float] = field(default_factory=dict)  # scheme -> F1 over all entities
+    per_type: dict[str, dict[str, Any]] = field(default_factory=dict)
+    per_length: dict[str, dict[str, Any]] = field(default_factory=dict)
+    timing: dict[str, Any] | None = None
+    environment: dict[str, Any] | None = None
+
+    @property
+    def head(self) -> str:
+        return str(self.config.get("head") or "—")
+
+    @property
+    def cost_per_1k(self) -> float | None:
+        return self.timing.get("cost_per_1k_sentences_usd") if self.timing else None
+
+    @property
+    def cost_usd(self) -> float | None:
+        return self.timing.get("cost_usd") if self.timing else None
+
+    @property
+    def sentences(self) -> int | None:
+        return self.timing.get("sentences") if self.timing else None
+
+    @property
+    def device_name(self) -> str | None:
+        return self.timing.get("device_name") if self.timing else None
+
+    @property
+    def device_class(self) -> str | None:
+        return device_class(self.device_name)
+
+    @property
+    def reference_hardware(self) -> bool:
+        return bool(self.timing and self.timing.get("reference_hardware"))
+
+
+@dataclass
+class Model:
+    id: str
+    family: str
+    meta: dict[str, Any]
+    slug: str
+    runs: list[Run] = field(default_factory=list)  # every stored run, newest first
+    shown: dict[str, Run] = field(default_factory=dict)  # dataset -> the run the site shows
+
+    @property
+    def heads(self) -> str:
+        return ", ".join(sorted({run.head for run in self.shown.values()})) or "—"
+
+
+@dataclass
+class StoreData:
+    models: dict[str, Model]  # sorted by id
+    datasets: list[str]  # datasets with at least one run, sorted
+    runs: list[Run]  # all runs, sorted by dataset, model, newest first
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat(timespec="seconds") if isinstance(value, datetime) else str(value)
+
+
+def _rows(conn: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
+    cursor = conn.execute(sql)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def read_store(db: Path) -> StoreData:
+    with Store(db, create=False):
+        pass  # validates the file and applies pending migrations
+    try:
+        conn = duckdb.connect(str(db), read_only=True)
+    except duckdb.Error as err:
+        raise NerbenchError(f"{db}: cannot open the results database ({str(err).splitlines()[0]})") from None
+    try:
+        return _read(conn)
+    finally:
+        conn.close()
+
+
+def _read(conn: duckdb.DuckDBPyConnection) -> StoreData:
+    runs: dict[str, Run] = {}
+    for row in _rows(conn, "SELECT r.*, m.family FROM runs r JOIN models m ON m.id = r.model_id "
+                           "WHERE r.status = 'complete'"):
+        runs[row["run_id"]] = Run(
+            run_id=row["run_id"], model_id=row["model_id"], family=row["family"], dataset=row["dataset"],
+            split=row["split"], source=row["source"], self_reported=bool(row["self_reported"]),
+            modified=bool(row["modified"]), created_at=_iso(row["created_at"]),
+            dataset_sha256=row["dataset_sha256"], config=json.loads(row["config"]),
+            details=json.loads(row["details"]) if row.get("details") else None,
+        )
+    for row in _rows(conn, "SELECT * FROM metrics WHERE scheme = 'strict' OR (entity_type = '*' AND length_bucket = '*')"):
+        run = runs.get(row["run_id"])
+        if run is None:
+            continue
+        ci = (row["ci_low"], row["ci_high"]) if row["ci_low"] is not None and row["ci_high"] is not None else None
+        cell = {k: row[k] for k in ("tp", "n_pred", "n_gold", "precision", "recall", "f1")} | {"ci": ci}
+        if row["entity_type"] == ALL and row["length_bucket"] == ALL:
+            run.schemes[row["scheme"]] = row["f1"]
+            if row["scheme"] == "strict":
+                run.precision, run.recall, run.f1, run.f1_ci = row["precision"], row["recall"], row["f1"], ci
+        elif row["length_bucket"] == ALL:
+            run.per_type[row["entity_type"]] = cell
+        elif row["entity_type"] == ALL:
+            run.per_length[row["length_bucket"]] = cell
+            if row["length_bucket"] == LONG_BUCKET:
+                run.long_f1, run.long_f1_ci = row["f1"], ci
+    for row in _rows(conn, "SELECT * FROM timings"):
+        run = runs.get(row.pop("run_id"))
+        if run is not None:
+            for name in ("generation", "protocol"):
+                if row.get(name) is not None:
+                    row[name] = json.loads(row[name])
+            run.timing = row
+    for run_id, environment in conn.execute("SELECT run_id, environment FROM environments").fetchall():
+        if run_id in runs:
+            runs[run_id].environment = json.loads(environment)
+
+    models: dict[str, Model] = {}
+    for row in _rows(conn, "SELECT id, family, meta FROM models ORDER BY id"):
+        models[row["id"]] = Model(row["id"], row["family"], json.loads(row["meta"]), slug(row["id"]))
+    ordered = sorted(runs.values(), key=lambda r: (r.dataset, r.model_id, r.created_at, r.run_id), reverse=True)
+    for run in ordered:  # newest first: the first run seen per dataset is the one shown
+        model = models[run.model_id]
+        model.runs.append(run)
+        model.shown.setdefault(run.dataset, run)
+    models = {mid: m for mid, m in models.items() if m.runs}
+    all_runs = sorted(runs.values(), key=lambda r: (r.dataset, r.model_id, _desc(r.created_at), r.run_id))
+    return StoreData(models=models, datasets=sorted({r.dataset for r in runs.values()}), runs=all_runs)
+
+
+def _desc(text: str) -> tuple:
+    return tuple(-ord(c) for c in text)
+
+
+def predictions(db: Path, run_ids: list[str]) -> dict[str, list[list[str]]]:
+    """The stored tags of a few runs, in sentence order."""
+    if not run_ids:
+        return {}
+    conn = duckdb.connect(str(db), read_only=True)
+    try:
+        out: dict[str, list[list[str]]] = {run_id: [] for run_id in run_ids}
+        rows = conn.execute(
+            "SELECT run_id, tags FROM predictions WHERE list_contains(?, run_id) ORDER BY run_id, sentence",
+            [run_ids],
+        ).fetchall()
+        for run_id, tags in rows:
+            out[run_id].append(tags.split(" ") if tags else [])
+        return out
+    finally:
+        conn.close()
