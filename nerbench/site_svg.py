@@ -100,5 +100,11 @@ def chart(points: list[Point], *, title: str, y_label: str = "strict F1", root: 
         mark = "" if p.reference else ", not reference hardware"
         tip = f"{p.label} ({p.family}{mark}): F1 {p.f1:.3f}, ${p.cost:.4g} per 1k sentences"
         parts.append(f'<a href="{escape(root + p.href)}"><title>{escape(tip)}</title>{shape}</a>')
+    for p in frontier:  # names only on the frontier: labels for every point would not be readable
+        name = p.label if len(p.label) <= 28 else p.label[:27] + "…"
+        anchor = "end" if x(p.cost) > LEFT + plot_w * 0.7 else "start"
+        dx = -9 if anchor == "end" else 9
+        parts.append(f'<text x="{_fmt(x(p.cost) + dx)}" y="{_fmt(y(p.f1) - 8)}" class="label" '
+                     f'text-anchor="{anchor}">{escape(name)}</text>')
     parts.append("</svg>")
     return Markup("\n".join(parts))
