@@ -90,3 +90,14 @@ def tiny_mistral(seed: int = 0):
     tokenizer = sentencepiece_tokenizer()
     torch.manual_seed(seed)
     return MistralForCausalLM(MistralConfig(**_dims(tokenizer), sliding_window=None)).eval(), tokenizer
+
+
+def save_tiny(folder, family: str = "llama", seed: int = 0):
+    """A checkpoint folder of a tiny random model, marked `nerbench_random_init` so that
+    `nerbench eval` refuses to store its scores (tests pass allow_random_init)."""
+    model, tokenizer = (tiny_llama if family == "llama" else tiny_mistral)(seed)
+    model.config.nerbench_random_init = True
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -62,6 +62,8 @@ class TrainingRecord:
     best_epoch: int = 0
     stopped_early: bool = False
     wall_seconds: float = 0.0
+    labels: list[str] = field(default_factory=list)  # the label set, in the head's id order
+    llm: dict | None = None  # LLMs: head, quantization, optimizer, LoRA settings, trainable parameters
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -109,11 +111,15 @@ def _check_tags(sentences: Sequence[Sentence], labels: Sequence[str], split: str
                 )
 
 
+_OUTPUT_FILES = ("model.safetensors", "config.json", "training.json", "adapter_model.safetensors",
+                 "adapter_config.json")
+
+
 def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
     if out_dir.exists() and any(out_dir.iterdir()):
         if not overwrite:
             raise NerbenchError(f"output folder {out_dir} is not empty (pass overwrite to replace it)")
-        for name in ("model.safetensors", "config.json", "training.json"):
+        for name in _OUTPUT_FILES:
             (out_dir / name).unlink(missing_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -231,6 +237,7 @@ def train_encoder(
         sentences={"train": len(train), "dev": len(dev)},
         windows={"train": enc.n_windows},
         empty_words=len(enc.empty_words),
+        labels=list(labels),
     )
     gold_dev = [list(s.tags) for s in dev]
     dev_words = [s.tokens for s in dev]

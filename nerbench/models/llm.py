@@ -1,0 +1,273 @@
+"""Decoder LLMs for NER: loading with LoRA / QLoRA, and the token-classification predictor.
+
+Token mode puts a classification head (`LlamaForTokenClassification`, `MistralForTokenClassification`)
+on the decoder: one forward pass per window, each word labelled from its first sub-token, words fed
+with their leading space where the tokenizer needs it (the word alignment of the encoders,
+nerbench.models.align). Generative mode is nerbench.models.generative; this module loads its model.
+
+Precision follows the timing protocol: on CUDA an adapter is merged into a bf16 base, unless it was
+trained on a 4-bit base (QLoRA), which is then loaded in nf4 as trained; on CPU everything is fp32.
+
+Two bitsandbytes traps on CPU are handled here (see ENVIRONMENT.md): the fresh `score` head is kept
+out of 4-bit quantization (`llm_int8_skip_modules`), and the packed-weight CPU kernel is switched
+off on 4-bit layers that are trained (`keep_4bit_layers_trainable`), because a no-grad forward in
+eval mode repacks the weights in place and every later LoRA gradient becomes None;
+`check_lora_gradients` makes any such failure loud.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Literal, Sequence
+
+import torch
+
+from nerbench.errors import NerbenchError
+from nerbench.models.encoder import MAX_WINDOW, EncoderPredictor, default_device, model_labels
+from nerbench.models.registry import (
+    ADAPTER_CONFIG,
+    LLMRecipe,
+    ResolvedModel,
+    read_adapter_config,
+    read_config,
+    resolve_model,
+)
+from nerbench.models.smollm2 import tokenize_words
+from nerbench.timing import LLM, NF4, PROTOCOL
+
+Head = Literal["token", "generative"]
+LLM_BATCH_SIZE = PROTOCOL.batch_size(LLM)
+HEAD_MODULE = "score"  # the classification head of *ForTokenClassification decoders
+_TASK_TYPE = {"token": "TOKEN_CLS", "generative": "CAUSAL_LM"}
+_HEAD_OF_TASK = {v: k for k, v in _TASK_TYPE.items()}
+
+
+def load_tokenizer(path: Path, trust_remote_code: bool = False):
+    """The model's fast tokenizer, with the end-of-sequence token as padding when none is set."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    if not getattr(tokenizer, "is_fast", False):
+        raise NerbenchError(f"{path}: no fast tokenizer, word alignment needs word_ids()")
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise NerbenchError(f"{path}: the tokenizer has neither a padding nor an end-of-sequence token")
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def quantization_config(recipe: LLMRecipe, device: str):
+    """nf4 with double quantization; bf16 compute on CUDA (the recipe's), fp32 on CPU."""
+    from transformers import BitsAndBytesConfig
+
+    compute = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=recipe.double_quantization,
+        bnb_4bit_compute_dtype=compute,
+        # The new head is not in the checkpoint: wrapped as 4-bit it would never be quantized.
+        llm_int8_skip_modules=[HEAD_MODULE, "lm_head"],
+    )
+
+
+def base_dtype(device: str) -> torch.dtype:
+    return torch.bfloat16 if device.startswith("cuda") else torch.float32
+
+
+def load_base(
+    path: Path,
+    head: Head,
+    labels: Sequence[str],
+    *,
+    device: str,
+    quantize: bool,
+    recipe: LLMRecipe | None = None,
+    pad_token_id: int | None = None,
+    trust_remote_code: bool = False,
+):
+    """The base decoder with a token-classification head (new, for `labels`) or its LM head."""
+    from transformers import AutoModelForCausalLM, AutoModelForTokenClassification
+
+    kwargs: dict = {"use_safetensors": True, "trust_remote_code": trust_remote_code}
+    if quantize:
+        config = quantization_config(recipe or LLMRecipe(), device)
+        # The layers left unquantized (norms, embeddings, the head) run in the compute dtype.
+        kwargs.update(quantization_config=config, device_map={"": device}, dtype=config.bnb_4bit_compute_dtype)
+    else:
+        kwargs["dtype"] = base_dtype(device)
+    if head == "token":
+        labels = tuple(labels)
+        model = AutoModelForTokenClassification.from_pretrained(
+            path, num_labels=len(labels), id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)}, pad_token_id=pad_token_id,
+            ignore_mismatched_sizes=True, **kwargs,
+        )
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    if not quantize:
+        model.to(device)
+    return model
+
+
+def lora_config(recipe: LLMRecipe, head: Head):
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=recipe.lora_r,
+        lora_alpha=recipe.lora_alpha,
+        lora_dropout=recipe.lora_dropout,
+        target_modules=list(recipe.target_modules),
+        bias="none",
+        task_type=_TASK_TYPE[head],
+        modules_to_save=[HEAD_MODULE] if head == "token" else None,
+    )
+
+
+def keep_4bit_layers_trainable(model) -> int:
+    """Switch off bitsandbytes' packed CPU kernel on every 4-bit layer; returns how many.
+
+    That kernel repacks a layer's weights in place on its first no-grad forward in eval mode
+    (a dev pass); the training forward afterwards no longer reaches the LoRA weights' autograd
+    path, so their gradients stay None and nothing is learnt, without an error.
+    """
+    import bitsandbytes as bnb
+
+    count = 0
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
+            count += 1
+    return count
+
+
+def check_lora_gradients(model) -> None:
+    """Raise unless every trainable LoRA parameter received a gradient in the last backward."""
+    lora = [(n, p) for n, p in model.named_parameters() if p.requires_grad and "lora_" in n]
+    if not lora:
+        raise NerbenchError("LoRA training: the model has no trainable LoRA parameters")
+    missing = [n for n, p in lora if p.grad is None]
+    if missing:
+        raise NerbenchError(
+            f"LoRA training: {len(missing)} of {len(lora)} LoRA parameters got no gradient "
+            f"(first: {missing[0]}); with a 4-bit base on CPU this happens after an eval forward "
+            "repacked the weights: train before any evaluation in the process, or reload the model"
+        )
+
+
+def is_quantized(model) -> bool:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return bool(getattr(base, "is_loaded_in_4bit", False))
+
+
+class LLMTokenPredictor(EncoderPredictor):
+    """A decoder token classifier under the encoder predictor's batching and word alignment."""
+
+    def __init__(self, model, tokenizer, labels: Sequence[str], *, batch_size: int = LLM_BATCH_SIZE,
+                 max_length: int = MAX_WINDOW, overlap: int | None = None, precision: str | None = None):
+        super().__init__(model, tokenizer, labels, batch_size=batch_size, max_length=max_length,
+                         label_policy="first", overlap=overlap)
+        self.precision = precision
+        self.pad_id = tokenizer.pad_token_id
+
+    def sub_token_lengths(self, sentences: Sequence[Sequence[str]]) -> list[int]:
+        lengths = [0] * len(sentences)
+        nonempty = [i for i, s in enumerate(sentences) if len(s)]
+        if nonempty:
+            enc = tokenize_words(self.tokenizer, [list(sentences[i]) for i in nonempty], add_special_tokens=False)
+            for i, ids in zip(nonempty, enc["input_ids"]):
+                lengths[i] = len(ids)
+        return lengths
+
+
+# --------------------------------------------------------------------------- loading for inference
+
+
+def training_record(folder: Path) -> dict:
+    path = folder / "training.json"
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise NerbenchError(f"{path}: corrupt training record ({err})") from None
+    return data if isinstance(data, dict) else {}
+
+
+def adapter_head(folder: Path) -> Head:
+    """token or generative, from the adapter's PEFT task type."""
+    task = read_adapter_config(folder).get("task_type")
+    if task not in _HEAD_OF_TASK:
+        raise NerbenchError(
+            f"{folder / ADAPTER_CONFIG}: task_type {task!r} is neither TOKEN_CLS (token head) "
+            "nor CAUSAL_LM (generative head)"
+        )
+    return _HEAD_OF_TASK[task]
+
+
+def trained_quantized(folder: Path) -> bool:
+    """Whether the adapter in `folder` was trained on a 4-bit base (read from training.json)."""
+    return training_record(folder).get("llm", {}).get("quantization") == NF4
+
+
+def load_llm_predictor(
+    model_ref: str | os.PathLike | ResolvedModel,
+    labels: Sequence[str],
+    entity_types: Sequence[str],
+    *,
+    head: Head | None = None,
+    device: str | None = None,
+    batch_size: int = LLM_BATCH_SIZE,
+    trust_remote_code: bool = False,
+):
+    """A predictor for an LLM adapter folder (its base resolved) or a plain LLM checkpoint folder.
+
+    Adapter folders written by `nerbench train` carry training.json: its labels order the head,
+    its quantization decides nf4 vs merged-bf16 loading on CUDA, its window is reused.
+    """
+    from nerbench.models.generative import GenerativePredictor
+
+    ref = model_ref if isinstance(model_ref, ResolvedModel) else resolve_model(model_ref)
+    device = device or default_device()
+    adapter = ref.path if ref.source == "adapter" else None
+    base_path = ref.base.path if adapter is not None else ref.path
+    record = training_record(adapter) if adapter is not None else {}
+    if adapter is not None:
+        found = adapter_head(adapter)
+        if head is not None and head != found:
+            raise NerbenchError(f"--head {head}: the adapter in {adapter} was trained for the {found} head")
+        head = found
+    head = head or "token"
+    quantized = adapter is not None and trained_quantized(adapter)
+    precision = PROTOCOL.precision(LLM, quantized=quantized, device=device)
+    head_labels = tuple(record.get("labels") or labels)
+    if head == "token" and adapter is None:
+        config = read_config(base_path / "config.json")
+        model_labels(config.get("id2label") or {}, f"{base_path / 'config.json'}", labels)
+    tokenizer = load_tokenizer(adapter if adapter is not None and (adapter / "tokenizer.json").is_file()
+                               else base_path, trust_remote_code)
+    if head == "token" and adapter is None:
+        from transformers import AutoModelForTokenClassification
+
+        model = AutoModelForTokenClassification.from_pretrained(
+            base_path, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=base_dtype(device),
+        ).to(device)
+    else:
+        model = load_base(base_path, head, head_labels, device=device, quantize=precision == NF4,
+                          pad_token_id=tokenizer.pad_token_id, trust_remote_code=trust_remote_code)
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter)
+        if precision != NF4:
+            model = model.merge_and_unload()
+    model.eval()
+    if head == "generative":
+        predictor = GenerativePredictor(model, tokenizer, labels, entity_types, batch_size=batch_size)
+        predictor.precision = precision
+        return predictor
+    window = int(record.get("recipe", {}).get("max_length") or LLMRecipe().max_length)
+    return LLMTokenPredictor(model, tokenizer, labels, batch_size=batch_size, max_length=window,
+                             precision=precision)
