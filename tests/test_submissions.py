@@ -1,0 +1,377 @@
+"""Submissions: packaging, validation by re-scoring, ingestion; every hostile input refused with its
+own message and nothing stored; concurrent and killed ingests leave the store consistent."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+import tomli_w
+from typer.testing import CliRunner
+
+import nerbench.cli as cli
+from nerbench import scoring, submissions
+from nerbench.datasets import load_split
+from nerbench.errors import NerbenchError
+from nerbench.store import RunRecord, Store, predictions_sha256
+
+DATASETS = ("ncbi_disease", "biored")
+TIMING = {"wall_seconds": 2.0, "sentences_per_second": 470.0, "tokens_per_second": 12000.0,
+          "peak_memory_bytes": 10**9, "device_name": "CPU: Test CPU (2 threads)", "num_devices": 1,
+          "reference_hardware": False, "device_hours": 2.0 / 3600, "cost_usd": 0.0000453}
+
+
+def _predictions(gold):
+    """Test data, not a model's output: the gold tags with every fourth sentence emptied."""
+    return [["O"] * len(t) if i % 4 == 0 else list(t) for i, t in enumerate(gold)]
+
+
+@pytest.fixture(scope="module")
+def source_store(data_dir, tmp_path_factory):
+    db = tmp_path_factory.mktemp("store") / "local.duckdb"
+    run_ids = []
+    with Store(db) as store:
+        for name in DATASETS:
+            split = load_split(name, "test", data_dir)
+            gold = [list(s.tags) for s in split.sentences]
+            pred = _predictions(gold)
+            scores = scoring.score(gold, pred, bootstrap=50)
+            run_ids.append(store.save_run(RunRecord(
+                model={"id": "test-encoder", "family": "encoder", "hf_id": "org/test-encoder",
+                       "parameters": 1000, "licence": "mit"},
+                dataset=name, split="test", config={"profile": {"name": "quick", "epochs": 1}, "head": "token"},
+                dataset_sha256=split.sha256, modified=False, predictions=pred,
+                predictions_sha256=predictions_sha256(pred), metrics=scores.metric_rows(), timing=dict(TIMING),
+            )))
+    return db, run_ids
+
+
+@pytest.fixture(scope="module")
+def packaged(source_store, tmp_path_factory):
+    db, run_ids = source_store
+    return submissions.package(run_ids, tmp_path_factory.mktemp("subs") / "test-encoder-quick", db,
+                               submitted_by="nerbench tests")
+
+
+@pytest.fixture
+def sub(packaged, tmp_path):
+    """A fresh copy of the valid submission, to be broken by each test."""
+    target = tmp_path / "subs" / packaged.name
+    shutil.copytree(packaged, target)
+    return target
+
+
+def edit_toml(folder, change):
+    path = folder / "submission.toml"
+    data = tomllib.loads(path.read_text())
+    change(data)
+    path.write_text(tomli_w.dumps(data))
+
+
+def refused(folder, data_dir, tmp_path, *expected):
+    """Validation lists every expected message; ingest refuses and stores nothing."""
+    result = submissions.validate(folder, data_dir)
+    text = "\n".join(str(p) for p in result.problems)
+    assert not result.ok
+    for fragment in expected:
+        assert fragment in text, text
+    db = tmp_path / "ingest.duckdb"
+    with pytest.raises(NerbenchError, match="not ingested"):
+        submissions.ingest(folder, db, data_dir=data_dir)
+    assert not db.exists()  # validation comes first: the store is never even opened
+    return text
+
+
+# ----------------------------------------------------------------------------- the valid path
+
+
+def test_packaged_submission_is_valid_and_rescores_to_the_stored_numbers(packaged, source_store, data_dir):
+    result = submissions.validate(packaged, data_dir)
+    assert result.ok, result.problems
+    assert sorted(result.scores) == sorted(DATASETS)
+    db, run_ids = source_store
+    with Store(db) as store:
+        for run_id in run_ids:
+            run = store.run(run_id)
+            stored = {(m["scheme"], m["entity_type"], m["length_bucket"]): m for m in store.metrics(run_id)}
+            assert result.scores[run["dataset"]].strict.f1 == pytest.approx(stored[("strict", "*", "*")]["f1"], abs=1e-12)
+    files = sorted(p.relative_to(packaged).as_posix() for p in packaged.rglob("*") if p.is_file())
+    assert files == ["predictions/biored.tags", "predictions/ncbi_disease.tags", "submission.toml"]
+    # Tags only: not one token of the corpus is in the submission.
+    first_token = load_split("ncbi_disease", "test", data_dir).sentences[0].tokens[0]
+    assert first_token not in (packaged / "predictions" / "ncbi_disease.tags").read_text().split()
+
+
+def test_ingest_stores_self_reported_runs_and_is_idempotent(sub, data_dir, tmp_path):
+    db = tmp_path / "board.duckdb"
+    first = submissions.ingest(sub, db, data_dir=data_dir)
+    assert first.status == "stored" and len(first.run_ids) == 2
+    with Store(db) as store:
+        runs = store.runs()
+        assert {r["source"] for r in runs} == {"submission"} and all(r["self_reported"] for r in runs)
+        timing = store.timing(first.run_ids[0])
+        assert timing["memory_kind"] == "self-reported" and not timing["reference_hardware"]
+    again = submissions.ingest(sub, db, data_dir=data_dir)
+    assert again.status == "unchanged" and again.run_ids == first.run_ids
+    with Store(db) as store:
+        assert len(store.runs()) == 2
+
+
+def test_changed_submission_with_the_same_id_needs_replace(sub, data_dir, tmp_path):
+    db = tmp_path / "board.duckdb"
+    submissions.ingest(sub, db, data_dir=data_dir)
+    edit_toml(sub, lambda d: d["model"].update(description="a new description"))
+    with pytest.raises(NerbenchError, match="already stored with other content.*--replace"):
+        submissions.ingest(sub, db, data_dir=data_dir)
+    replaced = submissions.ingest(sub, db, data_dir=data_dir, replace=True)
+    assert replaced.status == "replaced"
+    with Store(db) as store:
+        assert sorted(r["run_id"] for r in store.runs()) == sorted(replaced.run_ids)
+
+
+def test_html_in_free_text_is_stored_as_text(sub, data_dir, tmp_path):
+    script = "<script>alert('x')</script><b>bold</b>"
+    edit_toml(sub, lambda d: (d["model"].update(description=script), d.update(submitted_by=script)))
+    db = tmp_path / "board.duckdb"
+    outcome = submissions.ingest(sub, db, data_dir=data_dir)
+    with Store(db) as store:
+        assert store.model("test-encoder")["meta"]["description"] == script
+        assert store.run(outcome.run_ids[0])["details"]["submitted_by"] == script
+
+
+# ----------------------------------------------------------------------------- hostile file sets
+
+
+def test_invalid_folder_name(sub, data_dir, tmp_path):
+    bad = sub.parent / "Bad..Name"
+    sub.rename(bad)
+    refused(bad, data_dir, tmp_path, "is not a valid submission id", "differs from the folder name")
+
+
+def test_path_traversal_in_fields(sub, data_dir, tmp_path):
+    def change(d):
+        d["id"] = "../../etc"
+        d["datasets"]["ncbi_disease"]["predictions"] = "../../../etc/passwd"
+    edit_toml(sub, change)
+    refused(sub, data_dir, tmp_path, "field id: String should match pattern",
+            "field datasets.ncbi_disease.predictions: String should match pattern")
+    edit_toml(sub, lambda d: (d.update(id=sub.name), d["datasets"]["ncbi_disease"].update(predictions="predictions/biored.tags")))
+    refused(sub, data_dir, tmp_path, "field datasets.ncbi_disease.predictions: must be 'predictions/ncbi_disease.tags'")
+
+
+def test_symlink_to_a_file(sub, data_dir, tmp_path):
+    (sub / "predictions" / "biored.tags").unlink()
+    os.symlink("/etc/passwd", sub / "predictions" / "biored.tags")
+    refused(sub, data_dir, tmp_path, "biored.tags: is a symbolic link", "biored.tags: missing")
+
+
+def test_symlink_to_a_folder_and_dangling(sub, data_dir, tmp_path):
+    shutil.rmtree(sub / "predictions")
+    os.symlink(tmp_path, sub / "predictions")
+    os.symlink(tmp_path / "nothing-here", sub / "README.md")
+    refused(sub, data_dir, tmp_path, "predictions: is a symbolic link", "README.md: is a symbolic link")
+
+
+def test_the_folder_itself_a_symlink(sub, data_dir, tmp_path):
+    link = tmp_path / "linked-sub"
+    os.symlink(sub, link)
+    refused(link, data_dir, tmp_path, "is a symbolic link: a submission is a plain folder")
+
+
+def test_hidden_and_extra_files(sub, data_dir, tmp_path):
+    (sub / ".hidden").write_text("x")
+    (sub / "notes.txt").write_text("x")
+    (sub / "predictions" / "bc5cdr.tags").write_text("O\n")
+    refused(sub, data_dir, tmp_path, ".hidden: hidden files are not allowed", "notes.txt: unexpected file",
+            "bc5cdr.tags: unexpected file: no dataset in submission.toml names it")
+
+
+def test_file_larger_than_the_limit(sub, data_dir, tmp_path):
+    with open(sub / "predictions" / "biored.tags", "r+b") as handle:
+        handle.truncate(submissions.MAX_TAGS_BYTES + 1)  # sparse: no real 16 MB written
+    refused(sub, data_dir, tmp_path, f"is {submissions.MAX_TAGS_BYTES + 1} bytes, more than the limit")
+
+
+def test_deeply_nested_folder(sub, data_dir, tmp_path):
+    deep = sub / "predictions" / "a" / "b" / "c" / "d"
+    deep.mkdir(parents=True)
+    (deep / "x.tags").write_text("O\n")
+    refused(sub, data_dir, tmp_path, "predictions/a: unexpected folder")
+
+
+def test_binary_garbage(sub, data_dir, tmp_path):
+    (sub / "predictions" / "biored.tags").write_bytes(os.urandom(2000) + b"\x00")
+    refused(sub, data_dir, tmp_path, "biored.tags:")
+
+
+def test_invalid_utf8(sub, data_dir, tmp_path):
+    path = sub / "predictions" / "ncbi_disease.tags"
+    lines = path.read_bytes().split(b"\n")
+    lines[2] = b"O \xff\xfe O"
+    path.write_bytes(b"\n".join(lines))
+    refused(sub, data_dir, tmp_path, "ncbi_disease.tags:3: not valid UTF-8 (byte 0xff)")
+
+
+def test_toml_bomb_and_huge_strings(sub, data_dir, tmp_path):
+    toml = sub / "submission.toml"
+    original = toml.read_text()
+    toml.write_text(original + "\n# " + "x" * submissions.MAX_TOML_BYTES)
+    refused(sub, data_dir, tmp_path, "submission.toml: is", "more than the limit of 65536")
+    toml.write_text(original)
+    edit_toml(sub, lambda d: d["model"].update(description="x" * 5000))
+    refused(sub, data_dir, tmp_path, "field model.description: String should have at most 2000 characters")
+    toml.write_text(original.replace("schema_version = 1", "schema_version = 1\nnest = " + "[" * 3000 + "]" * 3000))
+    text = refused(sub, data_dir, tmp_path, "submission.toml")
+    assert "nested too deeply" in text or "unknown field" in text or "not valid TOML" in text
+
+
+def test_control_characters_and_bad_toml(sub, data_dir, tmp_path):
+    edit_toml(sub, lambda d: d.update(submitted_by="evil\x1b[31m"))
+    refused(sub, data_dir, tmp_path, "field submitted_by: control characters are not allowed")
+    (sub / "submission.toml").write_text("id = 'a'\n[model\n")
+    refused(sub, data_dir, tmp_path, "submission.toml:2: not valid TOML")
+
+
+def test_unknown_schema_fields(sub, data_dir, tmp_path):
+    edit_toml(sub, lambda d: (d["model"].update(backdoor=1), d.update(extra_table={"a": 1})))
+    refused(sub, data_dir, tmp_path, "field model.backdoor: unknown field", "field extra_table: unknown field")
+
+
+def test_wrong_split_sha256(sub, data_dir, tmp_path):
+    edit_toml(sub, lambda d: d["datasets"]["biored"].update(sha256="0" * 64))
+    refused(sub, data_dir, tmp_path, "field datasets.biored.sha256: 0000", "is not the registered test split")
+
+
+def test_unknown_dataset(sub, data_dir, tmp_path):
+    def change(d):
+        d["datasets"]["no_such_set"] = dict(d["datasets"]["biored"], predictions="predictions/no_such_set.tags")
+    edit_toml(sub, change)
+    (sub / "predictions" / "no_such_set.tags").write_text("O\n")
+    refused(sub, data_dir, tmp_path, "field datasets.no_such_set: unknown dataset")
+
+
+def test_missing_and_extra_sentence_lines(sub, data_dir, tmp_path):
+    path = sub / "predictions" / "biored.tags"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:-1]) + "\n")
+    refused(sub, data_dir, tmp_path, "biored.tags:273: 272 lines, but the test split has 273 sentences (1 missing)")
+    path.write_text("\n".join(lines + ["O"]) + "\n")
+    refused(sub, data_dir, tmp_path, "274 lines, but the test split has 273 sentences (1 extra)")
+
+
+def test_wrong_tag_count_and_unknown_labels(sub, data_dir, tmp_path):
+    path = sub / "predictions" / "ncbi_disease.tags"
+    lines = path.read_text().splitlines()
+    lines[4] = lines[4] + " O"
+    lines[9] = lines[9].replace("O", "B-Gene", 1)
+    path.write_text("\n".join(lines) + "\n")
+    n = len(load_split("ncbi_disease", "test", data_dir).sentences[4].tokens)
+    refused(sub, data_dir, tmp_path, f"ncbi_disease.tags:5: {n + 1} tags, but sentence 5 has {n} tokens",
+            "ncbi_disease.tags:10: tag 'B-Gene' is not one of the dataset's labels")
+
+
+def test_claimed_scores_that_differ(sub, data_dir, tmp_path):
+    edit_toml(sub, lambda d: d["datasets"]["ncbi_disease"]["claimed"].update(strict_f1=0.99))
+    refused(sub, data_dir, tmp_path, "field datasets.ncbi_disease.claimed.strict_f1: claims 0.990000, but the "
+                                     "predictions re-score to")
+
+
+def test_all_problems_are_reported_at_once(sub, data_dir, tmp_path):
+    (sub / ".git").mkdir()
+    edit_toml(sub, lambda d: d["datasets"]["biored"].update(sha256="1" * 64))
+    (sub / "predictions" / "ncbi_disease.tags").write_text("O\n")
+    text = refused(sub, data_dir, tmp_path, ".git: hidden files", "datasets.biored.sha256",
+                   "ncbi_disease.tags:2: 1 lines, but the test split has 940 sentences")
+    assert len(text.splitlines()) >= 3
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def test_cli_validate_and_ingest(sub, data_dir, tmp_path):
+    cli._register()
+    runner = CliRunner()
+    summary = tmp_path / "summary.md"
+    result = runner.invoke(cli.app, ["validate", str(sub), "--summary", str(summary), "--data-dir", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    assert "valid (2 datasets re-scored)" in result.output and "| ncbi_disease |" in summary.read_text()
+    db = tmp_path / "cli.duckdb"
+    result = runner.invoke(cli.app, ["ingest", str(sub), "--db", str(db), "--data-dir", str(data_dir)])
+    assert result.exit_code == 0 and "stored (2 runs)" in result.output
+    (sub / "extra.bin").write_bytes(b"\x00")
+    result = runner.invoke(cli.app, ["validate", str(sub), "--data-dir", str(data_dir)])
+    assert result.exit_code == 1 and "extra.bin: unexpected file" in result.output
+
+
+def test_cli_submit_refuses_mixed_models(source_store, tmp_path):
+    db, run_ids = source_store
+    with pytest.raises(NerbenchError, match="already exists"):
+        submissions.package(run_ids, tmp_path, db)
+    with pytest.raises(NerbenchError, match="two runs on the same dataset"):
+        submissions.package([run_ids[0], run_ids[0]], tmp_path / "dup", db)
+
+
+# ----------------------------------------------------------------------------- reliability
+
+_HOLD = """
+import sys, time
+from nerbench.store import Store
+with Store(sys.argv[1]):
+    print("holding", flush=True)
+    time.sleep(60)
+"""
+
+_SLOW_INGEST = """
+import sys, time
+from pathlib import Path
+from nerbench import store, submissions
+real = store.Store._insert_predictions
+def slow(self, run_id, predictions):
+    real(self, run_id, predictions)
+    Path(sys.argv[3]).write_text("inside the transaction")
+    time.sleep(60)
+store.Store._insert_predictions = slow
+submissions.ingest(sys.argv[1], Path(sys.argv[2]), data_dir=Path(sys.argv[4]))
+"""
+
+
+def _python(code, *args):
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def test_a_second_ingest_while_the_store_is_busy_fails_clearly(sub, data_dir, tmp_path):
+    db = tmp_path / "busy.duckdb"
+    Store(db).close()
+    holder = _python(_HOLD, db)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        with pytest.raises(NerbenchError, match="in use by another process"):
+            submissions.ingest(sub, db, data_dir=data_dir)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert submissions.ingest(sub, db, data_dir=data_dir).status == "stored"
+
+
+def test_a_killed_ingest_stores_nothing(sub, data_dir, tmp_path):
+    db, marker = tmp_path / "killed.duckdb", tmp_path / "marker"
+    process = _python(_SLOW_INGEST, sub, db, marker, data_dir)
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert process.poll() is None, "the ingest ended before it was killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait()
+    with Store(db) as store:
+        assert store.runs() == [] and store._conn.execute("SELECT count(*) FROM predictions").fetchone() == (0,)
+    assert submissions.ingest(sub, db, data_dir=data_dir).status == "stored"

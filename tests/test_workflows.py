@@ -1,0 +1,29 @@
+"""The GitHub workflows: schema-valid (check-jsonschema's vendored GitHub workflow schema) and safe."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+
+
+def test_the_three_workflows_exist():
+    assert [p.name for p in WORKFLOWS] == ["ci.yml", "pages.yml", "submission.yml"]
+
+
+def test_workflows_match_the_github_schema():
+    exe = Path(sys.executable).parent / "check-jsonschema"
+    result = subprocess.run([str(exe), "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOWS)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_submission_workflow_reads_the_pull_request_as_data_only():
+    text = (ROOT / ".github" / "workflows" / "submission.yml").read_text()
+    assert "pull_request_target" not in text  # that event would hand the job a write token
+    assert "permissions:\n  contents: read" in text and "secrets." not in text
+    assert "persist-credentials: false" in text
+    # nerbench is installed from the base branch; the pull request's checkout is never installed or run.
+    assert "working-directory: base" in text and "../base/.venv/bin/nerbench validate" in text
+    assert "cd pr\n" in text and "pip install" not in text.split("cd pr\n", 1)[1]
