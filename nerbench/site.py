@@ -19,8 +19,9 @@ from typing import Any, Iterable
 
 import duckdb
 import jinja2
+from markupsafe import Markup, escape
 
-from nerbench.datasets import DEFAULT_SUITE, REGISTRY, LONG_ENTITY_TOKENS, load_split, statistics
+from nerbench.datasets import DEFAULT_SUITE, LONG_ENTITY_TOKENS, REGISTRY, Split, load_split, statistics
 from nerbench.errors import NerbenchError
 from nerbench.site_compare import SIGNIFICANCE, Question, questions
 from nerbench.site_data import Model, Run, StoreData, read_store, slug
@@ -135,15 +136,23 @@ def _result_rows(data: StoreData) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- datasets
 
 
-def _dataset_info(name: str, data_dir: Path | None) -> dict[str, Any]:
+def _test_split(name: str, data_dir: Path | None) -> Split | None:
+    """The local test split (modified copies allowed: the paired test compares sha256 itself)."""
+    if name not in REGISTRY:
+        return None
+    try:
+        return load_split(name, "test", data_dir, allow_modified=True)
+    except NerbenchError:
+        return None
+
+
+def _dataset_info(name: str, split: Split | None) -> dict[str, Any]:
     info = REGISTRY.get(name)
     out: dict[str, Any] = {"name": name, "info": info, "statistics": None, "note": None}
     if info is None:
         out["note"] = "not in the dataset registry"
         return out
-    try:
-        split = load_split(name, "test", data_dir, allow_modified=True)
-    except NerbenchError:
+    if split is None:
         out["note"] = "the test split is not available where this site was built, so its statistics are not shown"
         return out
     out["statistics"] = statistics(split.sentences, info.entity_types)
@@ -175,6 +184,31 @@ def sort_key(value: float | None) -> str:
     return "" if value is None else repr(float(value))
 
 
+# Small pieces of markup used thousands of times on big stores: Python functions are several times
+# faster than Jinja macros. Every value from the store goes through escape().
+
+
+def hardware(run: Run) -> Markup:
+    if run.timing is None:
+        out = '<span class="mark offref" title="no timing stored">no timing</span>'
+    elif run.reference_hardware:
+        out = f'<span class="mark ref" title="{escape(run.device_name or "")}">ref</span>'
+    else:
+        out = (f'<span class="mark offref" title="{escape(run.device_name or "")}">not ref · '
+               f"{escape(run.device_class or '?')}</span>")
+    if run.self_reported:
+        out += ' <span class="mark self">self-reported</span>'
+    return Markup(out)
+
+
+def family(name: str) -> Markup:
+    return Markup(f'<span class="family {escape(name)}">{"LLM" if name == "llm" else escape(name)}</span>')
+
+
+def f1ci(value: float | None, bounds: tuple[float, float] | None) -> Markup:
+    return Markup(f3(value) + (f' <span class="ci">{ci(bounds)}</span>' if bounds else ""))
+
+
 def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
@@ -190,6 +224,7 @@ def _environment(templates: Path) -> jinja2.Environment:
     )
     env.filters.update(f3=f3, ci=ci, usd=usd, pts=pts, sort_key=sort_key, pretty_json=pretty_json)
     env.globals.update(
+        hardware=hardware, family=family, f1ci=f1ci,
         protocol=PROTOCOL, paper=PAPER, significance=SIGNIFICANCE, long_tokens=LONG_ENTITY_TOKENS,
         model_href=lambda model_id: f"models/{slug(model_id)}.html",
         dataset_href=lambda name: f"datasets/{slug(name)}.html",
@@ -222,10 +257,11 @@ def build_site(
     env = _environment(leaderboard / "templates")
     columns = data.datasets
     suite = list(DEFAULT_SUITE) + [d for d in data.datasets if d not in DEFAULT_SUITE]
-    asked = questions(data, db, data_dir, datasets=suite, resamples=resamples, seed=seed)
+    splits = {name: _test_split(name, data_dir) for name in suite}  # each file read once
+    asked = questions(data, db, splits, datasets=suite, resamples=resamples, seed=seed)
     overview = [_overview_row(m, columns) for m in data.models.values()]
     overview.sort(key=lambda r: (r["macro_f1"] is None, -(r["macro_f1"] or 0), r["model"].id))
-    dataset_infos = {name: _dataset_info(name, data_dir) for name in suite}
+    dataset_infos = {name: _dataset_info(name, splits[name]) for name in suite}
     paper_rows = sorted(paper.get("rows", []), key=lambda r: (r["dataset"], r["model"]))
 
     charts = {}

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 from nerbench import scoring
-from nerbench.datasets import REGISTRY, load_split
+from nerbench.datasets import REGISTRY, Split
 from nerbench.errors import NerbenchError
 from nerbench.site_data import Run, StoreData, predictions
 
@@ -122,20 +123,21 @@ def _paired(gold, pred_llm, pred_enc, resamples: int, seed: int, long_only: bool
     return Paired(result.delta, result.ci95, result.p_value, result.resamples)
 
 
-def questions(data: StoreData, db: Path, data_dir: Path | None, *, datasets: list[str],
+def questions(data: StoreData, db: Path, splits: Mapping[str, Split | None], *, datasets: list[str],
               resamples: int = 1000, seed: int = 0) -> list[Question]:
+    """`splits` holds the local test split of each dataset (None where it is not available)."""
     out = []
     for dataset in datasets:
         shown = [m.shown[dataset] for m in data.models.values() if dataset in m.shown]
         q = Question(dataset, best(shown, "encoder"), best(shown, "llm"))
         if q.encoder is not None and q.llm is not None:
-            _test(q, db, data_dir, resamples, seed)
+            _test(q, db, splits.get(dataset), resamples, seed)
         q.verdict = verdict(q)
         out.append(q)
     return out
 
 
-def _test(q: Question, db: Path, data_dir: Path | None, resamples: int, seed: int) -> None:
+def _test(q: Question, db: Path, split: Split | None, resamples: int, seed: int) -> None:
     enc, llm = q.encoder, q.llm
     if enc.split != llm.split or enc.dataset_sha256 != llm.dataset_sha256:
         q.paired_note = "the two runs were scored against different files of the test split"
@@ -143,9 +145,7 @@ def _test(q: Question, db: Path, data_dir: Path | None, resamples: int, seed: in
     if q.dataset not in REGISTRY:
         q.paired_note = f"{q.dataset} is not in the dataset registry, so its gold tags are unknown"
         return
-    try:
-        split = load_split(q.dataset, enc.split, data_dir, allow_modified=enc.modified)
-    except NerbenchError:
+    if split is None or split.split != enc.split:
         q.paired_note = f"the {enc.split} split of {q.dataset} is not available locally (see `nerbench datasets fetch`)"
         return
     if split.sha256 != enc.dataset_sha256:
