@@ -20,4 +20,4 @@ def test_smoke_run_writes_a_report_per_architecture(data_dir, tmp_path):
                                       "minilm-l6 (real weights, fresh head)"}
     for r in report["reports"].values():
         assert r["repeats"] == 3 and r["sentences"] == 6 and r["wall_seconds"] > 0
-        assert "f1" not in json.dumps(r).lower()  # timing only: no score of random weights anywhere
+        assert not {"f1", "precision_score", "strict"} & set(r)  # timing only: no score of random weights
