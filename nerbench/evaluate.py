@@ -1,6 +1,17 @@
 """`nerbench eval`: for each dataset, fine-tune where needed, predict the test split under the
 timing protocol, score, and store the run — one transaction per dataset.
 
+Encoders and LLMs go through the same flow. LLMs have two heads: "token" (a classification head
+with LoRA, one forward pass per window) and "generative" (the paper's `token:TAG` lines, greedy
+decoding); the run's configuration records the head, the quantization, the LoRA settings and the
+generation settings, and a generative run stores the generation statistics and parse counts of
+exactly one timed pass. Generative tagging on a CPU is slow (SmolLM2-135M: well under one
+sentence per second), and the test split is never cut short.
+
+Models built from a config with random weights (their config.json says `nerbench_random_init`,
+as the test helpers write it) are refused: their F1 is noise, never a result. Only tests pass
+`allow_random_init`.
+
 The flow is one-way: dataset registry -> (training) -> predictor -> timed predictions -> scores
 -> store. A run's identity is its configuration (model, weights, profile, seed, label policy,
 batch size, device, precision, protocol, test-split sha256); a dataset whose configuration is
@@ -11,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -20,7 +32,7 @@ from nerbench.datasets import DEFAULT_SUITE, get_dataset, load_split
 from nerbench.environment import environment
 from nerbench.errors import NerbenchError
 from nerbench.store import RunRecord, Store, config_hash, predictions_sha256
-from nerbench.timing import ENCODER, PROTOCOL, run_timed
+from nerbench.timing import ENCODER, LLM, NF4, PROTOCOL, run_timed
 
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_SEED = 0
@@ -42,6 +54,7 @@ class TrainingProfile:
     learning_rate: float | None = None  # None: the recipe's
     max_train_sentences: int | None = None
     max_dev_sentences: int | None = None
+    gradient_accumulation_steps: int | None = None  # LLMs; None: the recipe's
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -51,6 +64,22 @@ PROFILES = {
     "paper": TrainingProfile("paper"),
     "quick": TrainingProfile("quick", epochs=1, learning_rate=1e-4, max_train_sentences=2000, max_dev_sentences=300),
 }
+
+# The quick profile for LLMs, sized for a CPU: SmolLM2-135M LoRA trains at ~4 sentences/s, and a
+# generative dev pass runs at well under one sentence/s, so the generative budget is smaller. The
+# higher learning rate and no accumulation give one short epoch enough optimizer steps to move.
+LLM_PROFILES = {
+    ("quick", "token"): TrainingProfile("quick", epochs=1, learning_rate=2e-4, max_train_sentences=1000,
+                                        max_dev_sentences=100, gradient_accumulation_steps=1),
+    ("quick", "generative"): TrainingProfile("quick", epochs=1, learning_rate=2e-4, max_train_sentences=300,
+                                             max_dev_sentences=20, gradient_accumulation_steps=1),
+}
+
+
+def profile_for(name: str, family: str, head: str | None) -> TrainingProfile:
+    if family == LLM and (name, head) in LLM_PROFILES:
+        return LLM_PROFILES[(name, head)]
+    return PROFILES[name]
 
 
 @dataclass
@@ -69,6 +98,9 @@ class EvalOptions:
     revision: str | None = None
     trust_remote_code: bool = False
     name: str | None = None  # model id to store for a folder or hub model
+    head: str | None = None  # LLMs: "token" or "generative"; None: the recipe's (token) or the adapter's
+    quantize: str | None = None  # LLMs: "none" / "nf4" base while training; None: nf4 on CUDA, none on CPU
+    allow_random_init: bool = False  # tests only: store runs of random-weight models
 
 
 @dataclass
@@ -102,11 +134,28 @@ def weights_sha256(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def checkpoint_dir(runs_dir: Path, model_id: str, dataset: str, profile: str) -> Path:
+def checkpoint_dir(runs_dir: Path, model_id: str, dataset: str, profile: str, head: str = "token") -> Path:
     """Where `eval` keeps the fine-tuned checkpoint of a registry model: the folder `nerbench
-    train` writes by default for the paper profile, a sibling `<dataset>@<profile>` otherwise."""
-    base = runs_dir / model_id / dataset
-    return base if profile == "paper" else base.with_name(f"{dataset}@{profile}")
+    train` writes by default for the paper profile, a sibling `<dataset>@<profile>` otherwise
+    (`<dataset>-generative...` for the generative head of an LLM)."""
+    name = dataset if head == "token" else f"{dataset}-generative"
+    return runs_dir / model_id / (name if profile == "paper" else f"{name}@{profile}")
+
+
+RANDOM_INIT_MARKER = "nerbench_random_init"
+
+
+def _refuse_random_init(ref) -> None:
+    for folder in (ref.path, ref.base.path if ref.base is not None else None):
+        if folder is None or not (Path(folder) / "config.json").is_file():
+            continue
+        from nerbench.models.registry import read_config
+
+        if read_config(Path(folder) / "config.json").get(RANDOM_INIT_MARKER):
+            raise NerbenchError(
+                f"{Path(folder) / 'config.json'}: {RANDOM_INIT_MARKER} is set: the model was built "
+                "from a config with random weights, and its scores are never stored as results"
+            )
 
 
 def _is_trained(folder: Path) -> bool:
@@ -114,13 +163,13 @@ def _is_trained(folder: Path) -> bool:
     return (folder / "training.json").is_file() and any(folder.glob("*.safetensors"))
 
 
-def _model_meta(ref, model_id: str, parameters: int | None) -> dict:
+def _model_meta(ref, model_id: str, parameters: int | None, family: str) -> dict:
     if ref.meta is not None:
         meta = ref.meta.model_dump(mode="json")
         return meta
     return {
         "id": model_id,
-        "family": ENCODER,
+        "family": family,
         "hf_id": ref.hf_id,
         "revision": ref.revision,
         "parameters": parameters,
@@ -142,6 +191,7 @@ def _model_id(ref, options: EvalOptions) -> str:
 def evaluate(model: str, options: EvalOptions, *, say: Say = _quiet, training_progress=None) -> list[EvalOutcome]:
     """Evaluate MODEL on each dataset; returns what was stored or skipped, in order."""
     from nerbench.models.registry import resolve_model
+    from nerbench.models.training import is_llm
 
     if options.profile not in PROFILES:
         raise NerbenchError(f"--profile: unknown profile {options.profile!r} (known: {', '.join(PROFILES)})")
@@ -149,20 +199,28 @@ def evaluate(model: str, options: EvalOptions, *, say: Say = _quiet, training_pr
         raise NerbenchError("--dataset: no dataset to evaluate on")
     infos = [get_dataset(name) for name in options.datasets]  # unknown names fail before any work
     ref = resolve_model(model, options.revision)
-    if ref.meta is not None and ref.meta.family != ENCODER:
-        raise NerbenchError(f"model {model!r} is an {ref.meta.family}: `eval` supports encoders for now")
+    if not options.allow_random_init:
+        _refuse_random_init(ref)
+    family = LLM if is_llm(ref) else ENCODER
+    if family == ENCODER and (options.head not in (None, "token") or options.quantize is not None):
+        raise NerbenchError(f"--head / --quantize: apply to LLMs only; {model!r} is an encoder")
+    if options.head not in (None, "token", "generative"):
+        raise NerbenchError(f"--head: must be 'token' or 'generative', not {options.head!r}")
     model_id = _model_id(ref, options)
-    # A registry entry is a pretrained base that is fine-tuned per dataset; a folder or hub model
-    # is evaluated as it is, so its weights are part of the configuration.
+    # A registry entry is a pretrained base that is fine-tuned per dataset; a folder, hub model or
+    # adapter is evaluated as it is, so its weights are part of the configuration.
     fine_tune = ref.meta is not None
     base_weights = None if fine_tune else weights_sha256(ref.path)
 
     outcomes = []
     with Store(options.db) as store:
         for info in infos:
-            outcomes.append(
-                _evaluate_dataset(ref, model_id, fine_tune, base_weights, info, options, store, say, training_progress)
-            )
+            if family == LLM:
+                outcomes.append(_evaluate_llm_dataset(ref, model_id, fine_tune, base_weights, info, options,
+                                                      store, say, training_progress))
+            else:
+                outcomes.append(_evaluate_dataset(ref, model_id, fine_tune, base_weights, info, options, store,
+                                                  say, training_progress))
     return outcomes
 
 
@@ -248,7 +306,7 @@ def _evaluate_dataset(ref, model_id, fine_tune, base_weights, info, options, sto
         "nerbench_version": __version__,
     }
     record = RunRecord(
-        model=_model_meta(ref, model_id, parameters),
+        model=_model_meta(ref, model_id, parameters, ENCODER),
         dataset=info.name,
         split="test",
         config=config,
@@ -286,3 +344,195 @@ def _alignment(predictor, tokens) -> dict:
     stats = AlignmentStats()
     stats.add(encode(tokens, predictor.tokenizer, predictor.max_length, predictor.overlap))
     return asdict(stats)
+
+
+# --------------------------------------------------------------------------- LLMs
+
+
+class OnePassStats:
+    """A generative predictor whose statistics cover exactly the last pass over the split.
+
+    run_timed asks for the batches once before its warm-up and once at the start of every timed
+    pass, so clearing the statistics there leaves those of the last timed pass. Each sentence's
+    latency is the wall time of the batch it was generated in (a batch ends when its longest
+    answer does).
+    """
+
+    def __init__(self, predictor):
+        self.inner = predictor
+        self.labels, self.batch_size, self.device = predictor.labels, predictor.batch_size, predictor.device
+        self.model = predictor.model
+        self.precision = getattr(predictor, "precision", None)
+        self.latencies: list[float] = []
+
+    def batches(self, sentences):
+        self.inner.reset_stats()
+        self.latencies = []
+        return self.inner.batches(sentences)
+
+    def predict_batch(self, sentences):
+        self.inner.synchronize()
+        start = time.perf_counter()
+        tags = self.inner.predict_batch(sentences)
+        self.inner.synchronize()
+        self.latencies.extend([time.perf_counter() - start] * len(sentences))
+        return tags
+
+    def synchronize(self) -> None:
+        self.inner.synchronize()
+
+    def generation_stats(self) -> dict:
+        import numpy as np
+
+        stats = self.inner.generation_stats()
+        generated = np.array(stats["generated_tokens_per_sentence"] or [0], dtype=float)
+        latency = np.array(self.latencies or [0.0], dtype=float)
+        return stats | {
+            "generated_tokens_per_sentence_mean": float(generated.mean()),
+            "sentence_latency_s": list(self.latencies),
+            "sentence_latency_p50_s": float(np.percentile(latency, 50)),
+            "sentence_latency_p95_s": float(np.percentile(latency, 95)),
+        }
+
+
+def _llm_settings(ref, head: str, quantization: str, recipe) -> dict:
+    out = {"head": head, "quantization": quantization}
+    if recipe is not None:
+        out["lora"] = {"r": recipe.lora_r, "alpha": recipe.lora_alpha, "dropout": recipe.lora_dropout,
+                       "target_modules": list(recipe.target_modules)}
+    if head == "generative":
+        from nerbench.models.generative import BUDGET_EXTRA, BUDGET_RATIO
+
+        out["generation"] = {"decoding": "greedy", "do_sample": False, "num_beams": 1,
+                             "max_new_tokens": f"per sentence: ceil({BUDGET_RATIO} x longest single-label "
+                                               f"answer in tokens) + {BUDGET_EXTRA}",
+                             "prompt": "the paper's Alpaca-style prompt, token:TAG lines"}
+    return out
+
+
+def _evaluate_llm_dataset(ref, model_id, fine_tune, base_weights, info, options, store, say, training_progress):
+    from nerbench.models.encoder import default_device
+    from nerbench.models.llm import adapter_head, load_llm_predictor, training_record, trained_quantized
+    from nerbench.models.llm_training import effective_quantization, train_llm
+    from nerbench.models.registry import LLMRecipe, resolve_model
+
+    device = options.device or default_device()
+    recipe = ref.meta.recipe if ref.meta is not None else None
+    if ref.source == "adapter":
+        head = adapter_head(ref.path)
+        if options.head not in (None, head):
+            raise NerbenchError(f"--head {options.head}: the adapter {ref.path} was trained for the {head} head")
+        quantization = NF4 if trained_quantized(ref.path) else "none"
+        recipe_dump = training_record(ref.path).get("recipe")
+        recipe = LLMRecipe.model_validate({k: v for k, v in recipe_dump.items() if k in LLMRecipe.model_fields}) \
+            if recipe_dump else None
+    else:
+        head = options.head or (recipe.head if recipe is not None else "token")
+        quantization = effective_quantization(recipe or LLMRecipe(), options.quantize, device) if fine_tune else "none"
+    if options.quantize is not None and not fine_tune:
+        raise NerbenchError("--quantize: applies to training; this model is evaluated as it is")
+    profile = profile_for(options.profile, LLM, head)
+    test = load_split(info.name, "test", options.data_dir, allow_modified=options.allow_modified)
+    config = {
+        "task": "ner-bio",
+        "split": "test",
+        "model": ref.describe(),
+        "weights_sha256": base_weights,
+        "fine_tuned_by_eval": fine_tune,
+        "profile": profile.to_dict() if fine_tune else None,
+        "seed": options.seed,
+        "head": head,
+        "label_policy": "first" if head == "token" else None,
+        "llm": _llm_settings(ref, head, quantization, recipe),
+        "batch_size": PROTOCOL.batch_size(LLM),
+        "device": device.split(":")[0],
+        "precision": PROTOCOL.precision(LLM, quantized=quantization == NF4, device=device),
+        "dataset_sha256": test.sha256,
+        "modified_dataset": test.modified,
+        "protocol": PROTOCOL.to_dict(),
+        "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED},
+    }
+    existing = store.find_run(model_id, info.name, config_hash(config))
+    if existing is not None and not options.force:
+        say(f"{info.name}: already stored as run {existing} (same model and configuration); skipped")
+        return EvalOutcome(info.name, "skipped", existing)
+
+    trained, training, checkpoint = False, None, ref
+    if fine_tune:
+        folder = checkpoint_dir(options.runs_dir, model_id, info.name, options.profile, head)
+        done = _is_trained(folder) and training_record(folder).get("llm", {}).get("quantization") == quantization
+        if done and not options.force:
+            say(f"{info.name}: using the fine-tuned adapter in {folder}")
+        else:
+            say(f"{info.name}: no fine-tuned {head}-head adapter of {model_id} yet: training it "
+                f"({profile.name} profile, {quantization} base) into {folder}")
+            train = load_split(info.name, "train", options.data_dir, allow_modified=options.allow_modified)
+            dev = load_split(info.name, "dev", options.data_dir, allow_modified=options.allow_modified)
+            dev_sentences = dev.sentences[: profile.max_dev_sentences] if profile.max_dev_sentences else dev.sentences
+            train_llm(
+                ref, train.sentences, dev_sentences, info.labels, info.entity_types, recipe, folder,
+                head=head, quantize=quantization, epochs=profile.epochs, lr=profile.learning_rate,
+                max_train_sentences=profile.max_train_sentences,
+                gradient_accumulation_steps=profile.gradient_accumulation_steps, seed=options.seed,
+                progress=training_progress, dataset=info.name,
+                data_sha256={"train": train.sha256, "dev": dev.sha256}, device=device, overwrite=True,
+                trust_remote_code=options.trust_remote_code,
+            )
+            trained = True
+        training = _read_training_record(folder)
+        checkpoint = resolve_model(folder)
+    elif ref.source == "adapter":
+        training = training_record(ref.path) or None
+
+    slow = " (generative tagging: slow on a CPU)" if head == "generative" and not device.startswith("cuda") else ""
+    say(f"{info.name}: predicting {len(test.sentences)} test sentences with the {head} head{slow} "
+        f"({PROTOCOL.warmup_batches} warm-up batches, {PROTOCOL.repeats} timed passes)")
+    predictor = load_llm_predictor(checkpoint, info.labels, info.entity_types, head=head, device=device,
+                                   trust_remote_code=options.trust_remote_code)
+    timed = OnePassStats(predictor) if head == "generative" else predictor
+    tokens = [s.tokens for s in test.sentences]
+    predictions, timing = run_timed(timed, tokens, price_per_hour=options.price_per_hour)
+    details: dict = {}
+    if head == "generative":
+        stats = timed.generation_stats()
+        timing = timing.with_generation(stats)
+        details["generation"] = {k: stats[k] for k in ("sentences", "generated_tokens", "stopped_at_limit",
+                                                       "max_new_tokens", "ignored_generation_defaults", "parse")}
+    else:
+        details["alignment"] = _alignment(predictor, tokens)
+    digest = predictions_sha256(predictions)
+    gold = [list(s.tags) for s in test.sentences]
+    scores = scoring.score(gold, predictions, types=info.entity_types,
+                           bootstrap=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)
+    parameters = sum(p.numel() for p in predictor.model.parameters())
+    details |= {
+        "training": training,
+        "ill_formed": scores.ill_formed,
+        "checkpoint": str(checkpoint.path) if fine_tune else None,
+        "parameters_evaluated": parameters,
+        "nerbench_version": __version__,
+    }
+    record = RunRecord(
+        model=_model_meta(ref, model_id, parameters, LLM),
+        dataset=info.name,
+        split="test",
+        config=config,
+        dataset_sha256=test.sha256,
+        modified=test.modified,
+        predictions=predictions,
+        predictions_sha256=digest,
+        metrics=scores.metric_rows(),
+        timing=timing.to_dict(),
+        environment=environment(),
+        details=details,
+    )
+    run_id = store.save_run(record, replaces=existing if options.force else None)
+    parse = details.get("generation", {}).get("parse")
+    extra = (f"; parse: {parse['missing']} missing, {parse['extra']} extra, {parse['renamed']} renamed, "
+             f"{parse['malformed']} malformed lines") if parse else ""
+    say(f"{info.name}: stored run {run_id}: strict F1 {scores.strict.f1:.4f}, long-entity F1 "
+        f"{scores.long_f1:.4f}, {timing.sentences_per_second:.2f} sentences/s{extra}")
+    return EvalOutcome(
+        info.name, "stored", run_id, scores.strict.f1, scores.long_f1, timing.sentences_per_second,
+        timing.cost_usd, trained, details,
+    )

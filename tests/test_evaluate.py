@@ -98,7 +98,7 @@ def test_failure_in_a_later_dataset_keeps_the_finished_one(tmp_path, small_data,
 
 def test_local_checkpoint_folder_on_the_real_test_split(tmp_path, data_dir):
     folder = save_tiny_bert(tmp_path / "my-ncbi-tagger", labels=("O", "B-Disease", "I-Disease"))
-    (outcome,) = ev.evaluate(str(folder), options(tmp_path, data_dir, allow_modified=False))
+    (outcome,) = ev.evaluate(str(folder), options(tmp_path, data_dir, allow_modified=False, allow_random_init=True))
     assert outcome.status == "stored" and not outcome.trained
     with Store(tmp_path / "r.duckdb") as store:
         run = store.run(outcome.run_id)
@@ -110,9 +110,16 @@ def test_local_checkpoint_folder_on_the_real_test_split(tmp_path, data_dir):
 def test_label_map_mismatch_is_a_clear_error(tmp_path, small_data):
     folder = save_tiny_bert(tmp_path / "cdr-tagger", labels=("O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"))
     with pytest.raises(NerbenchError, match="label map mismatch"):
-        ev.evaluate(str(folder), options(tmp_path, small_data))
+        ev.evaluate(str(folder), options(tmp_path, small_data, allow_random_init=True))
     with Store(tmp_path / "r.duckdb") as store:
         assert store.runs() == []
+
+
+def test_a_random_weight_model_is_never_stored(tmp_path, small_data):
+    folder = save_tiny_bert(tmp_path / "random-tagger", labels=("O", "B-Disease", "I-Disease"))
+    with pytest.raises(NerbenchError, match="nerbench_random_init is set"):
+        ev.evaluate(str(folder), options(tmp_path, small_data))
+    assert not (tmp_path / "r.duckdb").exists() or Store(tmp_path / "r.duckdb").runs() == []
 
 
 def test_bad_names_fail_before_any_work(tmp_path, small_data):

@@ -15,7 +15,7 @@ from nerbench.datasets import DEFAULT_SUITE
 
 
 def eval_model(
-    model: Annotated[str, typer.Argument(help="Registry id, checkpoint folder or Hugging Face id.")],
+    model: Annotated[str, typer.Argument(help="Registry id, checkpoint folder, PEFT adapter folder or Hugging Face id.")],
     dataset: Annotated[
         Optional[list[str]], typer.Option("--dataset", help="Dataset to evaluate on (repeatable; default: the five).")
     ] = None,
@@ -36,6 +36,13 @@ def eval_model(
     device: Annotated[Optional[str], typer.Option(help="torch device (default: cuda if present, else cpu).")] = None,
     runs_dir: Annotated[Path, typer.Option(help="Where fine-tuned checkpoints are kept.")] = Path("runs"),
     name: Annotated[Optional[str], typer.Option(help="Model id to store for a folder or hub model.")] = None,
+    head: Annotated[
+        Optional[str],
+        typer.Option(help="LLMs: 'token' (classification head, default) or 'generative' (token:TAG lines; slow on CPU)."),
+    ] = None,
+    quantize: Annotated[
+        Optional[str], typer.Option(help="LLMs: 'none' or 'nf4' base while training (default: nf4 on CUDA, none on CPU).")
+    ] = None,
     revision: Annotated[Optional[str], typer.Option(help="Hub revision.")] = None,
     trust_remote_code: Annotated[
         bool, typer.Option("--trust-remote-code", help="Run the model repository's own code (unsafe).")
@@ -53,7 +60,7 @@ def eval_model(
         datasets=tuple(dataset or DEFAULT_SUITE), profile=profile, seed=seed, label_policy=label_policy,
         data_dir=data_dir, db=db, runs_dir=runs_dir, device=device, price_per_hour=price_per_hour,
         force=force, allow_modified=allow_modified, revision=revision,
-        trust_remote_code=trust_remote_code, name=name,
+        trust_remote_code=trust_remote_code, name=name, head=head, quantize=quantize,
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[dev]}"), TimeElapsedColumn())
@@ -73,15 +80,24 @@ def eval_model(
             tasks.clear()
 
         outcomes = evaluate(model, options, say=say, training_progress=progress)
+    # Generative runs: the parse counts of the stored pass.
+    parse = {o.dataset: o.details.get("generation", {}).get("parse") for o in outcomes}
     if as_json:
-        typer.echo(json.dumps([{k: v for k, v in vars(o).items() if k != "details"} for o in outcomes], indent=2))
+        typer.echo(json.dumps([{k: v for k, v in vars(o).items() if k != "details"} | {"parse": parse[o.dataset]}
+                               for o in outcomes], indent=2))
         return
     table = Table(title=f"{model} ({profile} profile)")
-    for column in ("dataset", "run", "status", "strict F1", "long-entity F1", "sentences/s"):
+    has_parse = any(parse.values())
+    columns = ("dataset", "run", "status", "strict F1", "long-entity F1", "sentences/s") + (
+        ("missing / extra / renamed / malformed lines",) if has_parse else ())
+    for column in columns:
         table.add_column(column, justify="left" if column in ("dataset", "run", "status") else "right")
     for o in outcomes:
         fmt = (lambda x: "" if x is None else f"{100 * x:.2f}")
+        p = parse[o.dataset]
         table.add_row(o.dataset, o.run_id, o.status, fmt(o.strict_f1), fmt(o.long_f1),
-                      "" if o.sentences_per_second is None else f"{o.sentences_per_second:.1f}")
+                      "" if o.sentences_per_second is None else f"{o.sentences_per_second:.2f}",
+                      *((f"{p['missing']} / {p['extra']} / {p['renamed']} / {p['malformed']}" if p else "",)
+                        if has_parse else ()))
     console.print(table)
     console.print(f"stored in {db}; `nerbench results --db {db}` shows every stored run", highlight=False)

@@ -40,6 +40,21 @@ def _short_device(name) -> str:
     return name
 
 
+def _mode(run: dict) -> dict:
+    """The head (LLMs: token or generative) and the generative parse counts of a stored run."""
+    config, details = run.get("config") or {}, run.get("details") or {}
+    return {
+        "head": config.get("head"),
+        "parse": (details.get("generation") or {}).get("parse"),
+    }
+
+
+def _parse(counts) -> str:
+    if not counts:
+        return ""
+    return f"{counts['missing']}/{counts['extra']}/{counts['renamed']}/{counts['malformed']}"
+
+
 def results(
     db: Db = DEFAULT_DB,
     as_json: Json = False,
@@ -51,23 +66,31 @@ def results(
         raise NerbenchError("--json and --csv: choose one")
     with Store(Path(db), create=False) as store:
         rows = [{k: _plain(v) for k, v in row.items()} for row in store.summary(dataset=dataset)]
+        for row in rows:
+            row.update(_mode(store.run(row["run_id"])))
     if as_json:
         typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
     if as_csv:
+        for row in rows:
+            row["parse"] = json.dumps(row["parse"], sort_keys=True) if row["parse"] else None
         if rows:
             writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]), lineterminator="\n")
             writer.writeheader()
             writer.writerows(rows)
         return
     table = Table(title=f"Runs in {db}", caption="F1 = strict micro F1 with its 95% bootstrap CI; long = entities "
-                  "of >= 3 tokens; ref = reference hardware (one H100 80GB); self = self-reported timing; "
+                  "of >= 3 tokens; token/generative = LLM head; parse = generative output lines missing/extra/renamed/"
+                  "malformed; ref = reference hardware (one H100 80GB); self = self-reported timing; "
                   "P/R and more with --json or --csv")
-    for column in ("run", "model", "dataset", "F1 [CI]", "long F1", "sent/s", "cost", "device", "marks"):
+    has_parse = any(row["parse"] for row in rows)
+    columns = ("run", "model", "dataset", "F1 [CI]", "long F1", "sent/s", "cost", "device", "marks") + (
+        ("parse: miss/extra/renamed/malformed",) if has_parse else ())
+    for column in columns:
         table.add_column(column, justify="right" if column in ("sent/s", "cost") else "left")
     for row in rows:
         speed = row["sentences_per_second"]
-        marks = [row["family"]] + (["ref"] if row["reference_hardware"] else []) + (
+        marks = [row["family"]] + ([row["head"]] if row["family"] == "llm" and row["head"] else []) + (["ref"] if row["reference_hardware"] else []) + (
             ["self"] if row["self_reported"] else [])
         table.add_row(
             row["run_id"], row["model_id"], row["dataset"],
@@ -77,6 +100,7 @@ def results(
             _cost(row["cost_usd"]),
             _short_device(row["device_name"]),
             " ".join(marks),
+            *((_parse(row["parse"]),) if has_parse else ()),
         )
     console = wide_console()
     if not rows:

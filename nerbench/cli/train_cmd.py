@@ -1,4 +1,4 @@
-"""`nerbench train`: fine-tune an encoder on a dataset with its registered recipe."""
+"""`nerbench train`: fine-tune an encoder, or LoRA-tune an LLM, on a dataset with its registered recipe."""
 
 import json
 from pathlib import Path
@@ -23,14 +23,23 @@ def train(
     model: Annotated[str, typer.Argument(help="Registry id, checkpoint folder or Hugging Face id.")],
     dataset: Annotated[str, typer.Option("--dataset", help="A registered dataset name.")],
     epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs (recipe: 20).")] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate (recipe: 2e-5).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Training batch size (recipe: 8).")] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate (recipes: 2e-5 encoders, 4e-5 LLMs).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Training batch size (recipes: 8 encoders, 4 LLMs).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the head, shuffling and dropout.")] = 0,
     max_train_sentences: Annotated[
         Optional[int], typer.Option(help="Train on the first N train sentences only.")
     ] = None,
     label_policy: Annotated[
         Optional[str], typer.Option(help="'first' sub-token (default) or 'majority' (the paper's).")
+    ] = None,
+    head: Annotated[
+        Optional[str], typer.Option(help="LLMs: 'token' (classification head, default) or 'generative' (token:TAG lines).")
+    ] = None,
+    quantize: Annotated[
+        Optional[str], typer.Option(help="LLMs: 'none' or 'nf4' base weights (default: nf4 on CUDA, none on CPU).")
+    ] = None,
+    gradient_accumulation_steps: Annotated[
+        Optional[int], typer.Option(help="LLMs: micro-batches per optimizer step (recipe: 4).")
     ] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default runs/<model>/<dataset>).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a previous run in the output folder.")] = False,
@@ -41,7 +50,10 @@ def train(
     data_dir: DataDir = None,
     as_json: Json = False,
 ) -> None:
-    """Fine-tune MODEL on DATASET's train split; keep the epoch with the best dev strict F1."""
+    """Fine-tune MODEL on DATASET's train split; keep the epoch with the best dev strict F1.
+
+    LLMs get LoRA adapters (QLoRA on CUDA); the adapter folder is saved, and `nerbench eval` takes it.
+    """
     from nerbench.models.training import train_on_dataset
 
     _quiet_transformers()
@@ -64,6 +76,9 @@ def train(
             revision=revision, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
             max_train_sentences=max_train_sentences, progress=progress, overwrite=overwrite,
             trust_remote_code=trust_remote_code,
+            **{k: v for k, v in {"head": head, "quantize": quantize,
+                                 "gradient_accumulation_steps": gradient_accumulation_steps}.items()
+               if v is not None},
         )
     if as_json:
         typer.echo(json.dumps(record.to_dict() | {"out": str(folder)}, indent=2))

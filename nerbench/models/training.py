@@ -294,6 +294,19 @@ def default_run_dir(model: str, dataset: str, root: Path = Path("runs")) -> Path
     return root / name / dataset
 
 
+def is_llm(ref: ResolvedModel) -> bool:
+    """Registry LLMs, adapters, and checkpoints whose architecture is a causal LM."""
+    if ref.family is not None:
+        return ref.family == "llm"
+    architectures = read_config(ref.path / "config.json").get("architectures") or []
+    return any(str(a).endswith("ForCausalLM") for a in architectures)
+
+
+def llm_run_dir(base: Path, head: str) -> Path:
+    """runs/<model>/<dataset> for the token head; runs/<model>/<dataset>-generative otherwise."""
+    return base if head == "token" else base.with_name(f"{base.name}-generative")
+
+
 def train_on_dataset(
     model: str,
     dataset: str,
@@ -310,8 +323,25 @@ def train_on_dataset(
 
     info = get_dataset(dataset)
     ref = resolve_model(model, revision)
-    if ref.meta is not None and ref.meta.family != "encoder":
-        raise NerbenchError(f"model {model!r} is an {ref.meta.family}: `train` fine-tunes encoders")
+    if is_llm(ref):
+        if label_policy not in (None, "first"):
+            raise NerbenchError("--label-policy: LLM token classifiers label words by their first sub-token")
+        from nerbench.models.llm_training import train_llm
+        from nerbench.models.registry import LLMRecipe
+
+        recipe = ref.meta.recipe if ref.meta is not None else LLMRecipe()
+        head = kwargs.pop("head", None) or recipe.head
+        train = load_split(dataset, "train", data_dir)
+        dev = load_split(dataset, "dev", data_dir)
+        out = out_dir or llm_run_dir(default_run_dir(model, dataset), head)
+        record = train_llm(
+            ref, train.sentences, dev.sentences, info.labels, info.entity_types, recipe, out, head=head,
+            dataset=dataset, data_sha256={"train": train.sha256, "dev": dev.sha256}, **kwargs,
+        )
+        return record, out
+    for name in ("head", "quantize", "gradient_accumulation_steps"):
+        if kwargs.pop(name, None) is not None:
+            raise NerbenchError(f"--{name.replace('_', '-')}: applies to LLMs only; {model!r} is an encoder")
     recipe = ref.meta.recipe if ref.meta is not None else EncoderRecipe()
     if label_policy is not None:
         recipe = checked_recipe(recipe, {"label_policy": label_policy})
