@@ -11,11 +11,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import multiprocessing
+import os
 import shutil
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import duckdb
 import jinja2
@@ -210,7 +213,9 @@ def f1ci(value: float | None, bounds: tuple[float, float] | None) -> Markup:
 
 
 def pretty_json(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    # One line per document, wrapped by the page (CSS pre-wrap): without `indent` json uses its C
+    # encoder, several times faster on stores with thousands of runs.
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str, separators=(", ", ": "))
 
 
 def _environment(templates: Path) -> jinja2.Environment:
@@ -240,6 +245,40 @@ def _points(rows: Iterable[tuple[Run | None, float | None, float | None, str, st
             for _, f1, cost, label, href, family, ref in rows if f1 is not None and cost is not None and cost > 0]
 
 
+def _analyse(data: StoreData, db: Path, data_dir: Path | None, suite: list[str], resamples: int,
+             seed: int) -> tuple[list[Question], dict[str, dict[str, Any]]]:
+    """The part of the build that reads the test splits: paired tests and statistics."""
+    splits = {name: _test_split(name, data_dir) for name in suite}  # each file read once
+    asked = questions(data, db, splits, datasets=suite, resamples=resamples, seed=seed)
+    return asked, {name: _dataset_info(name, splits[name]) for name in suite}
+
+
+_JOB: tuple = ()  # the arguments of _analyse, inherited by the forked worker (no pickling of the store)
+
+
+def _job() -> tuple[list[Question], dict[str, dict[str, Any]]]:
+    return _analyse(*_JOB)
+
+
+def _start(args: tuple, parallel: bool) -> Callable[[], tuple[list[Question], dict[str, dict[str, Any]]]]:
+    """Run _analyse in a forked process where that is possible; returns a function giving its result."""
+    global _JOB
+    if not parallel or "fork" not in multiprocessing.get_all_start_methods() or (os.cpu_count() or 1) < 2:
+        return lambda: _analyse(*args)
+    _JOB = args
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+    future = pool.submit(_job)
+    _JOB = ()
+
+    def result():
+        try:
+            return future.result()
+        finally:
+            pool.shutdown()
+
+    return result
+
+
 def build_site(
     db: Path,
     out: Path = DEFAULT_OUT,
@@ -249,19 +288,22 @@ def build_site(
     seed: int = 0,
     paper_file: Path | None = None,
     leaderboard: Path = LEADERBOARD,
+    parallel: bool = True,
 ) -> BuildReport:
-    """Render the whole site into `out` (replacing what a previous build left there)."""
+    """Render the whole site into `out` (replacing what a previous build left there).
+
+    With `parallel`, the test splits are read and the paired tests run in a forked process while
+    this one renders the model pages and downloads (the output is the same either way).
+    """
     db, out = Path(db), Path(out)
     data = read_store(db)
     paper = paper_results(paper_file)
     env = _environment(leaderboard / "templates")
     columns = data.datasets
     suite = list(DEFAULT_SUITE) + [d for d in data.datasets if d not in DEFAULT_SUITE]
-    splits = {name: _test_split(name, data_dir) for name in suite}  # each file read once
-    asked = questions(data, db, splits, datasets=suite, resamples=resamples, seed=seed)
+    analysis = _start((data, db, data_dir, suite, resamples, seed), parallel)
     overview = [_overview_row(m, columns) for m in data.models.values()]
     overview.sort(key=lambda r: (r["macro_f1"] is None, -(r["macro_f1"] or 0), r["model"].id))
-    dataset_infos = {name: _dataset_info(name, splits[name]) for name in suite}
     paper_rows = sorted(paper.get("rows", []), key=lambda r: (r["dataset"], r["model"]))
 
     charts = {}
@@ -291,6 +333,13 @@ def build_site(
         (out / name).write_text(html, encoding="utf-8")
         pages += 1
 
+    for model in data.models.values():
+        write(f"models/{model.slug}.html", "model.html", model=model)
+    rows = _result_rows(data)
+    write("downloads.html", "downloads.html", n_rows=len(rows), columns=RESULT_COLUMNS)
+    _write_downloads(out / "data", rows)
+
+    asked, dataset_infos = analysis()
     write("index.html", "index.html", columns=columns, rows=overview, paper_rows=paper_rows)
     write("compare.html", "compare.html", questions=asked)
     write("cost.html", "cost.html", overall=overall, overall_points=overall_points,
@@ -308,12 +357,6 @@ def build_site(
               chart=chart(charts[dataset], title=f"Strict F1 against cost on {dataset}", root="../"),
               question=next(q for q in asked if q.dataset == dataset),
               paper_rows=[r for r in paper_rows if r["dataset"] == dataset])
-    for model in data.models.values():
-        write(f"models/{model.slug}.html", "model.html", model=model)
-
-    rows = _result_rows(data)
-    write("downloads.html", "downloads.html", n_rows=len(rows), columns=RESULT_COLUMNS)
-    _write_downloads(out / "data", rows)
     return BuildReport(out=out, index=out / "index.html", pages=pages, models=len(data.models), runs=len(data.runs))
 
 
@@ -323,8 +366,9 @@ def _write_downloads(folder: Path, rows: list[dict[str, Any]]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     (folder / "results.csv").write_text(buffer.getvalue(), encoding="utf-8")
-    (folder / "results.json").write_text(
-        json.dumps(rows, indent=1, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
+    # One run per line: readable, and json's C encoder (which `indent` would switch off).
+    lines = ",\n".join(json.dumps(row, ensure_ascii=False, allow_nan=False) for row in rows)
+    (folder / "results.json").write_text(f"[\n{lines}\n]\n" if rows else "[]\n", encoding="utf-8")
     columns = ", ".join(f"'{name}': '{_PARQUET_TYPES.get(name, 'VARCHAR')}'" for name in RESULT_COLUMNS)
     conn = duckdb.connect()
     try:

@@ -126,39 +126,46 @@ def _paired(gold, pred_llm, pred_enc, resamples: int, seed: int, long_only: bool
 def questions(data: StoreData, db: Path, splits: Mapping[str, Split | None], *, datasets: list[str],
               resamples: int = 1000, seed: int = 0) -> list[Question]:
     """`splits` holds the local test split of each dataset (None where it is not available)."""
-    out = []
+    out, testable = [], []
     for dataset in datasets:
         shown = [m.shown[dataset] for m in data.models.values() if dataset in m.shown]
         q = Question(dataset, best(shown, "encoder"), best(shown, "llm"))
         if q.encoder is not None and q.llm is not None:
-            _test(q, db, splits.get(dataset), resamples, seed)
-        q.verdict = verdict(q)
+            q.paired_note = _untestable(q, splits.get(dataset))
+            if q.paired_note is None:
+                testable.append(q)
         out.append(q)
+    # The predictions of every compared run in one read of the predictions table.
+    preds = predictions(db, [r.run_id for q in testable for r in (q.llm, q.encoder)])
+    for q in testable:
+        _test(q, splits[q.dataset], preds[q.llm.run_id], preds[q.encoder.run_id], resamples, seed)
+    for q in out:
+        q.verdict = verdict(q)
     return out
 
 
-def _test(q: Question, db: Path, split: Split | None, resamples: int, seed: int) -> None:
+def _untestable(q: Question, split: Split | None) -> str | None:
+    """Why the two runs cannot be compared sentence by sentence, or None when they can."""
     enc, llm = q.encoder, q.llm
     if enc.split != llm.split or enc.dataset_sha256 != llm.dataset_sha256:
-        q.paired_note = "the two runs were scored against different files of the test split"
-        return
+        return "the two runs were scored against different files of the test split"
     if q.dataset not in REGISTRY:
-        q.paired_note = f"{q.dataset} is not in the dataset registry, so its gold tags are unknown"
-        return
+        return f"{q.dataset} is not in the dataset registry, so its gold tags are unknown"
     if split is None or split.split != enc.split:
-        q.paired_note = f"the {enc.split} split of {q.dataset} is not available locally (see `nerbench datasets fetch`)"
-        return
+        return f"the {enc.split} split of {q.dataset} is not available locally (see `nerbench datasets fetch`)"
     if split.sha256 != enc.dataset_sha256:
-        q.paired_note = "the local test file is not the one the runs were scored against (sha256 differs)"
-        return
-    preds = predictions(db, [llm.run_id, enc.run_id])
+        return "the local test file is not the one the runs were scored against (sha256 differs)"
+    return None
+
+
+def _test(q: Question, split: Split, pred_llm: list, pred_enc: list, resamples: int, seed: int) -> None:
     gold = [list(s.tags) for s in split.sentences]
-    if any(len(preds[r.run_id]) != len(gold) for r in (llm, enc)):
+    if len(pred_llm) != len(gold) or len(pred_enc) != len(gold):
         q.paired_note = "the stored predictions do not cover every test sentence"
         return
     try:
-        q.paired = _paired(gold, preds[llm.run_id], preds[enc.run_id], resamples, seed, False)
-        q.paired_long = _paired(gold, preds[llm.run_id], preds[enc.run_id], resamples, seed, True)
+        q.paired = _paired(gold, pred_llm, pred_enc, resamples, seed, False)
+        q.paired_long = _paired(gold, pred_llm, pred_enc, resamples, seed, True)
     except NerbenchError as err:
         q.paired, q.paired_long = None, None
         q.paired_note = f"the stored predictions do not fit the test split ({err})"

@@ -151,22 +151,28 @@ def _read(conn: duckdb.DuckDBPyConnection) -> StoreData:
             dataset_sha256=row["dataset_sha256"], config=json.loads(row["config"]),
             details=json.loads(row["details"]) if row.get("details") else None,
         )
-    for row in _rows(conn, "SELECT * FROM metrics WHERE scheme = 'strict' OR (entity_type = '*' AND length_bucket = '*')"):
-        run = runs.get(row["run_id"])
+    # Tuples, not dicts: a store of 1,000 submissions holds over 100,000 metric rows.
+    metric_rows = conn.execute(
+        "SELECT run_id, scheme, entity_type, length_bucket, tp, n_pred, n_gold, precision, recall, f1, ci_low, "
+        "ci_high FROM metrics WHERE scheme = 'strict' OR (entity_type = '*' AND length_bucket = '*')").fetchall()
+    for run_id, scheme, entity_type, bucket, tp, n_pred, n_gold, precision, recall, f1, low, high in metric_rows:
+        run = runs.get(run_id)
         if run is None:
             continue
-        ci = (row["ci_low"], row["ci_high"]) if row["ci_low"] is not None and row["ci_high"] is not None else None
-        cell = {k: row[k] for k in ("tp", "n_pred", "n_gold", "precision", "recall", "f1")} | {"ci": ci}
-        if row["entity_type"] == ALL and row["length_bucket"] == ALL:
-            run.schemes[row["scheme"]] = row["f1"]
-            if row["scheme"] == "strict":
-                run.precision, run.recall, run.f1, run.f1_ci = row["precision"], row["recall"], row["f1"], ci
-        elif row["length_bucket"] == ALL:
-            run.per_type[row["entity_type"]] = cell
-        elif row["entity_type"] == ALL:
-            run.per_length[row["length_bucket"]] = cell
-            if row["length_bucket"] == LONG_BUCKET:
-                run.long_f1, run.long_f1_ci = row["f1"], ci
+        ci = (low, high) if low is not None and high is not None else None
+        if entity_type == ALL and bucket == ALL:
+            run.schemes[scheme] = f1
+            if scheme == "strict":
+                run.precision, run.recall, run.f1, run.f1_ci = precision, recall, f1, ci
+            continue
+        cell = {"tp": tp, "n_pred": n_pred, "n_gold": n_gold, "precision": precision, "recall": recall,
+                "f1": f1, "ci": ci}
+        if bucket == ALL:
+            run.per_type[entity_type] = cell
+        elif entity_type == ALL:
+            run.per_length[bucket] = cell
+            if bucket == LONG_BUCKET:
+                run.long_f1, run.long_f1_ci = f1, ci
     for row in _rows(conn, "SELECT * FROM timings"):
         run = runs.get(row.pop("run_id"))
         if run is not None:
@@ -196,16 +202,18 @@ def _desc(text: str) -> tuple:
 
 
 def predictions(db: Path, run_ids: list[str]) -> dict[str, list[list[str]]]:
-    """The stored tags of a few runs, in sentence order (one equality query per run: DuckDB
-    answers those from the primary-key index instead of scanning every stored prediction)."""
+    """The stored tags of a few runs, in sentence order: one scan for all of them, each run's
+    sentences joined in the database (far fewer Python objects than one row per sentence)."""
+    out: dict[str, list[list[str]]] = {run_id: [] for run_id in run_ids}
     if not run_ids:
-        return {}
+        return out
     conn = duckdb.connect(str(db), read_only=True)
     try:
-        return {
-            run_id: [tags.split(" ") if tags else [] for (tags,) in conn.execute(
-                "SELECT tags FROM predictions WHERE run_id = ? ORDER BY sentence", [run_id]).fetchall()]
-            for run_id in run_ids
-        }
+        rows = conn.execute(
+            "SELECT run_id, string_agg(tags, chr(10) ORDER BY sentence) FROM predictions "
+            "WHERE run_id IN (SELECT unnest(?)) GROUP BY run_id", [list(run_ids)]).fetchall()
     finally:
         conn.close()
+    for run_id, text in rows:
+        out[run_id] = [line.split(" ") if line else [] for line in text.split("\n")]
+    return out
