@@ -34,6 +34,7 @@ from nerbench.timing import PROTOCOL, price_table
 LEADERBOARD = Path(__file__).resolve().parent.parent / "leaderboard"
 DEFAULT_OUT = Path("leaderboard") / "_site"
 PAPER_RESULTS = "paper_results.json"
+MARKER = ".nerbench-site"  # marks a folder the build may replace
 PAPER = {
     "title": "Do LLMs Surpass Encoders for Biomedical NER?",
     "authors": "Motasem S. Obeidat, Md Sultan Al Nahian, Ramakanth Kavuluru",
@@ -245,6 +246,20 @@ def _points(rows: Iterable[tuple[Run | None, float | None, float | None, str, st
             for _, f1, cost, label, href, family, ref in rows if f1 is not None and cost is not None and cost > 0]
 
 
+def _clear(out: Path) -> None:
+    """Remove a previous build; refuse to delete a folder that is not one (a mistyped --out)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise NerbenchError(f"--out {out}: a file, not a folder")
+    if any(out.iterdir()) and not (out / MARKER).is_file():
+        raise NerbenchError(
+            f"--out {out}: not empty and not a site written by `nerbench site build` (no {MARKER}); "
+            "choose an empty or new folder"
+        )
+    shutil.rmtree(out)
+
+
 def _analyse(data: StoreData, db: Path, data_dir: Path | None, suite: list[str], resamples: int,
              seed: int) -> tuple[list[Question], dict[str, dict[str, Any]]]:
     """The part of the build that reads the test splits: paired tests and statistics."""
@@ -317,9 +332,9 @@ def build_site(
                              for row in overview)
     overall = chart(overall_points, title="Macro F1 over datasets against cost", y_label="macro strict F1")
 
-    if out.exists():
-        shutil.rmtree(out)
+    _clear(out)
     (out / "models").mkdir(parents=True)
+    (out / MARKER).write_text("written by `nerbench site build`; the next build replaces this folder\n", "utf-8")
     (out / "datasets").mkdir()
     (out / "data").mkdir()
     shutil.copytree(leaderboard / "static", out / "static")
@@ -334,7 +349,9 @@ def build_site(
         pages += 1
 
     for model in data.models.values():
-        write(f"models/{model.slug}.html", "model.html", model=model)
+        environments = [run.environment for run in model.runs]
+        shared = environments[0] if environments[0] and all(e == environments[0] for e in environments) else None
+        write(f"models/{model.slug}.html", "model.html", model=model, shared_environment=shared)
     rows = _result_rows(data)
     write("downloads.html", "downloads.html", n_rows=len(rows), columns=RESULT_COLUMNS)
     _write_downloads(out / "data", rows)

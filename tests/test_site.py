@@ -244,3 +244,17 @@ def test_cli_missing_database_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(app, ["site", "build", "--db", str(tmp_path / "none.duckdb"), "--out", str(tmp_path / "s")])
     assert result.exit_code != 0
     assert isinstance(result.exception, NerbenchError) and "no results database here" in str(result.exception)
+
+
+def test_out_folder_that_is_not_a_site_is_never_deleted(store, tmp_path, data_dir):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("not a site")
+    with pytest.raises(NerbenchError, match="not a site written by `nerbench site build`"):
+        build_site(store[0], precious, data_dir=data_dir)
+    assert (precious / "thesis.tex").read_text() == "not a site"
+    out = tmp_path / "site"
+    build_site(store[0], out, data_dir=data_dir)
+    (out / "stale.html").write_text("from an older build")
+    build_site(store[0], out, data_dir=data_dir)  # an earlier build is replaced, stale pages go
+    assert not (out / "stale.html").exists() and (out / "index.html").is_file()

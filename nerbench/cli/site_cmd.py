@@ -16,7 +16,7 @@ app = typer.Typer(no_args_is_help=True, help="The static leaderboard site.")
 @app.command("build")
 def build(
     db: Db = DEFAULT_DB,
-    out: Annotated[Path, typer.Option("--out", help="Folder to write the site into (replaced).")] = DEFAULT_OUT,
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the site into: new, empty, or an earlier build (replaced).")] = DEFAULT_OUT,
     data_dir: DataDir = None,
     resamples: Annotated[int, typer.Option("--resamples", min=1, help="Resamples of the paired LLM-vs-encoder tests.")] = 1000,
 ) -> None:
