@@ -268,22 +268,25 @@ def _analyse(data: StoreData, db: Path, data_dir: Path | None, suite: list[str],
     return asked, {name: _dataset_info(name, splits[name]) for name in suite}
 
 
-_JOB: tuple = ()  # the arguments of _analyse, inherited by the forked worker (no pickling of the store)
+_TASK: Callable[[], Any] | None = None  # what the forked worker runs: inherited, so nothing is pickled but the result
 
 
-def _job() -> tuple[list[Question], dict[str, dict[str, Any]]]:
-    return _analyse(*_JOB)
+def _run_task() -> Any:
+    return _TASK()
 
 
-def _start(args: tuple, parallel: bool) -> Callable[[], tuple[list[Question], dict[str, dict[str, Any]]]]:
-    """Run _analyse in a forked process where that is possible; returns a function giving its result."""
-    global _JOB
+def _start(task: Callable[[], Any], parallel: bool) -> Callable[[], Any]:
+    """Run `task` in a forked process where that is possible; returns a function giving its result
+    (the task runs in this process, when called, where it is not)."""
+    global _TASK
     if not parallel or "fork" not in multiprocessing.get_all_start_methods() or (os.cpu_count() or 1) < 2:
-        return lambda: _analyse(*args)
-    _JOB = args
+        return task
+    _TASK = task
     pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
-    future = pool.submit(_job)
-    _JOB = ()
+    try:
+        future = pool.submit(_run_task)  # forks now, with _TASK set
+    finally:
+        _TASK = None
 
     def result():
         try:
@@ -307,8 +310,8 @@ def build_site(
 ) -> BuildReport:
     """Render the whole site into `out` (replacing what a previous build left there).
 
-    With `parallel`, the test splits are read and the paired tests run in a forked process while
-    this one renders the model pages and downloads (the output is the same either way).
+    With `parallel`, a forked process reads the test splits, runs the paired tests and writes half
+    of the model pages while this one writes the rest and the downloads (the output is the same).
     """
     db, out = Path(db), Path(out)
     data = read_store(db)
@@ -316,7 +319,6 @@ def build_site(
     env = _environment(leaderboard / "templates")
     columns = data.datasets
     suite = list(DEFAULT_SUITE) + [d for d in data.datasets if d not in DEFAULT_SUITE]
-    analysis = _start((data, db, data_dir, suite, resamples, seed), parallel)
     overview = [_overview_row(m, columns) for m in data.models.values()]
     overview.sort(key=lambda r: (r["macro_f1"] is None, -(r["macro_f1"] or 0), r["model"].id))
     paper_rows = sorted(paper.get("rows", []), key=lambda r: (r["dataset"], r["model"]))
@@ -339,24 +341,29 @@ def build_site(
     (out / "data").mkdir()
     shutil.copytree(leaderboard / "static", out / "static")
     common = {"n_models": len(data.models), "n_runs": len(data.runs), "paper_results": paper}
-    pages = 0
 
     def write(name: str, template: str, **context: Any) -> None:
-        nonlocal pages
         root = "../" * name.count("/")
         html = env.get_template(template).render(root=root, page=name, **common, **context)
         (out / name).write_text(html, encoding="utf-8")
-        pages += 1
 
-    for model in data.models.values():
-        environments = [run.environment for run in model.runs]
-        shared = environments[0] if environments[0] and all(e == environments[0] for e in environments) else None
-        write(f"models/{model.slug}.html", "model.html", model=model, shared_environment=shared)
+    def model_pages(models: list[Model]) -> int:
+        for model in models:
+            environments = [run.environment for run in model.runs]
+            shared = environments[0] if environments[0] and all(e == environments[0] for e in environments) else None
+            write(f"models/{model.slug}.html", "model.html", model=model, shared_environment=shared)
+        return len(models)
+
+    # The worker reads the test splits and runs the paired tests, then writes every other model
+    # page; this process writes the rest and the downloads meanwhile.
+    models = list(data.models.values())
+    worker = _start(lambda: (_analyse(data, db, data_dir, suite, resamples, seed), model_pages(models[1::2])),
+                    parallel)
+    model_pages(models[::2])
     rows = _result_rows(data)
     write("downloads.html", "downloads.html", n_rows=len(rows), columns=RESULT_COLUMNS)
     _write_downloads(out / "data", rows)
-
-    asked, dataset_infos = analysis()
+    asked, dataset_infos = worker()[0]
     write("index.html", "index.html", columns=columns, rows=overview, paper_rows=paper_rows)
     write("compare.html", "compare.html", questions=asked)
     write("cost.html", "cost.html", overall=overall, overall_points=overall_points,
@@ -374,6 +381,7 @@ def build_site(
               chart=chart(charts[dataset], title=f"Strict F1 against cost on {dataset}", root="../"),
               question=next(q for q in asked if q.dataset == dataset),
               paper_rows=[r for r in paper_rows if r["dataset"] == dataset])
+    pages = sum(1 for _ in out.rglob("*.html"))
     return BuildReport(out=out, index=out / "index.html", pages=pages, models=len(data.models), runs=len(data.runs))
 
 
