@@ -230,7 +230,7 @@ def _environment(templates: Path) -> jinja2.Environment:
     )
     env.filters.update(f3=f3, ci=ci, usd=usd, pts=pts, sort_key=sort_key, pretty_json=pretty_json)
     env.globals.update(
-        hardware=hardware, family=family, f1ci=f1ci,
+        hardware=hardware, family=family, f1ci=f1ci, slug=slug,
         protocol=PROTOCOL, paper=PAPER, significance=SIGNIFICANCE, long_tokens=LONG_ENTITY_TOKENS,
         model_href=lambda model_id: f"models/{slug(model_id)}.html",
         dataset_href=lambda name: f"datasets/{slug(name)}.html",
