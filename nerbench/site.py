@@ -26,6 +26,7 @@ from markupsafe import Markup, escape
 
 from nerbench.datasets import DEFAULT_SUITE, LONG_ENTITY_TOKENS, REGISTRY, Split, load_split, statistics
 from nerbench.errors import NerbenchError
+from nerbench.scoring import LENGTH_BUCKETS
 from nerbench.site_compare import SIGNIFICANCE, Question, questions
 from nerbench.site_data import Model, Run, StoreData, read_store, slug
 from nerbench.site_svg import Point, chart
@@ -354,6 +355,17 @@ def build_site(
             write(f"models/{model.slug}.html", "model.html", model=model, shared_environment=shared)
         return len(models)
 
+    def dataset_tables(dataset: str) -> Markup:
+        runs = sorted((m.shown[dataset] for m in data.models.values() if dataset in m.shown),
+                      key=lambda r: (r.f1 is None, -(r.f1 or 0), r.model_id))
+        order = REGISTRY[dataset].entity_types if dataset in REGISTRY else ()
+        types = sorted({t for r in runs for t in r.per_type},
+                       key=lambda t: (order.index(t) if t in order else len(order), t))
+        html = env.get_template("dataset_tables.html").render(
+            root="../", name=dataset, runs=runs, types=types, buckets=LENGTH_BUCKETS,
+            chart=chart(charts[dataset], title=f"Strict F1 against cost on {dataset}", root="../"))
+        return Markup(html)  # autoescaped output of the template
+
     # The worker reads the test splits and runs the paired tests, then writes every other model
     # page; this process writes the rest and the downloads meanwhile.
     models = list(data.models.values())
@@ -363,22 +375,17 @@ def build_site(
     rows = _result_rows(data)
     write("downloads.html", "downloads.html", n_rows=len(rows), columns=RESULT_COLUMNS)
     _write_downloads(out / "data", rows)
-    asked, dataset_infos = worker()[0]
+    # The tables of the dataset pages need no paired test: rendered while the worker runs.
+    tables = {dataset: dataset_tables(dataset) for dataset in suite}
     write("index.html", "index.html", columns=columns, rows=overview, paper_rows=paper_rows)
-    write("compare.html", "compare.html", questions=asked)
     write("cost.html", "cost.html", overall=overall, overall_points=overall_points,
           charts=[(d, charts[d], chart(charts[d], title=f"Strict F1 against cost on {d}")) for d in suite],
           rows=overview)
+    asked, dataset_infos = worker()[0]
+    write("compare.html", "compare.html", questions=asked)
     write("about.html", "about.html", datasets=[dataset_infos[d] for d in suite], prices=price_table())
     for dataset in suite:
-        runs = sorted((m.shown[dataset] for m in data.models.values() if dataset in m.shown),
-                      key=lambda r: (r.f1 is None, -(r.f1 or 0), r.model_id))
-        types = sorted({t for r in runs for t in r.per_type},
-                       key=lambda t: (REGISTRY[dataset].entity_types.index(t)
-                                      if dataset in REGISTRY and t in REGISTRY[dataset].entity_types else 99, t))
-        write(f"datasets/{slug(dataset)}.html", "dataset.html", dataset=dataset_infos[dataset], runs=runs,
-              types=types, buckets=("1", "2", "3+"),
-              chart=chart(charts[dataset], title=f"Strict F1 against cost on {dataset}", root="../"),
+        write(f"datasets/{slug(dataset)}.html", "dataset.html", dataset=dataset_infos[dataset], tables=tables[dataset],
               question=next(q for q in asked if q.dataset == dataset),
               paper_rows=[r for r in paper_rows if r["dataset"] == dataset])
     pages = sum(1 for _ in out.rglob("*.html"))
