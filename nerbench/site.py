@@ -161,8 +161,7 @@ def _dataset_info(name: str, split: Split | None) -> dict[str, Any]:
         out["note"] = "the test split is not available where this site was built, so its statistics are not shown"
         return out
     out["statistics"] = statistics(split.sentences, info.entity_types)
-    out["local_sha256"] = split.sha256
-    out["modified"] = split.modified
+    out["modified"] = split.modified  # a local copy that differs from the registry's sha256
     return out
 
 
@@ -242,9 +241,10 @@ def _environment(templates: Path) -> jinja2.Environment:
 # --------------------------------------------------------------------------- the build
 
 
-def _points(rows: Iterable[tuple[Run | None, float | None, float | None, str, str, str, bool]]) -> list[Point]:
+def _points(rows: Iterable[tuple[float | None, float | None, str, str, str, bool]]) -> list[Point]:
+    """(F1, cost, label, link, family, reference) -> the points that have both an F1 and a cost."""
     return [Point(cost, f1, label, href, family, ref)
-            for _, f1, cost, label, href, family, ref in rows if f1 is not None and cost is not None and cost > 0]
+            for f1, cost, label, href, family, ref in rows if f1 is not None and cost is not None and cost > 0]
 
 
 def _clear(out: Path) -> None:
@@ -327,10 +327,10 @@ def build_site(
     charts = {}
     for dataset in suite:
         shown = [m.shown[dataset] for m in data.models.values() if dataset in m.shown]
-        points = _points((r, r.f1, r.cost_per_1k, r.model_id, f"models/{slug(r.model_id)}.html", r.family,
+        points = _points((r.f1, r.cost_per_1k, r.model_id, f"models/{slug(r.model_id)}.html", r.family,
                           r.reference_hardware) for r in shown)
         charts[dataset] = points
-    overall_points = _points((None, row["macro_f1"], row["cost"], row["model"].id,
+    overall_points = _points((row["macro_f1"], row["cost"], row["model"].id,
                               f"models/{row['model'].slug}.html", row["model"].family, row["reference"])
                              for row in overview)
     overall = chart(overall_points, title="Macro F1 over datasets against cost", y_label="macro strict F1")
