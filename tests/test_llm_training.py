@@ -106,3 +106,37 @@ def test_cpu_defaults_to_plain_lora_and_cuda_to_the_recipes_nf4():
     assert effective_quantization(LLMRecipe(), "nf4", "cpu") == "nf4"
     with pytest.raises(NerbenchError, match="--quantize"):
         effective_quantization(LLMRecipe(), "int8", "cpu")
+
+
+def test_cli_train_an_llm_folder_writes_the_adapter(data_dir, tmp_path, monkeypatch):
+    import dataclasses
+
+    from typer.testing import CliRunner
+
+    import nerbench.cli
+    import nerbench.datasets
+
+    real_load = nerbench.datasets.load_split
+
+    def first_sentences(*args, **kw):  # the real splits, cut short: the dev pass stays quick
+        split = real_load(*args, **kw)
+        return dataclasses.replace(split, sentences=split.sentences[:6])
+
+    monkeypatch.setattr(nerbench.datasets, "load_split", first_sentences)
+
+    if "train" not in [c.name for c in nerbench.cli.app.registered_commands]:
+        nerbench.cli._register()
+    base = save_tiny(tmp_path / "tiny-llama", "llama")
+    out = tmp_path / "adapter"
+    args = ["train", str(base), "--dataset", "ncbi_disease", "--epochs", "1", "--max-train-sentences", "8",
+            "--head", "token", "--quantize", "none", "--gradient-accumulation-steps", "2", "--out", str(out),
+            "--data-dir", str(data_dir), "--json"]
+    result = CliRunner().invoke(nerbench.cli.app, args)
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "training.json").read_text())
+    assert record["llm"]["head"] == "token" and record["recipe"]["gradient_accumulation_steps"] == 2
+    assert record["recipe"]["lora_r"] == 128 and record["sentences"]["train"] == 6
+    assert (out / "adapter_model.safetensors").is_file()
+    encoder = CliRunner().invoke(nerbench.cli.app, ["train", "minilm-l6", "--dataset", "ncbi_disease",
+                                                    "--head", "generative", "--data-dir", str(data_dir)])
+    assert isinstance(encoder.exception, NerbenchError) and "LLMs only" in str(encoder.exception)
