@@ -120,7 +120,7 @@ class ModelMeta(BaseModel):
     family: Literal["encoder", "llm"]
     hf_id: str
     revision: str | None = None  # None: the hub's default branch (not pinned)
-    parameters: int = Field(gt=0)  # backbone parameters, without pooler or task head
+    parameters: int = Field(gt=0)  # encoders: backbone without pooler or head; LLMs: the causal LM, LM head included
     parameters_source: str
     licence: str
     cased: bool
