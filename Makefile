@@ -33,8 +33,11 @@ run: $(STAMP)
 	$(BIN)/nerbench datasets verify
 	HF_HUB_OFFLINE=1 $(BIN)/nerbench eval minilm-l6 --profile quick
 	$(BIN)/nerbench results
+	$(BIN)/nerbench site build
 
 test: $(STAMP)
+	# The browser tests need Debian's chromium and Playwright; installed only when missing.
+	PYTHON=$(BIN)/python sh tests/setup_browser.sh
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 clean:
