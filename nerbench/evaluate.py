@@ -215,15 +215,33 @@ def evaluate(model: str, options: EvalOptions, *, say: Say = _quiet, training_pr
     base_weights = None if fine_tune else weights_sha256(ref.path)
 
     outcomes = []
-    with Store(options.db) as store:
-        for info in infos:
-            if family == LLM:
-                outcomes.append(_evaluate_llm_dataset(ref, model_id, fine_tune, base_weights, info, options,
-                                                      store, say, training_progress))
-            else:
-                outcomes.append(_evaluate_dataset(ref, model_id, fine_tune, base_weights, info, options, store,
-                                                  say, training_progress))
+    store = _BriefStore(options.db)
+    Store(options.db).close()  # a database that cannot be opened fails before any training
+    for info in infos:
+        if family == LLM:
+            outcomes.append(_evaluate_llm_dataset(ref, model_id, fine_tune, base_weights, info, options,
+                                                  store, say, training_progress))
+        else:
+            outcomes.append(_evaluate_dataset(ref, model_id, fine_tune, base_weights, info, options, store,
+                                              say, training_progress))
     return outcomes
+
+
+class _BriefStore:
+    """The results database, opened only for each lookup and each save. An eval trains and predicts
+    for minutes or hours; holding DuckDB's file lock all that time would lock out `nerbench
+    results`, `ingest` and other evals."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def find_run(self, *args) -> str | None:
+        with Store(self.path) as store:
+            return store.find_run(*args)
+
+    def save_run(self, record: RunRecord, **kwargs) -> str:
+        with Store(self.path) as store:
+            return store.save_run(record, **kwargs)
 
 
 def _run_config(ref, fine_tune: bool, base_weights: str | None, test, options: EvalOptions, device: str,

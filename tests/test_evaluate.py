@@ -131,3 +131,23 @@ def test_bad_names_fail_before_any_work(tmp_path, small_data):
         ev.evaluate("minilm-l6", options(tmp_path, small_data, datasets=("no-such-set",)))
     with pytest.raises(NerbenchError, match="does not exist"):
         ev.evaluate(str(tmp_path / "missing-folder"), options(tmp_path, small_data))
+
+
+def test_the_store_is_not_locked_while_a_dataset_is_predicted(tmp_path, small_data, monkeypatch):
+    """Another process can read the store while eval predicts (DuckDB locks the file per process)."""
+    import subprocess
+    import sys
+
+    seen = []
+    real_run_timed = ev.run_timed
+    read = "import sys; from nerbench.store import Store; print(len(Store(sys.argv[1]).runs()))"
+
+    def reading_meanwhile(*args, **kw):
+        out = subprocess.run([sys.executable, "-c", read, str(tmp_path / "r.duckdb")],
+                             capture_output=True, text=True, check=True)
+        seen.append(int(out.stdout))
+        return real_run_timed(*args, **kw)
+
+    monkeypatch.setattr(ev, "run_timed", reading_meanwhile)
+    ev.evaluate("minilm-l6", options(tmp_path, small_data, datasets=("ncbi_disease", "bc5cdr")))
+    assert seen == [0, 1]  # the first dataset was committed and visible before the second was predicted
