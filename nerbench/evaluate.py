@@ -311,22 +311,29 @@ def _evaluate_dataset(ref, model_id, fine_tune, base_weights, info, options, sto
     )
     tokens = [s.tokens for s in test.sentences]
     predictions, timing = run_timed(predictor, tokens, price_per_hour=options.price_per_hour)
+    details = {"alignment": _alignment(predictor, tokens)}
+    return _score_and_store(ref, model_id, ENCODER, info, test, config, predictor, predictions, timing, details,
+                            training, str(checkpoint) if fine_tune else None, trained, existing, options, store, say)
+
+
+def _score_and_store(ref, model_id, family, info, test, config, predictor, predictions, timing, details,
+                     training, checkpoint, trained, existing, options, store, say) -> EvalOutcome:
+    """Score the timed predictions and store the run (one transaction); the same for every family."""
     # The tags that are scored and stored are the timed pass's, hashed once here.
     digest = predictions_sha256(predictions)
     gold = [list(s.tags) for s in test.sentences]
     scores = scoring.score(gold, predictions, types=info.entity_types,
                            bootstrap=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)
     parameters = sum(p.numel() for p in predictor.model.parameters())
-    details = {
+    details = details | {
         "training": training,
-        "alignment": _alignment(predictor, tokens),
         "ill_formed": scores.ill_formed,
-        "checkpoint": str(checkpoint) if fine_tune else None,
+        "checkpoint": checkpoint,
         "parameters_evaluated": parameters,
         "nerbench_version": __version__,
     }
     record = RunRecord(
-        model=_model_meta(ref, model_id, parameters, ENCODER),
+        model=_model_meta(ref, model_id, parameters, family),
         dataset=info.name,
         split="test",
         config=config,
@@ -340,8 +347,11 @@ def _evaluate_dataset(ref, model_id, fine_tune, base_weights, info, options, sto
         details=details,
     )
     run_id = store.save_run(record, replaces=existing if options.force else None)
+    parse = (details.get("generation") or {}).get("parse")
+    extra = (f"; parse: {parse['missing']} missing, {parse['extra']} extra, {parse['renamed']} renamed, "
+             f"{parse['malformed']} malformed lines") if parse else ""
     say(f"{info.name}: stored run {run_id}: strict F1 {scores.strict.f1:.4f}, long-entity F1 "
-        f"{scores.long_f1:.4f}, {timing.sentences_per_second:.1f} sentences/s")
+        f"{scores.long_f1:.4f}, {timing.sentences_per_second:.2f} sentences/s{extra}")
     return EvalOutcome(
         info.name, "stored", run_id, scores.strict.f1, scores.long_f1, timing.sentences_per_second,
         timing.cost_usd, trained, details,
@@ -520,39 +530,6 @@ def _evaluate_llm_dataset(ref, model_id, fine_tune, base_weights, info, options,
                                                        "max_new_tokens", "ignored_generation_defaults", "parse")}
     else:
         details["alignment"] = _alignment(predictor, tokens)
-    digest = predictions_sha256(predictions)
-    gold = [list(s.tags) for s in test.sentences]
-    scores = scoring.score(gold, predictions, types=info.entity_types,
-                           bootstrap=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)
-    parameters = sum(p.numel() for p in predictor.model.parameters())
-    details |= {
-        "training": training,
-        "ill_formed": scores.ill_formed,
-        "checkpoint": str(checkpoint.path) if fine_tune else None,
-        "parameters_evaluated": parameters,
-        "nerbench_version": __version__,
-    }
-    record = RunRecord(
-        model=_model_meta(ref, model_id, parameters, LLM),
-        dataset=info.name,
-        split="test",
-        config=config,
-        dataset_sha256=test.sha256,
-        modified=test.modified,
-        predictions=predictions,
-        predictions_sha256=digest,
-        metrics=scores.metric_rows(),
-        timing=timing.to_dict(),
-        environment=environment(),
-        details=details,
-    )
-    run_id = store.save_run(record, replaces=existing if options.force else None)
-    parse = details.get("generation", {}).get("parse")
-    extra = (f"; parse: {parse['missing']} missing, {parse['extra']} extra, {parse['renamed']} renamed, "
-             f"{parse['malformed']} malformed lines") if parse else ""
-    say(f"{info.name}: stored run {run_id}: strict F1 {scores.strict.f1:.4f}, long-entity F1 "
-        f"{scores.long_f1:.4f}, {timing.sentences_per_second:.2f} sentences/s{extra}")
-    return EvalOutcome(
-        info.name, "stored", run_id, scores.strict.f1, scores.long_f1, timing.sentences_per_second,
-        timing.cost_usd, trained, details,
-    )
+    return _score_and_store(ref, model_id, LLM, info, test, config, predictor, predictions, timing, details,
+                            training, str(checkpoint.path) if fine_tune else None, trained, existing, options,
+                            store, say)
