@@ -1,9 +1,10 @@
 import csv
 import io
 import json
-from dataclasses import dataclass
 
 import pytest
+
+from nerbench.scoring import MetricRow
 from typer.testing import CliRunner
 
 import nerbench.cli
@@ -14,19 +15,7 @@ nerbench.cli._register()
 runner = CliRunner()
 
 
-@dataclass(frozen=True)
-class Row:
-    scheme: str
-    entity_type: str
-    length_bucket: str
-    tp: float
-    n_pred: int
-    n_gold: int
-    precision: float
-    recall: float
-    f1: float
-    ci_low: float | None
-    ci_high: float | None
+Row = MetricRow  # the scorer's own row type, so the store is tested with what it receives
 
 
 def _record(model_id, family, dataset, f1, long_f1, timing, source="local"):

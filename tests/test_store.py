@@ -1,8 +1,10 @@
 import subprocess
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import pytest
+
+from nerbench.scoring import MetricRow
 
 from nerbench.errors import NerbenchError
 from nerbench.store import (
@@ -15,19 +17,7 @@ from nerbench.store import (
 )
 
 
-@dataclass(frozen=True)
-class Row:  # the MetricRow shape, without depending on the scorer
-    scheme: str
-    entity_type: str
-    length_bucket: str
-    tp: float
-    n_pred: int
-    n_gold: int
-    precision: float
-    recall: float
-    f1: float
-    ci_low: float | None
-    ci_high: float | None
+Row = MetricRow  # the scorer's own row type, so the store is tested with what it receives
 
 
 PREDICTIONS = [["B-Chemical", "O", "O"], [], ["O", "B-Disease", "I-Disease", "I-Disease"]]
