@@ -43,7 +43,9 @@ class TrainingProfile:
     """How much of the registered recipe a registry model is fine-tuned with before evaluation.
 
     "paper" is the recipe itself (up to 20 epochs, early stopping on dev strict F1). "quick" is a
-    CPU-sized budget for the offline defaults: one epoch on the first sentences of train, dev F1
+    CPU-sized budget for the offline defaults: one epoch on the first sentences of train (at most
+    a number of sentences and of word tokens, whichever ends first — training time follows
+    tokens, and BioRED's abstract-long sentences have four times the tokens of the others), dev F1
     on the first sentences of dev, and a higher learning rate — one short epoch at the recipe's
     2e-5 left MiniLM tagging everything O (dev strict F1 0.0 on NCBI-disease after 1,500
     sentences). The profile is part of every run's configuration.
@@ -53,26 +55,47 @@ class TrainingProfile:
     epochs: int | None = None  # None: the recipe's maximum
     learning_rate: float | None = None  # None: the recipe's
     max_train_sentences: int | None = None
+    max_train_tokens: int | None = None  # word tokens
     max_dev_sentences: int | None = None
     gradient_accumulation_steps: int | None = None  # LLMs; None: the recipe's
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def train_sentence_count(self, sentences: Sequence) -> int | None:
+        """How many of the first training sentences the budget allows (None: all of them).
+
+        The sentence that would cross the token budget is left out, but at least one is kept.
+        """
+        if self.max_train_tokens is None:
+            return self.max_train_sentences
+        limit = len(sentences) if self.max_train_sentences is None else min(self.max_train_sentences, len(sentences))
+        used = count = 0
+        for sentence in sentences[:limit]:
+            used += len(sentence.tokens)
+            if used > self.max_train_tokens:
+                break
+            count += 1
+        return max(count, 1)
+
+    def dev_slice(self, sentences: Sequence) -> Sequence:
+        return sentences[: self.max_dev_sentences] if self.max_dev_sentences else sentences
+
 
 PROFILES = {
     "paper": TrainingProfile("paper"),
-    "quick": TrainingProfile("quick", epochs=1, learning_rate=1e-4, max_train_sentences=2000, max_dev_sentences=300),
+    "quick": TrainingProfile("quick", epochs=1, learning_rate=1e-4, max_train_sentences=2000, max_train_tokens=40_000,
+                             max_dev_sentences=300),
 }
 
-# The quick profile for LLMs, sized for a CPU. The token head gets the encoders' quick sentence
-# budget (same train and dev sentences, one epoch), so the two families compare on equal data;
-# SmolLM2-135M LoRA trains at ~4 sentences/s, so that is ~8 minutes per dataset. A generative dev
+# The quick profile for LLMs, sized for a CPU. The token head gets the encoders' quick budget
+# (same train and dev sentences, one epoch), so the two families compare on equal data;
+# SmolLM2-135M LoRA trains at ~4 sentences/s, so that is ~6 minutes per dataset. A generative dev
 # pass runs at well under one sentence/s, so the generative budget is smaller. LoRA takes the
 # higher learning rate and no accumulation, so one short epoch has enough optimizer steps to move.
 LLM_PROFILES = {
     ("quick", "token"): TrainingProfile("quick", epochs=1, learning_rate=2e-4, max_train_sentences=2000,
-                                        max_dev_sentences=300, gradient_accumulation_steps=1),
+                                        max_train_tokens=40_000, max_dev_sentences=300, gradient_accumulation_steps=1),
     ("quick", "generative"): TrainingProfile("quick", epochs=1, learning_rate=2e-4, max_train_sentences=300,
                                              max_dev_sentences=20, gradient_accumulation_steps=1),
 }
@@ -292,10 +315,10 @@ def _evaluate_dataset(ref, model_id, fine_tune, base_weights, info, options, sto
                 f"({profile.name} profile) into {checkpoint}")
             train = load_split(info.name, "train", options.data_dir, allow_modified=options.allow_modified)
             dev = load_split(info.name, "dev", options.data_dir, allow_modified=options.allow_modified)
-            dev_sentences = dev.sentences[: profile.max_dev_sentences] if profile.max_dev_sentences else dev.sentences
             train_encoder(
-                ref, train.sentences, dev_sentences, info.labels, ref.meta.recipe, checkpoint,
-                epochs=profile.epochs, lr=profile.learning_rate, max_train_sentences=profile.max_train_sentences, seed=options.seed,
+                ref, train.sentences, profile.dev_slice(dev.sentences), info.labels, ref.meta.recipe, checkpoint,
+                epochs=profile.epochs, lr=profile.learning_rate,
+                max_train_sentences=profile.train_sentence_count(train.sentences), seed=options.seed,
                 progress=training_progress, dataset=info.name,
                 data_sha256={"train": train.sha256, "dev": dev.sha256}, device=device, overwrite=True,
                 trust_remote_code=options.trust_remote_code,
@@ -498,11 +521,10 @@ def _evaluate_llm_dataset(ref, model_id, fine_tune, base_weights, info, options,
                 f"({profile.name} profile, {quantization} base) into {folder}")
             train = load_split(info.name, "train", options.data_dir, allow_modified=options.allow_modified)
             dev = load_split(info.name, "dev", options.data_dir, allow_modified=options.allow_modified)
-            dev_sentences = dev.sentences[: profile.max_dev_sentences] if profile.max_dev_sentences else dev.sentences
             train_llm(
-                ref, train.sentences, dev_sentences, info.labels, info.entity_types, recipe, folder,
+                ref, train.sentences, profile.dev_slice(dev.sentences), info.labels, info.entity_types, recipe, folder,
                 head=head, quantize=quantization, epochs=profile.epochs, lr=profile.learning_rate,
-                max_train_sentences=profile.max_train_sentences,
+                max_train_sentences=profile.train_sentence_count(train.sentences),
                 gradient_accumulation_steps=profile.gradient_accumulation_steps, seed=options.seed,
                 progress=training_progress, dataset=info.name,
                 data_sha256={"train": train.sha256, "dev": dev.sha256}, device=device, overwrite=True,

@@ -5,7 +5,7 @@ the plumbing (their scores live in temporary stores and are never reported)."""
 import pytest
 
 from nerbench import evaluate as ev
-from nerbench.conll import read_conll, write_conll
+from nerbench.conll import Sentence, read_conll, write_conll
 from nerbench.errors import NerbenchError
 from nerbench.store import Store, predictions_sha256
 
@@ -151,3 +151,29 @@ def test_the_store_is_not_locked_while_a_dataset_is_predicted(tmp_path, small_da
     monkeypatch.setattr(ev, "run_timed", reading_meanwhile)
     ev.evaluate("minilm-l6", options(tmp_path, small_data, datasets=("ncbi_disease", "bc5cdr")))
     assert seen == [0, 1]  # the first dataset was committed and visible before the second was predicted
+
+
+def _sentences(lengths):
+    return [Sentence(tuple("w" * n), tuple("O" * n), 0) for n in lengths]
+
+
+@pytest.mark.parametrize("profile, lengths, expected", [
+    (ev.TrainingProfile("p", max_train_tokens=10), [4, 4, 4, 4], 2),  # the third would reach 12
+    (ev.TrainingProfile("p", max_train_tokens=8), [4, 4, 4], 2),  # exactly on the budget
+    (ev.TrainingProfile("p", max_train_tokens=3), [50, 1], 1),  # one long sentence is still kept
+    (ev.TrainingProfile("p", max_train_tokens=100, max_train_sentences=2), [1, 1, 1, 1], 2),
+    (ev.TrainingProfile("p", max_train_tokens=100), [30, 30], 2),  # fewer sentences than the budget
+    (ev.TrainingProfile("p", max_train_sentences=3), [100, 100, 100, 100], 3),
+    (ev.TrainingProfile("p"), [5, 5], None),
+])
+def test_training_budget_in_sentences_and_word_tokens(profile, lengths, expected):
+    assert profile.train_sentence_count(_sentences(lengths)) == expected
+
+
+def test_quick_profile_budget_on_biored_is_by_tokens(data_dir):
+    train = ev.load_split("biored", "train", data_dir).sentences
+    profile = ev.PROFILES["quick"]
+    count = profile.train_sentence_count(train)
+    assert count < profile.max_train_sentences  # BioRED's long sentences end the budget first
+    assert sum(len(s.tokens) for s in train[:count]) <= profile.max_train_tokens
+    assert sum(len(s.tokens) for s in train[:count + 1]) > profile.max_train_tokens
