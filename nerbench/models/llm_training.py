@@ -14,14 +14,12 @@ plain LoRA on fp32 weights with torch's AdamW unless nf4 is asked for. The recor
 from __future__ import annotations
 
 import json
-import math
 import platform
 import time
 from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
-from pydantic import ValidationError
 
 import nerbench
 from nerbench.conll import Sentence
@@ -45,23 +43,15 @@ from nerbench.models.training import (
     DevEvaluator,
     TrainingProgress,
     TrainingRecord,
-    _batches,
-    _check_tags,
     _prepare_out_dir,
+    checked_recipe,
+    fit,
+    optimizer_steps_per_epoch,
     seed_everything,
     sentences_sha256,
     strict_f1,
+    training_inputs,
 )
-
-
-def checked_llm_recipe(recipe: LLMRecipe, overrides: dict) -> LLMRecipe:
-    try:
-        return LLMRecipe.model_validate(recipe.model_dump() | overrides)
-    except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors(include_url=False)
-        )
-        raise NerbenchError(f"recipe override refused: {problems}") from None
 
 
 def effective_quantization(recipe: LLMRecipe, quantize: str | None, device: str) -> str:
@@ -147,24 +137,15 @@ def train_llm(
 ) -> TrainingRecord:
     """LoRA-fine-tune the decoder `model_ref` for `head`, keep the best dev epoch, save the adapter."""
     from peft import get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
-    from transformers import get_linear_schedule_with_warmup
 
     started = time.perf_counter()
     overrides = {k: v for k, v in {"max_epochs": epochs, "learning_rate": lr, "batch_size": batch_size,
                                    "gradient_accumulation_steps": gradient_accumulation_steps,
                                    "head": head}.items() if v is not None}
-    recipe = checked_llm_recipe(recipe, overrides)
+    recipe = checked_recipe(recipe, overrides)
     head = recipe.head
-    if max_train_sentences is not None:
-        if max_train_sentences < 1:
-            raise NerbenchError(f"max_train_sentences must be >= 1, got {max_train_sentences}")
-        overrides["max_train_sentences"] = max_train_sentences
-        train = train[:max_train_sentences]
-    if not train or not dev:
-        raise NerbenchError("training needs at least one train and one dev sentence")
     labels = tuple(labels)
-    _check_tags(train, labels, "train")
-    _check_tags(dev, labels, "dev")
+    train = training_inputs(train, dev, labels, max_train_sentences, overrides)
     out_dir = Path(out_dir)
     ref = model_ref if isinstance(model_ref, ResolvedModel) else resolve_model(model_ref)
     if ref.source == "adapter":
@@ -198,12 +179,8 @@ def train_llm(
     else:
         rows = generative_rows(train, tokenizer, entity_types, int(positions) if positions else None)
         windows, empty = {"train": len(rows)}, 0
-    micro_batches = -(-len(rows) // recipe.batch_size)
-    steps_per_epoch = math.ceil(micro_batches / recipe.gradient_accumulation_steps)
-    total_steps = steps_per_epoch * recipe.max_epochs
+    steps_per_epoch = optimizer_steps_per_epoch(len(rows), recipe.batch_size, recipe.gradient_accumulation_steps)
     optimizer, optimizer_name = _optimizer([p for p in model.parameters() if p.requires_grad], recipe, device)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(recipe.warmup_ratio * total_steps), total_steps)
-    shuffler = torch.Generator().manual_seed(seed)
 
     import peft
     import transformers
@@ -242,48 +219,20 @@ def train_llm(
     )
     gold_dev = [list(s.tags) for s in dev]
     dev_words = [s.tokens for s in dev]
-    best_state: dict[str, torch.Tensor] | None = None
-    best_f1, since_best = float("-inf"), 0
-    accumulate = recipe.gradient_accumulation_steps
-    for epoch in range(1, recipe.max_epochs + 1):
-        model.train()
-        order = torch.randperm(len(rows), generator=shuffler).tolist()
-        loss_sum = 0.0
-        optimizer.zero_grad()
-        for step, (ids, mask, lab) in enumerate(_batches(rows, order, recipe.batch_size, tokenizer.pad_token_id), 1):
-            out = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=lab.to(device))
-            (out.loss / accumulate).backward()
-            if step == 1:
-                check_lora_gradients(model)  # every epoch: a dev pass came in between
-            if step % accumulate == 0 or step == micro_batches:
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            loss_sum += out.loss.item()
-            if progress:
-                progress(TrainingProgress(epoch, recipe.max_epochs, step, micro_batches, loss_sum / step))
-        model.eval()
+
+    def dev_f1() -> float:
         if head == "token":
             predictor = LLMTokenPredictor(model, tokenizer, labels, max_length=max_length)
         else:
             predictor = GenerativePredictor(model, tokenizer, labels, entity_types, batch_size=LLM_BATCH_SIZE)
-        f1 = float(dev_evaluator(gold_dev, predict_all(predictor, dev_words)))
-        record.dev_f1.append(f1)
-        record.train_loss.append(loss_sum / micro_batches)
-        if progress:
-            progress(TrainingProgress(epoch, recipe.max_epochs, micro_batches, micro_batches,
-                                      loss_sum / micro_batches, f1))
-        if f1 > best_f1:
-            best_f1, since_best, record.best_epoch = f1, 0, epoch
-            # Copies: the next optimizer steps change the live tensors in place.
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in get_peft_model_state_dict(model).items()}
-        else:
-            since_best += 1
-            if since_best >= recipe.patience:
-                record.stopped_early = epoch < recipe.max_epochs
-                break
+        return dev_evaluator(gold_dev, predict_all(predictor, dev_words))
 
-    assert best_state is not None
+    best_state = fit(model, rows, optimizer, record, batch_size=recipe.batch_size, max_epochs=recipe.max_epochs,
+                     patience=recipe.patience, warmup_ratio=recipe.warmup_ratio, pad_id=tokenizer.pad_token_id,
+                     seed=seed, device=device, dev_f1=dev_f1, trained_state=lambda: get_peft_model_state_dict(model),
+                     accumulate=recipe.gradient_accumulation_steps, progress=progress,
+                     # every epoch: a dev pass came in between
+                     after_first_backward=lambda: check_lora_gradients(model))
     set_peft_model_state_dict(model, best_state)
     model.save_pretrained(out_dir, safe_serialization=True)
     _name_portable_base(out_dir / ADAPTER_CONFIG, _adapter_base_name(ref))

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import platform
 import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 import torch
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 import nerbench
 from nerbench.conll import Sentence
@@ -30,6 +31,7 @@ from nerbench.models.predictor import predict_all
 from nerbench.models.registry import EncoderRecipe, ResolvedModel, read_config, resolve_model
 
 DevEvaluator = Callable[[Sequence[Sequence[str]], Sequence[Sequence[str]]], float]
+RecipeT = TypeVar("RecipeT", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -78,10 +80,10 @@ def sentences_sha256(sentences: Sequence[Sentence]) -> str:
     return digest.hexdigest()
 
 
-def checked_recipe(recipe: EncoderRecipe, overrides: dict) -> EncoderRecipe:
-    """The recipe with overrides applied, held to the same bounds as the recipe itself."""
+def checked_recipe(recipe: RecipeT, overrides: dict) -> RecipeT:
+    """The recipe (encoder or LLM) with overrides applied, held to the same bounds as the recipe itself."""
     try:
-        return EncoderRecipe.model_validate(recipe.model_dump() | overrides)
+        return type(recipe).model_validate(recipe.model_dump() | overrides)
     except ValidationError as err:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors(include_url=False)
@@ -109,6 +111,82 @@ def _check_tags(sentences: Sequence[Sentence], labels: Sequence[str], split: str
                 raise NerbenchError(
                     f"{split} sentence at line {s.line}: tag {tag!r} is not in the labels {list(labels)}"
                 )
+
+
+def training_inputs(train: Sequence[Sentence], dev: Sequence[Sentence], labels: Sequence[str],
+                    max_train_sentences: int | None, overrides: dict) -> list[Sentence]:
+    """The training sentences used (the first `max_train_sentences`, recorded in `overrides`),
+    after checking that both splits have sentences and only tags of `labels`."""
+    if max_train_sentences is not None:
+        if max_train_sentences < 1:
+            raise NerbenchError(f"max_train_sentences must be >= 1, got {max_train_sentences}")
+        overrides["max_train_sentences"] = max_train_sentences
+        train = train[:max_train_sentences]
+    if not train or not dev:
+        raise NerbenchError("training needs at least one train and one dev sentence")
+    _check_tags(train, labels, "train")
+    _check_tags(dev, labels, "dev")
+    return list(train)
+
+
+def optimizer_steps_per_epoch(rows: int, batch_size: int, accumulate: int = 1) -> int:
+    return math.ceil(math.ceil(rows / batch_size) / accumulate)
+
+
+def fit(model, rows: list[tuple[list[int], list[int]]], optimizer, record: TrainingRecord, *,
+        batch_size: int, max_epochs: int, patience: int, warmup_ratio: float, pad_id: int, seed: int,
+        device: str, dev_f1: Callable[[], float], trained_state: Callable[[], dict[str, torch.Tensor]],
+        accumulate: int = 1, progress: Callable[[TrainingProgress], None] | None = None,
+        after_first_backward: Callable[[], None] | None = None) -> dict[str, torch.Tensor]:
+    """The epoch loop both families share; returns the state of the best dev epoch.
+
+    Shuffled micro-batches, the loss averaged over `accumulate` of them per optimizer step, a
+    linear schedule with warm-up over the planned steps, `dev_f1()` after every epoch (recorded
+    with the mean loss), stop after `patience` epochs without a better dev F1.
+    `trained_state()` gives what is saved (all weights, or just the adapter's).
+    """
+    from transformers import get_linear_schedule_with_warmup
+
+    micro_batches = math.ceil(len(rows) / batch_size)
+    total_steps = optimizer_steps_per_epoch(len(rows), batch_size, accumulate) * max_epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps)
+    shuffler = torch.Generator().manual_seed(seed)
+    best_state: dict[str, torch.Tensor] | None = None
+    best_f1, since_best = float("-inf"), 0
+    for epoch in range(1, max_epochs + 1):
+        model.train()
+        order = torch.randperm(len(rows), generator=shuffler).tolist()
+        loss_sum = 0.0
+        optimizer.zero_grad()
+        for step, (ids, mask, lab) in enumerate(_batches(rows, order, batch_size, pad_id), 1):
+            out = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=lab.to(device))
+            (out.loss / accumulate).backward()
+            if step == 1 and after_first_backward:
+                after_first_backward()
+            if step % accumulate == 0 or step == micro_batches:
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            loss_sum += out.loss.item()
+            if progress:
+                progress(TrainingProgress(epoch, max_epochs, step, micro_batches, loss_sum / step))
+        model.eval()
+        f1 = float(dev_f1())
+        record.dev_f1.append(f1)
+        record.train_loss.append(loss_sum / micro_batches)
+        if progress:
+            progress(TrainingProgress(epoch, max_epochs, micro_batches, micro_batches, loss_sum / micro_batches, f1))
+        if f1 > best_f1:
+            best_f1, since_best, record.best_epoch = f1, 0, epoch
+            # Copies: the next optimizer steps change the live tensors in place.
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in trained_state().items()}
+        else:
+            since_best += 1
+            if since_best >= patience:
+                record.stopped_early = epoch < max_epochs
+                break
+    assert best_state is not None
+    return best_state
 
 
 _OUTPUT_FILES = ("model.safetensors", "config.json", "training.json", "adapter_model.safetensors",
@@ -165,22 +243,14 @@ def train_encoder(
     id2label/label2id, tokenizer files) plus training.json (this function's TrainingRecord).
     `dev_evaluator(gold, pred) -> F1` is the dev metric (nerbench's strict F1 by default).
     """
-    from transformers import AutoModelForTokenClassification, AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     started = time.perf_counter()
     overrides = {k: v for k, v in {"max_epochs": epochs, "learning_rate": lr,
                                    "batch_size": batch_size}.items() if v is not None}
     recipe = checked_recipe(recipe, overrides)
-    if max_train_sentences is not None:
-        if max_train_sentences < 1:
-            raise NerbenchError(f"max_train_sentences must be >= 1, got {max_train_sentences}")
-        overrides["max_train_sentences"] = max_train_sentences
-        train = train[:max_train_sentences]
-    if not train or not dev:
-        raise NerbenchError("training needs at least one train and one dev sentence")
     labels = tuple(labels)
-    _check_tags(train, labels, "train")
-    _check_tags(dev, labels, "dev")
+    train = training_inputs(train, dev, labels, max_train_sentences, overrides)
     out_dir = Path(out_dir)
     ref = model_ref if isinstance(model_ref, ResolvedModel) else resolve_model(model_ref)
     config = read_config(ref.path / "config.json")
@@ -209,17 +279,11 @@ def train_encoder(
     for window in enc.windows:
         tag_ids = [label2id[t] for t in train[window.sentence].tags]
         rows.append((list(window.input_ids), training_labels(window, tag_ids, recipe.label_policy)))
-    steps_per_epoch = -(-len(rows) // recipe.batch_size)
-    total_steps = steps_per_epoch * recipe.max_epochs
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=recipe.learning_rate, eps=recipe.adam_epsilon,
         weight_decay=recipe.weight_decay,
     )
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, int(recipe.warmup_ratio * total_steps), total_steps
-    )
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    shuffler = torch.Generator().manual_seed(seed)
 
     import transformers
 
@@ -241,42 +305,15 @@ def train_encoder(
     )
     gold_dev = [list(s.tags) for s in dev]
     dev_words = [s.tokens for s in dev]
-    best_state: dict[str, torch.Tensor] | None = None
-    best_f1, since_best = float("-inf"), 0
-    for epoch in range(1, recipe.max_epochs + 1):
-        model.train()
-        order = torch.randperm(len(rows), generator=shuffler).tolist()
-        loss_sum = 0.0
-        for step, (ids, mask, lab) in enumerate(_batches(rows, order, recipe.batch_size, pad_id), 1):
-            out = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=lab.to(device))
-            optimizer.zero_grad()
-            out.loss.backward()
-            optimizer.step()
-            scheduler.step()
-            loss_sum += out.loss.item()
-            if progress:
-                progress(TrainingProgress(epoch, recipe.max_epochs, step, steps_per_epoch,
-                                          loss_sum / step))
-        model.eval()
+
+    def dev_f1() -> float:
         predictor = EncoderPredictor(model, tokenizer, labels, max_length=max_length,
                                      label_policy=recipe.label_policy)
-        f1 = float(dev_evaluator(gold_dev, predict_all(predictor, dev_words)))
-        record.dev_f1.append(f1)
-        record.train_loss.append(loss_sum / steps_per_epoch)
-        if progress:
-            progress(TrainingProgress(epoch, recipe.max_epochs, steps_per_epoch, steps_per_epoch,
-                                      loss_sum / steps_per_epoch, f1))
-        if f1 > best_f1:
-            best_f1, since_best, record.best_epoch = f1, 0, epoch
-            # A copy, not the live tensors: the next optimizer step would change them in place.
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        else:
-            since_best += 1
-            if since_best >= recipe.patience:
-                record.stopped_early = epoch < recipe.max_epochs
-                break
+        return dev_evaluator(gold_dev, predict_all(predictor, dev_words))
 
-    assert best_state is not None
+    best_state = fit(model, rows, optimizer, record, batch_size=recipe.batch_size, max_epochs=recipe.max_epochs,
+                     patience=recipe.patience, warmup_ratio=recipe.warmup_ratio, pad_id=pad_id, seed=seed,
+                     device=device, dev_f1=dev_f1, trained_state=model.state_dict, progress=progress)
     model.load_state_dict(best_state)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
