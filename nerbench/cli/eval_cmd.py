@@ -74,6 +74,9 @@ def eval_model(
                                           total=event.steps, loss=0.0, dev="")
             dev = "" if event.dev_f1 is None else f"dev strict F1 {event.dev_f1:.4f}"
             bar.update(tasks[key], completed=event.step, loss=event.loss, dev=dev)
+            if event.dev_f1 is not None:  # a line that stays (the bars are transient, and absent in logs)
+                bar.console.print(f"  epoch {event.epoch}/{event.max_epochs}: mean loss {event.loss:.4f}, "
+                                  f"{dev}", highlight=False)
 
         def say(message: str) -> None:
             bar.console.print(message, highlight=False)
