@@ -525,9 +525,18 @@ def _claims(store: Store, run_id: str) -> dict[str, float]:
             "strict_recall": strict["recall"], "long_f1": long["f1"]}
 
 
-def package(run_ids: list[str], out: Path, db: Path, *, submitted_by: str = "", overwrite: bool = False) -> Path:
-    """Write a submission folder from stored runs of one model (one run per dataset)."""
+def package(run_ids: list[str], out: Path, db: Path, *, submitted_by: str = "", overwrite: bool = False,
+            model_id: str | None = None) -> Path:
+    """Write a submission folder from stored runs of one model (one run per dataset).
+
+    `model_id` names the leaderboard entry (default: the stored model's id). The leaderboard has one
+    row per model id, so two budgets of one model (say the quick profile and the full recipe) need
+    two ids to both be shown.
+    """
     out = Path(out)
+    if model_id is not None and not ID_RE.match(model_id):
+        raise NerbenchError(f"--model-id: {model_id!r} is not a valid id (lower-case letters, digits, "
+                            "'.', '_' and '-')")
     if not ID_RE.match(out.name):
         raise NerbenchError(f"--out: {out.name!r} is not a valid submission id (lower-case letters, digits, "
                             "'.', '_' and '-')")
@@ -572,7 +581,7 @@ def package(run_ids: list[str], out: Path, db: Path, *, submitted_by: str = "", 
         "id": out.name,
         "nerbench_version": __version__,
         "submitted_by": submitted_by,
-        "model": {"id": meta["id"], "family": family, "base_model": meta.get("hf_id") or meta["id"],
+        "model": {"id": model_id or meta["id"], "family": family, "base_model": meta.get("hf_id") or meta["id"],
                   "parameters": int(meta.get("parameters") or 1), "licence": meta.get("licence") or "unknown"},
         "training": training,
         "hardware": {"device": device.get("device_name") or "unknown", "num_devices": int(device.get("num_devices") or 1)},

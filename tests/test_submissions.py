@@ -309,6 +309,18 @@ def test_cli_validate_and_ingest(sub, data_dir, tmp_path):
     assert result.exit_code == 1 and "extra.bin: unexpected file" in result.output
 
 
+def test_submit_names_the_leaderboard_entry(source_store, tmp_path, data_dir):
+    db, run_ids = source_store
+    folder = submissions.package(run_ids, tmp_path / "test-encoder-full", db, model_id="test-encoder-full-recipe")
+    assert 'id = "test-encoder-full-recipe"' in (folder / "submission.toml").read_text()
+    store_db = tmp_path / "entries.duckdb"
+    submissions.ingest(folder, store_db, data_dir=data_dir)
+    with Store(store_db) as store:
+        assert {r["model_id"] for r in store.runs_of_submission("test-encoder-full")} == {"test-encoder-full-recipe"}
+    with pytest.raises(NerbenchError, match="--model-id: 'Bad Id' is not a valid id"):
+        submissions.package(run_ids, tmp_path / "other", db, model_id="Bad Id")
+
+
 def test_cli_submit_refuses_mixed_models(source_store, tmp_path):
     db, run_ids = source_store
     with pytest.raises(NerbenchError, match="already exists"):

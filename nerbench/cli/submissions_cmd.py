@@ -14,12 +14,14 @@ def submit(
     out: Annotated[Path, typer.Option("--out", help="The submission folder to write, e.g. submissions/my-model.")],
     submitted_by: Annotated[str, typer.Option(help="Who submits (free text).")] = "",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
+    model_id: Annotated[Optional[str], typer.Option(
+        help="The leaderboard entry's id (default: the stored model's); give each budget of one model its own.")] = None,
     db: Db = Path("nerbench.duckdb"),
 ) -> None:
     """Package stored runs as a submission folder (tags only, never corpus text)."""
     from nerbench.submissions import package
 
-    folder = package(runs, out, db, submitted_by=submitted_by, overwrite=overwrite)
+    folder = package(runs, out, db, submitted_by=submitted_by, overwrite=overwrite, model_id=model_id)
     wide_console().print(f"wrote {folder}; check it with `nerbench validate {folder}`", highlight=False)
 
 
