@@ -90,7 +90,7 @@ PROFILES = {
 
 # The quick profile for LLMs, sized for a CPU. The token head gets the encoders' quick budget
 # (same train and dev sentences, one epoch), so the two families compare on equal data;
-# SmolLM2-135M LoRA trains at ~4 sentences/s, so that is ~6 minutes per dataset. A generative dev
+# SmolLM2-135M LoRA (r=128) trains at ~2.3 sentences/s on 2 cores, ~11 minutes per dataset. A generative dev
 # pass runs at well under one sentence/s, so the generative budget is smaller. LoRA takes the
 # higher learning rate and no accumulation, so one short epoch has enough optimizer steps to move.
 LLM_PROFILES = {
