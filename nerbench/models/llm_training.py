@@ -37,7 +37,6 @@ from nerbench.models.llm import (
     load_tokenizer,
     lora_config,
 )
-from nerbench.models.predictor import predict_all
 from nerbench.models.registry import ADAPTER_CONFIG, LLMRecipe, ResolvedModel, read_config, resolve_model
 from nerbench.models.training import (
     DevEvaluator,
@@ -217,19 +216,15 @@ def train_llm(
             "optimizer_steps_per_epoch": steps_per_epoch,
         },
     )
-    gold_dev = [list(s.tags) for s in dev]
-    dev_words = [s.tokens for s in dev]
-
-    def dev_f1() -> float:
+    def dev_predictor():
         if head == "token":
-            predictor = LLMTokenPredictor(model, tokenizer, labels, max_length=max_length)
-        else:
-            predictor = GenerativePredictor(model, tokenizer, labels, entity_types, batch_size=LLM_BATCH_SIZE)
-        return dev_evaluator(gold_dev, predict_all(predictor, dev_words))
+            return LLMTokenPredictor(model, tokenizer, labels, max_length=max_length)
+        return GenerativePredictor(model, tokenizer, labels, entity_types, batch_size=LLM_BATCH_SIZE)
 
     best_state = fit(model, rows, optimizer, record, batch_size=recipe.batch_size, max_epochs=recipe.max_epochs,
                      patience=recipe.patience, warmup_ratio=recipe.warmup_ratio, pad_id=tokenizer.pad_token_id,
-                     seed=seed, device=device, dev_f1=dev_f1, trained_state=lambda: get_peft_model_state_dict(model),
+                     seed=seed, device=device, dev=dev, dev_predictor=dev_predictor, dev_evaluator=dev_evaluator,
+                     trained_state=lambda: get_peft_model_state_dict(model),
                      accumulate=recipe.gradient_accumulation_steps, progress=progress,
                      # every epoch: a dev pass came in between
                      after_first_backward=lambda: check_lora_gradients(model))

@@ -27,7 +27,7 @@ from nerbench.conll import Sentence
 from nerbench.errors import NerbenchError
 from nerbench.models.align import IGNORE, encode, training_labels
 from nerbench.models.encoder import MAX_WINDOW, EncoderPredictor, default_device
-from nerbench.models.predictor import predict_all
+from nerbench.models.predictor import Predictor, predict_all
 from nerbench.models.registry import EncoderRecipe, ResolvedModel, read_config, resolve_model
 
 DevEvaluator = Callable[[Sequence[Sequence[str]], Sequence[Sequence[str]]], float]
@@ -135,14 +135,16 @@ def optimizer_steps_per_epoch(rows: int, batch_size: int, accumulate: int = 1) -
 
 def fit(model, rows: list[tuple[list[int], list[int]]], optimizer, record: TrainingRecord, *,
         batch_size: int, max_epochs: int, patience: int, warmup_ratio: float, pad_id: int, seed: int,
-        device: str, dev_f1: Callable[[], float], trained_state: Callable[[], dict[str, torch.Tensor]],
+        device: str, dev: Sequence[Sentence], dev_predictor: Callable[[], Predictor],
+        trained_state: Callable[[], dict[str, torch.Tensor]], dev_evaluator: DevEvaluator = strict_f1,
         accumulate: int = 1, progress: Callable[[TrainingProgress], None] | None = None,
         after_first_backward: Callable[[], None] | None = None) -> dict[str, torch.Tensor]:
     """The epoch loop both families share; returns the state of the best dev epoch.
 
     Shuffled micro-batches, the loss averaged over `accumulate` of them per optimizer step, a
-    linear schedule with warm-up over the planned steps, `dev_f1()` after every epoch (recorded
-    with the mean loss), stop after `patience` epochs without a better dev F1.
+    linear schedule with warm-up over the planned steps, after every epoch the dev F1 of
+    `dev_predictor()` (a predictor over the model as it is then; recorded with the mean loss), stop
+    after `patience` epochs without a better dev F1.
     `trained_state()` gives what is saved (all weights, or just the adapter's).
     """
     from transformers import get_linear_schedule_with_warmup
@@ -151,6 +153,8 @@ def fit(model, rows: list[tuple[list[int], list[int]]], optimizer, record: Train
     total_steps = optimizer_steps_per_epoch(len(rows), batch_size, accumulate) * max_epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps)
     shuffler = torch.Generator().manual_seed(seed)
+    gold_dev = [list(s.tags) for s in dev]
+    dev_words = [s.tokens for s in dev]
     best_state: dict[str, torch.Tensor] | None = None
     best_f1, since_best = float("-inf"), 0
     for epoch in range(1, max_epochs + 1):
@@ -171,7 +175,7 @@ def fit(model, rows: list[tuple[list[int], list[int]]], optimizer, record: Train
             if progress:
                 progress(TrainingProgress(epoch, max_epochs, step, micro_batches, loss_sum / step))
         model.eval()
-        f1 = float(dev_f1())
+        f1 = float(dev_evaluator(gold_dev, predict_all(dev_predictor(), dev_words)))
         record.dev_f1.append(f1)
         record.train_loss.append(loss_sum / micro_batches)
         if progress:
@@ -303,17 +307,12 @@ def train_encoder(
         empty_words=len(enc.empty_words),
         labels=list(labels),
     )
-    gold_dev = [list(s.tags) for s in dev]
-    dev_words = [s.tokens for s in dev]
-
-    def dev_f1() -> float:
-        predictor = EncoderPredictor(model, tokenizer, labels, max_length=max_length,
-                                     label_policy=recipe.label_policy)
-        return dev_evaluator(gold_dev, predict_all(predictor, dev_words))
-
     best_state = fit(model, rows, optimizer, record, batch_size=recipe.batch_size, max_epochs=recipe.max_epochs,
                      patience=recipe.patience, warmup_ratio=recipe.warmup_ratio, pad_id=pad_id, seed=seed,
-                     device=device, dev_f1=dev_f1, trained_state=model.state_dict, progress=progress)
+                     device=device, dev=dev, dev_evaluator=dev_evaluator, trained_state=model.state_dict,
+                     dev_predictor=lambda: EncoderPredictor(model, tokenizer, labels, max_length=max_length,
+                                                            label_policy=recipe.label_policy),
+                     progress=progress)
     model.load_state_dict(best_state)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
