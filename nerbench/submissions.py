@@ -534,12 +534,9 @@ def package(run_ids: list[str], out: Path, db: Path, *, submitted_by: str = "", 
     two ids to both be shown.
     """
     out = Path(out)
-    if model_id is not None and not ID_RE.match(model_id):
-        raise NerbenchError(f"--model-id: {model_id!r} is not a valid id (lower-case letters, digits, "
-                            "'.', '_' and '-')")
-    if not ID_RE.match(out.name):
-        raise NerbenchError(f"--out: {out.name!r} is not a valid submission id (lower-case letters, digits, "
-                            "'.', '_' and '-')")
+    for option, value in (("--out", out.name), ("--model-id", model_id)):
+        if value is not None and not ID_RE.match(value):
+            raise NerbenchError(f"{option}: {value!r} is not a valid id (lower-case letters, digits, '.', '_' and '-')")
     if out.exists() and not overwrite:
         raise NerbenchError(f"{out}: already exists (pass --overwrite to replace it)")
     with Store(db, create=False) as store:
