@@ -148,6 +148,33 @@ def _quiet(_: str) -> None:
     pass
 
 
+@dataclass(frozen=True)
+class _Context:
+    """What every dataset of one `evaluate` call shares."""
+
+    ref: object  # nerbench.models.registry.ResolvedModel
+    model_id: str
+    family: str
+    fine_tune: bool  # a registry base, fine-tuned per dataset; otherwise evaluated as it is
+    base_weights: str | None  # the weights' sha256 when evaluated as they are
+    options: EvalOptions
+    store: "_BriefStore"
+    say: Say
+    training_progress: object
+
+    def split(self, info, name: str):
+        return load_split(info.name, name, self.options.data_dir, allow_modified=self.options.allow_modified)
+
+
+@dataclass(frozen=True)
+class _Checkpoint:
+    """The weights a dataset was predicted with, and whether this eval trained them."""
+
+    folder: str | None = None  # the fine-tuned folder; None for a model evaluated as it is
+    training: dict | None = None  # its training record
+    trained_now: bool = False
+
+
 def weights_sha256(folder: Path) -> str:
     """One digest over the folder's safetensors files (name and content), to pin what was evaluated."""
     digest = hashlib.sha256()
@@ -237,17 +264,11 @@ def evaluate(model: str, options: EvalOptions, *, say: Say = _quiet, training_pr
     fine_tune = ref.meta is not None
     base_weights = None if fine_tune else weights_sha256(ref.path)
 
-    outcomes = []
-    store = _BriefStore(options.db)
     Store(options.db).close()  # a database that cannot be opened fails before any training
-    for info in infos:
-        if family == LLM:
-            outcomes.append(_evaluate_llm_dataset(ref, model_id, fine_tune, base_weights, info, options,
-                                                  store, say, training_progress))
-        else:
-            outcomes.append(_evaluate_dataset(ref, model_id, fine_tune, base_weights, info, options, store,
-                                              say, training_progress))
-    return outcomes
+    context = _Context(ref, model_id, family, fine_tune, base_weights, options, _BriefStore(options.db), say,
+                       training_progress)
+    evaluate_dataset = _evaluate_llm_dataset if family == LLM else _evaluate_encoder_dataset
+    return [evaluate_dataset(context, info) for info in infos]
 
 
 class _BriefStore:
@@ -267,80 +288,92 @@ class _BriefStore:
             return store.save_run(record, **kwargs)
 
 
-def _run_config(ref, fine_tune: bool, base_weights: str | None, test, options: EvalOptions, device: str,
-                label_policy: str) -> dict:
-    return {
+def _run_config(context: _Context, test, device: str, *, profile: TrainingProfile, head: str,
+                label_policy: str | None, precision: str, llm: dict | None = None) -> dict:
+    """The run's identity: a dataset whose configuration is already stored is skipped."""
+    config = {
         "task": "ner-bio",
         "split": "test",
-        "model": ref.describe(),
-        "weights_sha256": base_weights,
-        "fine_tuned_by_eval": fine_tune,
-        "profile": PROFILES[options.profile].to_dict() if fine_tune else None,
-        "seed": options.seed,
-        "head": "token",
+        "model": context.ref.describe(),
+        "weights_sha256": context.base_weights,
+        "fine_tuned_by_eval": context.fine_tune,
+        "profile": profile.to_dict() if context.fine_tune else None,
+        "seed": context.options.seed,
+        "head": head,
         "label_policy": label_policy,
-        "batch_size": PROTOCOL.batch_size(ENCODER),
+        "batch_size": PROTOCOL.batch_size(context.family),
         "device": device.split(":")[0],
-        "precision": PROTOCOL.precision(ENCODER, device=device),
+        "precision": precision,
         "dataset_sha256": test.sha256,
         "modified_dataset": test.modified,
         "protocol": PROTOCOL.to_dict(),
         "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED},
     }
+    if llm is not None:
+        config["llm"] = llm
+    return config
 
 
-def _evaluate_dataset(ref, model_id, fine_tune, base_weights, info, options, store, say, training_progress):
+def _stored_already(context: _Context, info, config: dict) -> str | None:
+    """The stored run of this configuration, which is then skipped unless --force replaces it."""
+    existing = context.store.find_run(context.model_id, info.name, config_hash(config))
+    if existing is not None and not context.options.force:
+        context.say(f"{info.name}: already stored as run {existing} (same model and configuration); skipped")
+    return existing
+
+
+def _evaluate_encoder_dataset(context: _Context, info) -> EvalOutcome:
     from nerbench.models.encoder import EncoderPredictor, default_device
     from nerbench.models.training import train_encoder
 
+    ref, options, say = context.ref, context.options, context.say
     device = options.device or default_device()
     recipe_policy = ref.meta.recipe.label_policy if ref.meta is not None else "first"
     label_policy = options.label_policy or recipe_policy
-    test = load_split(info.name, "test", options.data_dir, allow_modified=options.allow_modified)
-    config = _run_config(ref, fine_tune, base_weights, test, options, device, label_policy)
-    existing = store.find_run(model_id, info.name, config_hash(config))
+    profile = PROFILES[options.profile]
+    test = context.split(info, "test")
+    config = _run_config(context, test, device, profile=profile, head="token", label_policy=label_policy,
+                         precision=PROTOCOL.precision(ENCODER, device=device))
+    existing = _stored_already(context, info, config)
     if existing is not None and not options.force:
-        say(f"{info.name}: already stored as run {existing} (same model and configuration); skipped")
         return EvalOutcome(info.name, "skipped", existing)
 
-    trained, training = False, None
-    checkpoint = ref.path
-    if fine_tune:
-        checkpoint = checkpoint_dir(options.runs_dir, model_id, info.name, options.profile)
-        if _is_trained(checkpoint) and not options.force:
-            say(f"{info.name}: using the fine-tuned checkpoint in {checkpoint}")
+    checkpoint, folder = _Checkpoint(), ref.path
+    if context.fine_tune:
+        folder = checkpoint_dir(options.runs_dir, context.model_id, info.name, options.profile)
+        trained_now = False
+        if _is_trained(folder) and not options.force:
+            say(f"{info.name}: using the fine-tuned checkpoint in {folder}")
         else:
-            profile = PROFILES[options.profile]
-            say(f"{info.name}: no fine-tuned checkpoint of {model_id} yet: training it "
-                f"({profile.name} profile) into {checkpoint}")
-            train = load_split(info.name, "train", options.data_dir, allow_modified=options.allow_modified)
-            dev = load_split(info.name, "dev", options.data_dir, allow_modified=options.allow_modified)
+            say(f"{info.name}: no fine-tuned checkpoint of {context.model_id} yet: training it "
+                f"({profile.name} profile) into {folder}")
+            train, dev = context.split(info, "train"), context.split(info, "dev")
             train_encoder(
-                ref, train.sentences, profile.dev_slice(dev.sentences), info.labels, ref.meta.recipe, checkpoint,
+                ref, train.sentences, profile.dev_slice(dev.sentences), info.labels, ref.meta.recipe, folder,
                 epochs=profile.epochs, lr=profile.learning_rate,
                 max_train_sentences=profile.train_sentence_count(train.sentences), seed=options.seed,
-                progress=training_progress, dataset=info.name,
+                progress=context.training_progress, dataset=info.name,
                 data_sha256={"train": train.sha256, "dev": dev.sha256}, device=device, overwrite=True,
                 trust_remote_code=options.trust_remote_code,
             )
-            trained = True
-        training = _read_training_record(checkpoint)
+            trained_now = True
+        checkpoint = _Checkpoint(str(folder), _read_training_record(folder), trained_now)
 
     say(f"{info.name}: predicting {len(test.sentences)} test sentences "
         f"({PROTOCOL.warmup_batches} warm-up batches, {PROTOCOL.repeats} timed passes)")
     predictor = EncoderPredictor.load(
-        checkpoint, info.labels, device=device, label_policy=label_policy,
+        folder, info.labels, device=device, label_policy=label_policy,
         trust_remote_code=options.trust_remote_code,
     )
     tokens = [s.tokens for s in test.sentences]
     predictions, timing = run_timed(predictor, tokens, price_per_hour=options.price_per_hour)
     details = {"alignment": _alignment(predictor, tokens)}
-    return _score_and_store(ref, model_id, ENCODER, info, test, config, predictor, predictions, timing, details,
-                            training, str(checkpoint) if fine_tune else None, trained, existing, options, store, say)
+    return _score_and_store(context, info, test, config, existing, checkpoint, predictor, predictions, timing,
+                            details)
 
 
-def _score_and_store(ref, model_id, family, info, test, config, predictor, predictions, timing, details,
-                     training, checkpoint, trained, existing, options, store, say) -> EvalOutcome:
+def _score_and_store(context: _Context, info, test, config: dict, existing: str | None, checkpoint: _Checkpoint,
+                     predictor, predictions, timing, details: dict) -> EvalOutcome:
     """Score the timed predictions and store the run (one transaction); the same for every family."""
     # The tags that are scored and stored are the timed pass's, hashed once here.
     digest = predictions_sha256(predictions)
@@ -349,14 +382,14 @@ def _score_and_store(ref, model_id, family, info, test, config, predictor, predi
                            bootstrap=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)
     parameters = sum(p.numel() for p in predictor.model.parameters())
     details = details | {
-        "training": training,
+        "training": checkpoint.training,
         "ill_formed": scores.ill_formed,
-        "checkpoint": checkpoint,
+        "checkpoint": checkpoint.folder,
         "parameters_evaluated": parameters,
         "nerbench_version": __version__,
     }
     record = RunRecord(
-        model=_model_meta(ref, model_id, parameters, family),
+        model=_model_meta(context.ref, context.model_id, parameters, context.family),
         dataset=info.name,
         split="test",
         config=config,
@@ -369,15 +402,15 @@ def _score_and_store(ref, model_id, family, info, test, config, predictor, predi
         environment=environment(),
         details=details,
     )
-    run_id = store.save_run(record, replaces=existing if options.force else None)
+    run_id = context.store.save_run(record, replaces=existing if context.options.force else None)
     parse = (details.get("generation") or {}).get("parse")
     extra = (f"; parse: {parse['missing']} missing, {parse['extra']} extra, {parse['renamed']} renamed, "
              f"{parse['malformed']} malformed lines") if parse else ""
-    say(f"{info.name}: stored run {run_id}: strict F1 {scores.strict.f1:.4f}, long-entity F1 "
-        f"{scores.long_f1:.4f}, {timing.sentences_per_second:.2f} sentences/s{extra}")
+    context.say(f"{info.name}: stored run {run_id}: strict F1 {scores.strict.f1:.4f}, long-entity F1 "
+                f"{scores.long_f1:.4f}, {timing.sentences_per_second:.2f} sentences/s{extra}")
     return EvalOutcome(
         info.name, "stored", run_id, scores.strict.f1, scores.long_f1, timing.sentences_per_second,
-        timing.cost_usd, trained, details,
+        timing.cost_usd, checkpoint.trained_now, details,
     )
 
 
@@ -463,12 +496,13 @@ def _llm_settings(ref, head: str, quantization: str, recipe) -> dict:
     return out
 
 
-def _evaluate_llm_dataset(ref, model_id, fine_tune, base_weights, info, options, store, say, training_progress):
+def _evaluate_llm_dataset(context: _Context, info) -> EvalOutcome:
     from nerbench.models.encoder import default_device
     from nerbench.models.llm import adapter_head, load_llm_predictor, training_record, trained_quantized
     from nerbench.models.llm_training import effective_quantization, train_llm
     from nerbench.models.registry import LLMRecipe, resolve_model
 
+    ref, options, say = context.ref, context.options, context.say
     device = options.device or default_device()
     recipe = ref.meta.recipe if ref.meta is not None else None
     if ref.source == "adapter":
@@ -481,65 +515,50 @@ def _evaluate_llm_dataset(ref, model_id, fine_tune, base_weights, info, options,
             if recipe_dump else None
     else:
         head = options.head or (recipe.head if recipe is not None else "token")
-        quantization = effective_quantization(recipe or LLMRecipe(), options.quantize, device) if fine_tune else "none"
-    if options.quantize is not None and not fine_tune:
+        quantization = (effective_quantization(recipe or LLMRecipe(), options.quantize, device)
+                        if context.fine_tune else "none")
+    if options.quantize is not None and not context.fine_tune:
         raise NerbenchError("--quantize: applies to training; this model is evaluated as it is")
     profile = profile_for(options.profile, LLM, head)
-    test = load_split(info.name, "test", options.data_dir, allow_modified=options.allow_modified)
-    config = {
-        "task": "ner-bio",
-        "split": "test",
-        "model": ref.describe(),
-        "weights_sha256": base_weights,
-        "fine_tuned_by_eval": fine_tune,
-        "profile": profile.to_dict() if fine_tune else None,
-        "seed": options.seed,
-        "head": head,
-        "label_policy": "first" if head == "token" else None,
-        "llm": _llm_settings(ref, head, quantization, recipe),
-        "batch_size": PROTOCOL.batch_size(LLM),
-        "device": device.split(":")[0],
-        "precision": PROTOCOL.precision(LLM, quantized=quantization == NF4, device=device),
-        "dataset_sha256": test.sha256,
-        "modified_dataset": test.modified,
-        "protocol": PROTOCOL.to_dict(),
-        "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED},
-    }
-    existing = store.find_run(model_id, info.name, config_hash(config))
+    test = context.split(info, "test")
+    config = _run_config(context, test, device, profile=profile, head=head,
+                         label_policy="first" if head == "token" else None,
+                         precision=PROTOCOL.precision(LLM, quantized=quantization == NF4, device=device),
+                         llm=_llm_settings(ref, head, quantization, recipe))
+    existing = _stored_already(context, info, config)
     if existing is not None and not options.force:
-        say(f"{info.name}: already stored as run {existing} (same model and configuration); skipped")
         return EvalOutcome(info.name, "skipped", existing)
 
-    trained, training, checkpoint = False, None, ref
-    if fine_tune:
-        folder = checkpoint_dir(options.runs_dir, model_id, info.name, options.profile, head)
+    checkpoint, model = _Checkpoint(), ref
+    if context.fine_tune:
+        folder = checkpoint_dir(options.runs_dir, context.model_id, info.name, options.profile, head)
         done = _is_trained(folder) and training_record(folder).get("llm", {}).get("quantization") == quantization
+        trained_now = False
         if done and not options.force:
             say(f"{info.name}: using the fine-tuned adapter in {folder}")
         else:
-            say(f"{info.name}: no fine-tuned {head}-head adapter of {model_id} yet: training it "
+            say(f"{info.name}: no fine-tuned {head}-head adapter of {context.model_id} yet: training it "
                 f"({profile.name} profile, {quantization} base) into {folder}")
-            train = load_split(info.name, "train", options.data_dir, allow_modified=options.allow_modified)
-            dev = load_split(info.name, "dev", options.data_dir, allow_modified=options.allow_modified)
+            train, dev = context.split(info, "train"), context.split(info, "dev")
             train_llm(
                 ref, train.sentences, profile.dev_slice(dev.sentences), info.labels, info.entity_types, recipe, folder,
                 head=head, quantize=quantization, epochs=profile.epochs, lr=profile.learning_rate,
                 max_train_sentences=profile.train_sentence_count(train.sentences),
                 gradient_accumulation_steps=profile.gradient_accumulation_steps, seed=options.seed,
-                progress=training_progress, dataset=info.name,
+                progress=context.training_progress, dataset=info.name,
                 data_sha256={"train": train.sha256, "dev": dev.sha256}, device=device, overwrite=True,
                 trust_remote_code=options.trust_remote_code,
             )
-            trained = True
-        training = _read_training_record(folder)
-        checkpoint = resolve_model(folder)
+            trained_now = True
+        checkpoint = _Checkpoint(str(folder), _read_training_record(folder), trained_now)
+        model = resolve_model(folder)
     elif ref.source == "adapter":
-        training = training_record(ref.path) or None
+        checkpoint = _Checkpoint(training=training_record(ref.path) or None)
 
     slow = " (generative tagging: slow on a CPU)" if head == "generative" and not device.startswith("cuda") else ""
     say(f"{info.name}: predicting {len(test.sentences)} test sentences with the {head} head{slow} "
         f"({PROTOCOL.warmup_batches} warm-up batches, {PROTOCOL.repeats} timed passes)")
-    predictor = load_llm_predictor(checkpoint, info.labels, info.entity_types, head=head, device=device,
+    predictor = load_llm_predictor(model, info.labels, info.entity_types, head=head, device=device,
                                    trust_remote_code=options.trust_remote_code)
     timed = OnePassStats(predictor) if head == "generative" else predictor
     tokens = [s.tokens for s in test.sentences]
@@ -552,6 +571,5 @@ def _evaluate_llm_dataset(ref, model_id, fine_tune, base_weights, info, options,
                                                        "max_new_tokens", "ignored_generation_defaults", "parse")}
     else:
         details["alignment"] = _alignment(predictor, tokens)
-    return _score_and_store(ref, model_id, LLM, info, test, config, predictor, predictions, timing, details,
-                            training, str(checkpoint.path) if fine_tune else None, trained, existing, options,
-                            store, say)
+    return _score_and_store(context, info, test, config, existing, checkpoint, predictor, predictions, timing,
+                            details)
