@@ -8,9 +8,10 @@ Every model trains on the first --train sentences of the train split for --epoch
 F1 on the first --dev dev sentences picks the epoch), then predicts the first --test test sentences
 under the timing protocol with --repeats timed passes after one warm-up batch (fewer than the
 protocol's 3: a generative pass over 300 sentences takes about 15 minutes on a 2-core CPU; the
-whole run about 26). The token head's throughput grows with the number of sentences (its
-length-sorted batches, likely, carry less padding the more sentences there are to sort): on 40 sentences it ran at 12.5 sentences/s, on 300 at 19.1, on whole test
-splits at 17-18, so fewer sentences understate the ratio. The F1 figures of such a small budget
+whole run about 26). The token head's throughput grows with the number of sentences (likely
+because its length-sorted batches carry less padding the more sentences there are to sort): 12.5
+sentences/s on 40 sentences, 19.1 on 300, 17-18 on whole test splits, so fewer sentences
+understate the ratio. The F1 figures of such a small budget
 compare the modes with each other; they are not benchmark results.
 """
 
