@@ -139,6 +139,7 @@ class EvalOutcome:
     cost_usd: float | None = None
     trained: bool = False
     details: dict = field(default_factory=dict)
+    profile: str | None = None  # the training profile; None for a model evaluated as it is
 
 
 Say = Callable[[str], None]
@@ -161,6 +162,10 @@ class _Context:
     store: "_BriefStore"
     say: Say
     training_progress: object
+
+    @property
+    def profile_name(self) -> str | None:
+        return self.options.profile if self.fine_tune else None
 
     def split(self, info, name: str):
         return load_split(info.name, name, self.options.data_dir, allow_modified=self.options.allow_modified)
@@ -336,7 +341,7 @@ def _evaluate_encoder_dataset(context: _Context, info) -> EvalOutcome:
                          precision=PROTOCOL.precision(ENCODER, device=device))
     existing = _stored_already(context, info, config)
     if existing is not None and not options.force:
-        return EvalOutcome(info.name, "skipped", existing)
+        return EvalOutcome(info.name, "skipped", existing, profile=context.profile_name)
 
     checkpoint, folder = _Checkpoint(), ref.path
     if context.fine_tune:
@@ -410,7 +415,7 @@ def _score_and_store(context: _Context, info, test, config: dict, existing: str 
                 f"{scores.long_f1:.4f}, {timing.sentences_per_second:.2f} sentences/s{extra}")
     return EvalOutcome(
         info.name, "stored", run_id, scores.strict.f1, scores.long_f1, timing.sentences_per_second,
-        timing.cost_usd, checkpoint.trained_now, details,
+        timing.cost_usd, checkpoint.trained_now, details, context.profile_name,
     )
 
 
@@ -527,7 +532,7 @@ def _evaluate_llm_dataset(context: _Context, info) -> EvalOutcome:
                          llm=_llm_settings(ref, head, quantization, recipe))
     existing = _stored_already(context, info, config)
     if existing is not None and not options.force:
-        return EvalOutcome(info.name, "skipped", existing)
+        return EvalOutcome(info.name, "skipped", existing, profile=context.profile_name)
 
     checkpoint, model = _Checkpoint(), ref
     if context.fine_tune:

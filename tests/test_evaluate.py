@@ -40,7 +40,7 @@ def options(tmp_path, data, **kw):
 def test_registry_model_is_trained_then_a_complete_run_is_stored(tmp_path, small_data):
     messages = []
     (outcome,) = ev.evaluate("minilm-l6", options(tmp_path, small_data), say=messages.append)
-    assert outcome.status == "stored" and outcome.trained
+    assert outcome.status == "stored" and outcome.trained and outcome.profile == "tiny"
     assert any("no fine-tuned checkpoint" in m for m in messages)
     with Store(tmp_path / "r.duckdb") as store:
         run = store.run(outcome.run_id)
@@ -66,6 +66,7 @@ def test_resume_skips_stored_datasets_and_force_replaces(tmp_path, small_data):
     messages = []
     (again,) = ev.evaluate("minilm-l6", options(tmp_path, small_data), say=messages.append)
     assert again.status == "skipped" and again.run_id == first.run_id and not again.trained
+    assert again.profile == "tiny"
     assert any("skipped" in m for m in messages)
     (forced,) = ev.evaluate("minilm-l6", options(tmp_path, small_data, force=True))
     assert forced.status == "stored" and forced.run_id != first.run_id and forced.trained
@@ -100,6 +101,7 @@ def test_local_checkpoint_folder_on_the_real_test_split(tmp_path, data_dir):
     folder = save_tiny_bert(tmp_path / "my-ncbi-tagger", labels=("O", "B-Disease", "I-Disease"))
     (outcome,) = ev.evaluate(str(folder), options(tmp_path, data_dir, allow_modified=False, allow_random_init=True))
     assert outcome.status == "stored" and not outcome.trained
+    assert outcome.profile is None  # evaluated as it is: no training profile applies
     with Store(tmp_path / "r.duckdb") as store:
         run = store.run(outcome.run_id)
         assert run["model_id"] == "my-ncbi-tagger" and not run["modified"]

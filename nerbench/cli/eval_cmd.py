@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -89,7 +88,8 @@ def eval_model(
         typer.echo(json.dumps([{k: v for k, v in vars(o).items() if k != "details"} | {"parse": parse[o.dataset]}
                                for o in outcomes], indent=2))
         return
-    table = Table(title=f"{model} ({profile} profile)")
+    profiles = {o.profile for o in outcomes} - {None}
+    table = Table(title=f"{model} ({', '.join(sorted(profiles))} profile)" if profiles else model)
     has_parse = any(parse.values())
     columns = ("dataset", "run", "status", "strict F1", "long-entity F1", "sentences/s") + (
         ("missing / extra / renamed / malformed lines",) if has_parse else ())
