@@ -11,8 +11,8 @@ protocol's 3: a generative pass over 300 sentences takes about 15 minutes on a 2
 whole run about 26). The token head's throughput grows with the number of sentences (likely
 because its length-sorted batches carry less padding the more sentences there are to sort): 12.5
 sentences/s on 40 sentences, 19.1 on 300, 17-18 on whole test splits, so fewer sentences
-understate the ratio. The F1 figures of such a small budget
-compare the modes with each other; they are not benchmark results.
+understate the ratio. The F1 figures of such a small budget compare the modes with each other;
+they are not benchmark results.
 """
 
 from __future__ import annotations

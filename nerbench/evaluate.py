@@ -322,12 +322,14 @@ def _run_config(context: _Context, test, device: str, *, profile: TrainingProfil
     return config
 
 
-def _stored_already(context: _Context, info, config: dict) -> str | None:
-    """The stored run of this configuration, which is then skipped unless --force replaces it."""
-    existing = context.store.find_run(context.model_id, info.name, config_hash(config))
-    if existing is not None and not context.options.force:
-        context.say(f"{info.name}: already stored as run {existing} (same model and configuration); skipped")
-    return existing
+def _stored_run(context: _Context, info, config: dict) -> str | None:
+    """The stored run of this configuration: skipped, or replaced with --force."""
+    return context.store.find_run(context.model_id, info.name, config_hash(config))
+
+
+def _skip(context: _Context, info, existing: str) -> EvalOutcome:
+    context.say(f"{info.name}: already stored as run {existing} (same model and configuration); skipped")
+    return EvalOutcome(info.name, "skipped", existing, profile=context.profile_name)
 
 
 def _evaluate_encoder_dataset(context: _Context, info) -> EvalOutcome:
@@ -342,9 +344,9 @@ def _evaluate_encoder_dataset(context: _Context, info) -> EvalOutcome:
     test = context.split(info, "test")
     config = _run_config(context, test, device, profile=profile, head="token", label_policy=label_policy,
                          precision=PROTOCOL.precision(ENCODER, device=device))
-    existing = _stored_already(context, info, config)
+    existing = _stored_run(context, info, config)
     if existing is not None and not options.force:
-        return EvalOutcome(info.name, "skipped", existing, profile=context.profile_name)
+        return _skip(context, info, existing)
 
     checkpoint, folder = _Checkpoint(), ref.path
     if context.fine_tune:
@@ -533,9 +535,9 @@ def _evaluate_llm_dataset(context: _Context, info) -> EvalOutcome:
                          label_policy="first" if head == "token" else None,
                          precision=PROTOCOL.precision(LLM, quantized=quantization == NF4, device=device),
                          llm=_llm_settings(ref, head, quantization, recipe))
-    existing = _stored_already(context, info, config)
+    existing = _stored_run(context, info, config)
     if existing is not None and not options.force:
-        return EvalOutcome(info.name, "skipped", existing, profile=context.profile_name)
+        return _skip(context, info, existing)
 
     checkpoint, model = _Checkpoint(), ref
     if context.fine_tune:
