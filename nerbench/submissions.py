@@ -525,6 +525,14 @@ def _claims(store: Store, run_id: str) -> dict[str, float]:
             "strict_recall": strict["recall"], "long_f1": long["f1"]}
 
 
+def _generation_section(llm: dict) -> dict:
+    """A generative run's decoding settings, as its stored configuration recorded them."""
+    generation = llm.get("generation")
+    if not generation:
+        return {}
+    return {"generation": {"decoding": generation["decoding"], "max_new_tokens_rule": generation["max_new_tokens"]}}
+
+
 def package(run_ids: list[str], out: Path, db: Path, *, submitted_by: str = "", overwrite: bool = False,
             model_id: str | None = None) -> Path:
     """Write a submission folder from stored runs of one model (one run per dataset).
@@ -566,13 +574,18 @@ def package(run_ids: list[str], out: Path, db: Path, *, submitted_by: str = "", 
             entries[run["dataset"]] = entry
             tags_files[run["dataset"]] = predictions_text(store.predictions(run["run_id"]))
     family = meta["family"]
-    training = {"regime": "full" if family == "encoder" else ("qlora" if config.get("quantization") == "nf4" else "lora"),
+    llm = config.get("llm") or {}
+    training = {"regime": "full" if family == "encoder" else ("qlora" if llm.get("quantization") == "nf4" else "lora"),
                 "head": config.get("head", "token")}
     profile = config.get("profile")
     if profile:
         training["profile"] = profile["name"]
         if profile.get("epochs"):
             training["epochs"] = profile["epochs"]
+    if llm.get("lora"):
+        training["lora_rank"], training["lora_alpha"] = llm["lora"]["r"], llm["lora"]["alpha"]
+    if training["regime"] == "qlora":
+        training["quantization_bits"] = 4
     submission = {
         "schema_version": SCHEMA_VERSION,
         "id": out.name,
@@ -581,6 +594,7 @@ def package(run_ids: list[str], out: Path, db: Path, *, submitted_by: str = "", 
         "model": {"id": model_id or meta["id"], "family": family, "base_model": meta.get("hf_id") or meta["id"],
                   "parameters": int(meta.get("parameters") or 1), "licence": meta.get("licence") or "unknown"},
         "training": training,
+        **_generation_section(llm),
         "hardware": {"device": device.get("device_name") or "unknown", "num_devices": int(device.get("num_devices") or 1)},
         "datasets": entries,
     }

@@ -321,6 +321,35 @@ def test_submit_names_the_leaderboard_entry(source_store, tmp_path, data_dir):
         submissions.package(run_ids, tmp_path / "other", db, model_id="Bad Id")
 
 
+def test_submit_carries_an_llm_runs_lora_and_decoding_settings(data_dir, tmp_path):
+    from nerbench.evaluate import _llm_settings
+    from nerbench.models.registry import LLMRecipe
+
+    recipe = LLMRecipe(lora_r=16, lora_alpha=32)
+    split = load_split("ncbi_disease", "test", data_dir)
+    pred = _predictions([list(s.tags) for s in split.sentences])
+    db = tmp_path / "llm.duckdb"
+    with Store(db) as store:
+        run_id = store.save_run(RunRecord(
+            model={"id": "test-llm", "family": "llm", "hf_id": "org/test-llm", "parameters": 1000, "licence": "mit"},
+            dataset="ncbi_disease", split="test", dataset_sha256=split.sha256, modified=False,
+            config={"profile": {"name": "quick", "epochs": 1}, "head": "generative",
+                    "llm": _llm_settings(None, "generative", "nf4", recipe)},
+            predictions=pred, predictions_sha256=predictions_sha256(pred),
+            metrics=scoring.score([list(s.tags) for s in split.sentences], pred, bootstrap=20).metric_rows(),
+            timing=dict(TIMING)))
+    folder = submissions.package([run_id], tmp_path / "test-llm-generative", db)
+    data = tomllib.loads((folder / "submission.toml").read_text())
+    assert data["training"] == {"regime": "qlora", "head": "generative", "profile": "quick", "epochs": 1,
+                                "lora_rank": 16, "lora_alpha": 32, "quantization_bits": 4}
+    assert data["generation"]["decoding"] == "greedy"
+    assert data["generation"]["max_new_tokens_rule"].startswith("per sentence: ceil(")
+    submissions.ingest(folder, tmp_path / "entries.duckdb", data_dir=data_dir)
+    with Store(tmp_path / "entries.duckdb") as store:
+        (stored,) = store.runs_of_submission("test-llm-generative")
+        assert store.run(stored["run_id"])["config"]["generation"] == data["generation"]
+
+
 def test_cli_submit_refuses_mixed_models(source_store, tmp_path):
     db, run_ids = source_store
     with pytest.raises(NerbenchError, match="already exists"):
