@@ -109,6 +109,19 @@ class TimingSection(BaseModel):
     cost_usd: Annotated[float, Field(ge=0, le=10**9)] | None = None
 
 
+class GeneratedSection(BaseModel):
+    """A generative run's decoding statistics: self-reported, like the timing (the generated text is
+    not submitted, so they cannot be re-derived)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    generated_tokens_per_sentence: Annotated[float, Field(ge=0, le=10**7)]
+    sentence_latency_p50_s: Annotated[float, Field(ge=0, le=10**6)] | None = None
+    sentence_latency_p95_s: Annotated[float, Field(ge=0, le=10**6)] | None = None
+    stopped_at_limit: Annotated[int, Field(ge=0, le=10**9)] | None = None
+    parse: Annotated[dict[Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")],
+                          Annotated[int, Field(ge=0, le=10**12)]], Field(max_length=32)] | None = None
+
+
 class ClaimedScores(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     strict_f1: Fraction | None = None
@@ -123,6 +136,7 @@ class DatasetSection(BaseModel):
     sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
     predictions: Annotated[str, StringConstraints(max_length=200, pattern=r"^predictions/[a-z0-9_]{1,64}\.tags$")]
     timing: TimingSection | None = None
+    generation: GeneratedSection | None = None
     claimed: ClaimedScores | None = None
 
 
@@ -475,14 +489,16 @@ def _records(v: Validation, data_dir: Path | None) -> list[RunRecord]:
             "dataset_sha256": v.split_sha256[name],
         }
         n_tokens = sum(len(t) for t in predictions)
+        details = {"submitted_by": s.submitted_by, "ill_formed": v.scores[name].ill_formed, "rescored_by": __version__}
+        generated = s.datasets[name].generation
+        if generated is not None:  # where `nerbench results` finds a local run's parse counts
+            details["generation"] = generated.model_dump(exclude_none=True) | {"self_reported": True}
         records.append(RunRecord(
             model=model, dataset=name, split="test", config=config, dataset_sha256=v.split_sha256[name],
             modified=False, predictions=predictions, predictions_sha256=predictions_sha256(predictions),
             metrics=v.scores[name].metric_rows(), timing=_timing(s, name, len(predictions), n_tokens),
             environment={"self_reported": s.hardware.model_dump(), "nerbench_version": s.nerbench_version},
-            source="submission", self_reported=True,
-            details={"submitted_by": s.submitted_by, "ill_formed": v.scores[name].ill_formed,
-                     "rescored_by": __version__},
+            source="submission", self_reported=True, details=details,
         ))
     return records
 
@@ -533,6 +549,13 @@ def _generation_section(llm: dict) -> dict:
     return {"generation": {"decoding": generation["decoding"], "max_new_tokens_rule": generation["max_new_tokens"]}}
 
 
+def _generated(stats: dict) -> dict:
+    """The submittable summary of a stored run's generation statistics (no per-sentence lists)."""
+    keys = ("sentence_latency_p50_s", "sentence_latency_p95_s", "stopped_at_limit", "parse")
+    return {"generated_tokens_per_sentence": stats["generated_tokens_per_sentence_mean"]} | \
+        {k: stats[k] for k in keys if stats.get(k) is not None}
+
+
 def package(run_ids: list[str], out: Path, db: Path, *, submitted_by: str = "", overwrite: bool = False,
             model_id: str | None = None) -> Path:
     """Write a submission folder from stored runs of one model (one run per dataset).
@@ -571,6 +594,8 @@ def package(run_ids: list[str], out: Path, db: Path, *, submitted_by: str = "", 
             if timing and timing.get("wall_seconds"):
                 entry["timing"] = {k: timing[k] for k in ("wall_seconds", "sentences_per_second", "tokens_per_second",
                                                           "peak_memory_bytes", "cost_usd") if timing.get(k) is not None}
+            if timing and timing.get("generation"):
+                entry["generation"] = _generated(timing["generation"])
             entries[run["dataset"]] = entry
             tags_files[run["dataset"]] = predictions_text(store.predictions(run["run_id"]))
     family = meta["family"]

@@ -321,11 +321,21 @@ def test_submit_names_the_leaderboard_entry(source_store, tmp_path, data_dir):
         submissions.package(run_ids, tmp_path / "other", db, model_id="Bad Id")
 
 
+def _results_table(db):
+    cli._register()
+    return CliRunner().invoke(cli.app, ["results", "--db", str(db)], env={"COLUMNS": "250"})
+
+
 def test_submit_carries_an_llm_runs_lora_and_decoding_settings(data_dir, tmp_path):
     from nerbench.evaluate import _llm_settings
+    from nerbench.models.generative import ParseCounts
     from nerbench.models.registry import LLMRecipe
 
     recipe = LLMRecipe(lora_r=16, lora_alpha=32)
+    parse = ParseCounts(sentences=940, lines=9000, matched=8000, missing=120, extra=700, malformed=300).to_dict()
+    generation = {"generated_tokens_per_sentence": [150, 170], "generated_tokens_per_sentence_mean": 160.0,
+                  "sentence_latency_p50_s": 2.5, "sentence_latency_p95_s": 7.0, "stopped_at_limit": 3,
+                  "parse": parse}
     split = load_split("ncbi_disease", "test", data_dir)
     pred = _predictions([list(s.tags) for s in split.sentences])
     db = tmp_path / "llm.duckdb"
@@ -337,17 +347,37 @@ def test_submit_carries_an_llm_runs_lora_and_decoding_settings(data_dir, tmp_pat
                     "llm": _llm_settings(None, "generative", "nf4", recipe)},
             predictions=pred, predictions_sha256=predictions_sha256(pred),
             metrics=scoring.score([list(s.tags) for s in split.sentences], pred, bootstrap=20).metric_rows(),
-            timing=dict(TIMING)))
+            timing=dict(TIMING, generation=generation)))
     folder = submissions.package([run_id], tmp_path / "test-llm-generative", db)
     data = tomllib.loads((folder / "submission.toml").read_text())
     assert data["training"] == {"regime": "qlora", "head": "generative", "profile": "quick", "epochs": 1,
                                 "lora_rank": 16, "lora_alpha": 32, "quantization_bits": 4}
     assert data["generation"]["decoding"] == "greedy"
     assert data["generation"]["max_new_tokens_rule"].startswith("per sentence: ceil(")
-    submissions.ingest(folder, tmp_path / "entries.duckdb", data_dir=data_dir)
-    with Store(tmp_path / "entries.duckdb") as store:
+    assert data["datasets"]["ncbi_disease"]["generation"] == {
+        "generated_tokens_per_sentence": 160.0, "sentence_latency_p50_s": 2.5, "sentence_latency_p95_s": 7.0,
+        "stopped_at_limit": 3, "parse": parse}
+    entries = tmp_path / "entries.duckdb"
+    submissions.ingest(folder, entries, data_dir=data_dir)
+    with Store(entries) as store:
         (stored,) = store.runs_of_submission("test-llm-generative")
-        assert store.run(stored["run_id"])["config"]["generation"] == data["generation"]
+        run = store.run(stored["run_id"])
+        assert run["config"]["generation"] == data["generation"]
+        assert run["details"]["generation"]["parse"] == parse and run["details"]["generation"]["self_reported"]
+    result = _results_table(entries)
+    assert result.exit_code == 0 and "120/700/0/300" in result.output, result.output
+
+
+def test_a_submissions_partial_parse_counts_are_shown_not_a_crash(sub, tmp_path, data_dir):
+    def add_generation(data):
+        data["training"]["head"] = "generative"
+        data["datasets"]["ncbi_disease"]["generation"] = {"generated_tokens_per_sentence": 12.5,
+                                                          "parse": {"missing": 4}}
+    edit_toml(sub, add_generation)
+    entries = tmp_path / "partial.duckdb"
+    submissions.ingest(sub, entries, data_dir=data_dir)
+    result = _results_table(entries)
+    assert result.exit_code == 0 and "4/?/?/?" in result.output, result.output
 
 
 def test_cli_submit_refuses_mixed_models(source_store, tmp_path):

@@ -52,7 +52,8 @@ def _mode(run: dict) -> dict:
 def _parse(counts) -> str:
     if not counts:
         return ""
-    return f"{counts['missing']}/{counts['extra']}/{counts['renamed']}/{counts['malformed']}"
+    # A submission's counts are self-reported and may name only some of them.
+    return "/".join(str(counts.get(k, "?")) for k in ("missing", "extra", "renamed", "malformed"))
 
 
 def results(
