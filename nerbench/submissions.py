@@ -541,7 +541,7 @@ def _claims(store: Store, run_id: str) -> dict[str, float]:
             "strict_recall": strict["recall"], "long_f1": long["f1"]}
 
 
-def _generation_section(llm: dict) -> dict:
+def _decoding_settings(llm: dict) -> dict:
     """A generative run's decoding settings, as its stored configuration recorded them."""
     generation = llm.get("generation")
     if not generation:
@@ -549,7 +549,7 @@ def _generation_section(llm: dict) -> dict:
     return {"generation": {"decoding": generation["decoding"], "max_new_tokens_rule": generation["max_new_tokens"]}}
 
 
-def _generated(stats: dict) -> dict:
+def _generation_stats(stats: dict) -> dict:
     """The submittable summary of a stored run's generation statistics (no per-sentence lists)."""
     keys = ("sentence_latency_p50_s", "sentence_latency_p95_s", "stopped_at_limit", "parse")
     return {"generated_tokens_per_sentence": stats["generated_tokens_per_sentence_mean"]} | \
@@ -595,7 +595,7 @@ def package(run_ids: list[str], out: Path, db: Path, *, submitted_by: str = "", 
                 entry["timing"] = {k: timing[k] for k in ("wall_seconds", "sentences_per_second", "tokens_per_second",
                                                           "peak_memory_bytes", "cost_usd") if timing.get(k) is not None}
             if timing and timing.get("generation"):
-                entry["generation"] = _generated(timing["generation"])
+                entry["generation"] = _generation_stats(timing["generation"])
             entries[run["dataset"]] = entry
             tags_files[run["dataset"]] = predictions_text(store.predictions(run["run_id"]))
     family = meta["family"]
@@ -619,7 +619,7 @@ def package(run_ids: list[str], out: Path, db: Path, *, submitted_by: str = "", 
         "model": {"id": model_id or meta["id"], "family": family, "base_model": meta.get("hf_id") or meta["id"],
                   "parameters": int(meta.get("parameters") or 1), "licence": meta.get("licence") or "unknown"},
         "training": training,
-        **_generation_section(llm),
+        **_decoding_settings(llm),
         "hardware": {"device": device.get("device_name") or "unknown", "num_devices": int(device.get("num_devices") or 1)},
         "datasets": entries,
     }
