@@ -491,7 +491,7 @@ class OnePassStats:
         }
 
 
-def _llm_settings(ref, head: str, quantization: str, recipe) -> dict:
+def _llm_settings(head: str, quantization: str, recipe) -> dict:
     out = {"head": head, "quantization": quantization}
     if recipe is not None:
         out["lora"] = {"r": recipe.lora_r, "alpha": recipe.lora_alpha, "dropout": recipe.lora_dropout,
@@ -534,7 +534,7 @@ def _evaluate_llm_dataset(context: _Context, info) -> EvalOutcome:
     config = _run_config(context, test, device, profile=profile, head=head,
                          label_policy="first" if head == "token" else None,
                          precision=PROTOCOL.precision(LLM, quantized=quantization == NF4, device=device),
-                         llm=_llm_settings(ref, head, quantization, recipe))
+                         llm=_llm_settings(head, quantization, recipe))
     existing = _stored_run(context, info, config)
     if existing is not None and not options.force:
         return _skip(context, info, existing)

@@ -344,7 +344,7 @@ def test_submit_carries_an_llm_runs_lora_and_decoding_settings(data_dir, tmp_pat
             model={"id": "test-llm", "family": "llm", "hf_id": "org/test-llm", "parameters": 1000, "licence": "mit"},
             dataset="ncbi_disease", split="test", dataset_sha256=split.sha256, modified=False,
             config={"profile": {"name": "quick", "epochs": 1}, "head": "generative",
-                    "llm": _llm_settings(None, "generative", "nf4", recipe)},
+                    "llm": _llm_settings("generative", "nf4", recipe)},
             predictions=pred, predictions_sha256=predictions_sha256(pred),
             metrics=scoring.score([list(s.tags) for s in split.sentences], pred, bootstrap=20).metric_rows(),
             timing=dict(TIMING, generation=generation)))
@@ -378,6 +378,19 @@ def test_a_submissions_partial_parse_counts_are_shown_not_a_crash(sub, tmp_path,
     submissions.ingest(sub, entries, data_dir=data_dir)
     result = _results_table(entries)
     assert result.exit_code == 0 and "4/?/?/?" in result.output, result.output
+
+
+@pytest.mark.parametrize("generation, field", [
+    ({"generated_tokens_per_sentence": -1.0}, "generated_tokens_per_sentence"),
+    ({"generated_tokens_per_sentence": 3.0, "parse": {"<b>": 1}}, "parse"),
+    ({"generated_tokens_per_sentence": 3.0, "parse": {"missing": -2}}, "parse.missing"),
+    ({"generated_tokens_per_sentence": 3.0, "text": "the generated answers"}, "text"),
+])
+def test_a_hostile_generation_section_is_refused_by_field(sub, data_dir, generation, field):
+    edit_toml(sub, lambda data: data["datasets"]["ncbi_disease"].update(generation=generation))
+    v = submissions.validate(sub, data_dir=data_dir)
+    text = "\n".join(str(p) for p in v.problems)
+    assert f"field datasets.ncbi_disease.generation.{field}" in text, text
 
 
 def test_cli_submit_refuses_mixed_models(source_store, tmp_path):
