@@ -510,7 +510,8 @@ def _evaluate_llm_dataset(context: _Context, info) -> EvalOutcome:
     from nerbench.models.encoder import default_device
     from nerbench.models.llm import adapter_head, load_llm_predictor, training_record, trained_quantized
     from nerbench.models.llm_training import effective_quantization, train_llm
-    from nerbench.models.registry import LLMRecipe, resolve_model
+    from nerbench.models.registry import resolve_model
+    from nerbench.recipes import LLMRecipe
 
     ref, options, say = context.ref, context.options, context.say
     device = options.device or default_device()

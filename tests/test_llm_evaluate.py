@@ -41,7 +41,7 @@ def options(tmp_path, data, **kw):
 def _adapter(tmp_path, family, head, data):
     from nerbench.datasets import get_dataset, load_split
     from nerbench.models.llm_training import train_llm
-    from nerbench.models.registry import LLMRecipe
+    from nerbench.recipes import LLMRecipe
 
     base = save_tiny(tmp_path / f"{family}-base", family)
     info = get_dataset("ncbi_disease")

@@ -13,7 +13,8 @@ from nerbench.errors import NerbenchError
 from nerbench.models.llm import check_lora_gradients, load_llm_predictor
 from nerbench.models.llm_training import effective_quantization, train_llm
 from nerbench.models.predictor import predict_all
-from nerbench.models.registry import LLMRecipe, resolve_model
+from nerbench.models.registry import resolve_model
+from nerbench.recipes import LLMRecipe
 
 RECIPE = LLMRecipe(lora_r=4, lora_alpha=8)
 SENTS = [Sentence(tuple(t), tuple(g), i + 1) for i, (t, g) in enumerate(SENTENCES)]

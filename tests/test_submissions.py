@@ -329,7 +329,7 @@ def _results_table(db):
 def test_submit_carries_an_llm_runs_lora_and_decoding_settings(data_dir, tmp_path):
     from nerbench.evaluate import _llm_settings
     from nerbench.models.generative import ParseCounts
-    from nerbench.models.registry import LLMRecipe
+    from nerbench.recipes import LLMRecipe
 
     recipe = LLMRecipe(lora_r=16, lora_alpha=32)
     parse = ParseCounts(sentences=940, lines=9000, matched=8000, missing=120, extra=700, malformed=300).to_dict()

@@ -10,7 +10,8 @@ from nerbench.errors import NerbenchError
 from nerbench.models import training as training_module
 from nerbench.models.encoder import EncoderPredictor
 from nerbench.models.predictor import predict_all
-from nerbench.models.registry import EncoderRecipe, get_model
+from nerbench.models.registry import get_model
+from nerbench.recipes import EncoderRecipe
 from nerbench.models.training import TrainingProgress, train_encoder
 
 from _tiny_models import NCBI_LABELS, save_tiny_bert

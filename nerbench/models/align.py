@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Sequence
 
 from nerbench.models.smollm2 import tokenize_words
+from nerbench.recipes import LabelPolicy
 
-LabelPolicy = Literal["first", "majority"]
 IGNORE = -100  # the label id torch's cross-entropy skips
 EMPTY_WORD_TAG = "O"
 

@@ -12,7 +12,8 @@ from typing import Sequence
 import torch
 
 from nerbench.errors import NerbenchError
-from nerbench.models.align import Encoded, LabelPolicy, encode, decode
+from nerbench.models.align import Encoded, decode, encode
+from nerbench.recipes import LabelPolicy
 from nerbench.models.predictor import length_sorted_batches
 from nerbench.models.registry import ResolvedModel, read_config, resolve_model
 from nerbench.timing import ENCODER, PROTOCOL

@@ -37,7 +37,8 @@ from nerbench.models.llm import (
     load_tokenizer,
     lora_config,
 )
-from nerbench.models.registry import ADAPTER_CONFIG, LLMRecipe, ResolvedModel, read_config, resolve_model
+from nerbench.models.registry import ADAPTER_CONFIG, ResolvedModel, read_config, resolve_model
+from nerbench.recipes import LLMRecipe
 from nerbench.models.training import (
     DevEvaluator,
     TrainingProgress,

@@ -28,7 +28,8 @@ from nerbench.errors import NerbenchError
 from nerbench.models.align import IGNORE, encode, training_labels
 from nerbench.models.encoder import MAX_WINDOW, EncoderPredictor, default_device
 from nerbench.models.predictor import Predictor, predict_all
-from nerbench.models.registry import EncoderRecipe, ResolvedModel, read_config, resolve_model
+from nerbench.models.registry import ResolvedModel, read_config, resolve_model
+from nerbench.recipes import EncoderRecipe
 
 DevEvaluator = Callable[[Sequence[Sequence[str]], Sequence[Sequence[str]]], float]
 RecipeT = TypeVar("RecipeT", bound=BaseModel)
@@ -363,7 +364,7 @@ def train_on_dataset(
         if label_policy not in (None, "first"):
             raise NerbenchError("--label-policy: LLM token classifiers label words by their first sub-token")
         from nerbench.models.llm_training import train_llm
-        from nerbench.models.registry import LLMRecipe
+        from nerbench.recipes import LLMRecipe
 
         recipe = ref.meta.recipe if ref.meta is not None else LLMRecipe()
         head = kwargs.pop("head", None) or recipe.head
