@@ -29,7 +29,10 @@ def predicted_tags(gold: list[Sentence], pred: list[Sentence], gold_path: Path, 
     return [list(s.tags) for s in pred]
 
 
-def score_files(gold_path: Path, pred_path: Path, *, bootstrap: int = 1000, seed: int = 0) -> scoring.Scores:
+def score_files(
+    gold_path: Path, pred_path: Path, *,
+    bootstrap: int = scoring.BOOTSTRAP_RESAMPLES, seed: int = scoring.BOOTSTRAP_SEED,
+) -> scoring.Scores:
     gold = read_conll(gold_path)
     tags = predicted_tags(gold, read_conll(pred_path), gold_path, pred_path)
     return scoring.score([list(s.tags) for s in gold], tags, bootstrap=bootstrap, seed=seed)

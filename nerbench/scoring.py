@@ -28,8 +28,11 @@ from nerbench.errors import NerbenchError
 
 SCHEMES = ("strict", "exact", "partial", "type")
 LENGTH_BUCKETS = ("1", "2", "3+")
-LONG_BUCKET = "3+"
+LONG_BUCKET = LENGTH_BUCKETS[-1]
 ALL = "*"  # entity_type / length_bucket of a metric row that covers everything
+# The settings every stored interval is computed with, local and submitted alike.
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 0
 
 _OUTSIDE, _BEGIN, _INSIDE = 0, 1, 2
 

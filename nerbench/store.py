@@ -26,10 +26,9 @@ from typing import Any, Mapping, Sequence
 import duckdb
 
 from nerbench.errors import NerbenchError
+from nerbench.scoring import ALL, LONG_BUCKET
 
 DEFAULT_DB = Path("nerbench.duckdb")
-ALL = "*"  # entity_type / length_bucket of a metric row covering everything
-LONG_BUCKET = "3+"
 FAMILIES = ("encoder", "llm")
 SOURCES = ("local", "submission")
 
@@ -525,15 +524,21 @@ class Store:
         return json.loads(row[0]) if row else None
 
     def summary(self, *, dataset: str | None = None) -> list[dict[str, Any]]:
-        """One row per run: strict micro P/R/F1 with CI, long-entity F1, speed, cost, device, marks."""
-        return self._dicts(
+        """One row per run: strict micro P/R/F1 with CI, long-entity F1, speed, cost, device, marks.
+
+        Also `head` (an LLM's head, from the run config) and `parse` (a generative run's parse counts,
+        from its details, as a dict), so that a listing of runs needs no query per run.
+        """
+        rows = self._dicts(
             f"""
             SELECT r.run_id, r.model_id, m.family, r.dataset, r.split, r.source, r.self_reported,
                    r.modified, r.created_at,
                    s.precision, s.recall, s.f1, s.ci_low AS f1_ci_low, s.ci_high AS f1_ci_high,
                    l.f1 AS long_f1, l.ci_low AS long_f1_ci_low, l.ci_high AS long_f1_ci_high,
                    t.sentences_per_second, t.cost_usd, t.cost_per_1k_sentences_usd,
-                   t.device_name, t.num_devices, t.reference_hardware
+                   t.device_name, t.num_devices, t.reference_hardware,
+                   json_extract_string(r.config, '$.head') AS head,
+                   json_extract(r.details, '$.generation.parse') AS parse
             FROM runs r
             JOIN models m ON m.id = r.model_id
             LEFT JOIN metrics s ON s.run_id = r.run_id AND s.scheme = 'strict'
@@ -546,6 +551,9 @@ class Store:
             """,
             [dataset, dataset],
         )
+        for row in rows:  # DuckDB hands JSON back as text
+            row["parse"] = json.loads(row["parse"]) if row["parse"] is not None else None
+        return rows
 
 
 def _now() -> datetime:

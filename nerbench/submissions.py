@@ -430,7 +430,8 @@ def validate(path: str | os.PathLike, data_dir: Path | None = None) -> Validatio
         if predictions is None:
             continue
         gold = [list(s.tags) for s in split.sentences]
-        scores = scoring.score(gold, predictions, types=info.entity_types, bootstrap=1000, seed=0)
+        scores = scoring.score(gold, predictions, types=info.entity_types,
+                               bootstrap=scoring.BOOTSTRAP_RESAMPLES, seed=scoring.BOOTSTRAP_SEED)
         v.scores[name], v.predictions[name], v.split_sha256[name] = scores, predictions, split.sha256
         _check_claims(toml_path, name, entry.claimed, scores, v)
     for rel in sorted(files):
@@ -536,7 +537,8 @@ def ingest(path: str | os.PathLike, db: Path, *, data_dir: Path | None = None, r
 
 def _claims(store: Store, run_id: str) -> dict[str, float]:
     rows = {(m["scheme"], m["entity_type"], m["length_bucket"]): m for m in store.metrics(run_id)}
-    strict, long = rows[("strict", "*", "*")], rows[("strict", "*", "3+")]
+    strict = rows[("strict", scoring.ALL, scoring.ALL)]
+    long = rows[("strict", scoring.ALL, scoring.LONG_BUCKET)]
     return {"strict_f1": strict["f1"], "strict_precision": strict["precision"],
             "strict_recall": strict["recall"], "long_f1": long["f1"]}
 
