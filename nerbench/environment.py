@@ -8,10 +8,7 @@ import re
 import subprocess
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from nerbench.timing import TimingProtocol
+from typing import Any
 
 
 def cpu_model() -> str:
@@ -57,15 +54,6 @@ def describe_device(device: str) -> tuple[str, int]:
         index = int(device.split(":", 1)[1]) if ":" in device else torch.cuda.current_device()
         return torch.cuda.get_device_name(index), 1
     return f"CPU: {cpu_model()} ({cpu_threads()} threads)", 1
-
-
-def is_reference_hardware(device_name: str, num_devices: int, protocol: "TimingProtocol | None" = None) -> bool:
-    """True only for the protocol's reference device (one H100 80GB HBM3), in the protocol's number."""
-    from nerbench.timing import PROTOCOL
-
-    protocol = protocol or PROTOCOL
-    names = {n.casefold() for n in protocol.reference_device_names}
-    return device_name.strip().casefold() in names and num_devices == protocol.reference_num_devices
 
 
 def nvidia_driver_version() -> str | None:

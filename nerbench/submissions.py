@@ -30,10 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from nerbench import __version__, scoring
 from nerbench.datasets import REGISTRY, load_split
-from nerbench.environment import is_reference_hardware
 from nerbench.errors import NerbenchError
 from nerbench.store import RunRecord, Store, predictions_sha256, predictions_text
-from nerbench.timing import price_for
+from nerbench.timing import is_reference_hardware, price_for
 
 SCHEMA_VERSION = 1
 TOML_NAME = "submission.toml"

@@ -29,10 +29,11 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from nerbench.environment import describe_device
 from nerbench.errors import NerbenchError
 
 ENCODER, LLM = "encoder", "llm"
@@ -82,16 +83,37 @@ class TimingProtocol:
 PROTOCOL = TimingProtocol()
 
 
+def is_reference_hardware(device_name: str, num_devices: int, protocol: TimingProtocol | None = None) -> bool:
+    """True only for the protocol's reference device (one H100 80GB HBM3), in the protocol's number."""
+    protocol = protocol or PROTOCOL
+    names = {n.casefold() for n in protocol.reference_device_names}
+    return device_name.strip().casefold() in names and num_devices == protocol.reference_num_devices
+
+
+@runtime_checkable
 class Predictor(Protocol):
+    """What every predictor offers (encoders, LLM token classifiers, generators).
+
+    `run_timed` drives predictors through this surface: it asks for length-sorted batches, times
+    `predict_batch` on each (calling `synchronize` before every clock read), and restores the
+    input order. Defined here, below the models, so the timing layer never imports them.
+    """
+
     labels: tuple[str, ...]
     batch_size: int
     device: str
 
-    def batches(self, sentences: Sequence) -> list[list[int]]: ...
+    def batches(self, sentences: Sequence[Sequence[str]]) -> list[list[int]]:
+        """Groups of sentence indices, similar lengths together; every index exactly once."""
+        ...
 
-    def predict_batch(self, sentences: Sequence) -> list[list[str]]: ...
+    def predict_batch(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
+        """One tag per word of each sentence, in the order given."""
+        ...
 
-    def synchronize(self) -> None: ...
+    def synchronize(self) -> None:
+        """Wait for queued device work (torch.cuda.synchronize on GPU; nothing on CPU)."""
+        ...
 
 
 # --------------------------------------------------------------------------- memory probes
@@ -293,8 +315,6 @@ def run_timed(
     num_devices: int | None = None,
 ) -> tuple[list[list[str]], TimingReport]:
     """Predict `sentences` under the protocol; return the (timed) predictions in input order."""
-    from nerbench.environment import describe_device, is_reference_hardware
-
     if not sentences:
         raise NerbenchError("run_timed: no sentences to time")
     if protocol.repeats < 1 or protocol.warmup_batches < 0:

@@ -6,7 +6,8 @@ import torch
 from nerbench.errors import NerbenchError
 from nerbench.models import encoder as encoder_module
 from nerbench.models.encoder import ENCODER_BATCH_SIZE, EncoderPredictor
-from nerbench.models.predictor import Predictor, length_sorted_batches, predict_all
+from nerbench.models.predictor import length_sorted_batches, predict_all
+from nerbench.timing import Predictor
 from nerbench.timing import PROTOCOL
 
 from _tiny_models import NCBI_LABELS, save_tiny_bert

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from nerbench.models.generative import GenerativePredictor, build_prompt, target_text
-from nerbench.models.predictor import Predictor, predict_all
+from nerbench.models.predictor import predict_all
+from nerbench.timing import Predictor
 
 from _tiny_llm import ENTITY_TYPES, LABELS, SENTENCES, tiny_llama, tiny_mistral
 

@@ -11,7 +11,9 @@ from nerbench.timing import (
     NF4,
     PROTOCOL,
     RssPeakProbe,
+    Predictor,
     TimingProtocol,
+    is_reference_hardware,
     price_for,
     price_table,
     run_timed,
@@ -308,3 +310,19 @@ def test_two_thread_cpu_has_the_cited_vm_price():
     price = price_for("CPU: AMD EPYC 9B14 (2 threads)")
     assert price is not None and price.usd_per_hour == 0.0816 and "m7g.large" not in price.source
     assert "AWS EC2" in price.source and "2026-06-17" in price.source
+
+
+def test_reference_hardware_is_one_h100_80gb_hbm3():
+    assert is_reference_hardware("NVIDIA H100 80GB HBM3", 1)
+    assert is_reference_hardware(" nvidia h100 80gb hbm3 ", 1)
+    assert not is_reference_hardware("NVIDIA H100 80GB HBM3", 2)
+    assert not is_reference_hardware("NVIDIA H100 PCIe", 1)
+    assert not is_reference_hardware("NVIDIA H200", 1)
+    assert not is_reference_hardware("CPU: AMD EPYC (2 threads)", 1)
+    custom = TimingProtocol(reference_device_names=("NVIDIA H200",))
+    assert is_reference_hardware("NVIDIA H200", 1, custom)
+
+
+def test_the_fake_predictor_has_the_protocol_surface():
+    assert isinstance(FakePredictor(FakeClock()), Predictor)
+    assert not isinstance(object(), Predictor)

@@ -245,7 +245,7 @@ class GenerationRecord:
 class GenerativePredictor:
     """A causal LM (optionally with a PEFT adapter) that tags by writing `token:TAG` lines.
 
-    Implements nerbench.models.predictor.Predictor. Batches are length-sorted and left-padded;
+    Implements nerbench.timing.Predictor. Batches are length-sorted and left-padded;
     decoding is greedy with a per-sentence token budget.
     """
 

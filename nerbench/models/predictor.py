@@ -1,32 +1,12 @@
-"""What every predictor offers (encoders here; LLM token classifiers and generators reuse it).
-
-The timing protocol drives predictors through this surface: it asks for length-sorted batches,
-times `predict_batch` on each (calling `synchronize` before every clock read), and restores the
-input order with `predict_all`.
+"""Batching helpers shared by every predictor (encoders here; LLM token classifiers and generators
+reuse them). The `Predictor` protocol they serve is defined by the timing layer, which drives it.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Sequence
 
-
-@runtime_checkable
-class Predictor(Protocol):
-    labels: tuple[str, ...]
-    batch_size: int
-    device: str
-
-    def batches(self, sentences: Sequence[Sequence[str]]) -> list[list[int]]:
-        """Groups of sentence indices, similar lengths together; every index exactly once."""
-        ...
-
-    def predict_batch(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
-        """One tag per word of each sentence, in the order given."""
-        ...
-
-    def synchronize(self) -> None:
-        """Wait for queued device work (torch.cuda.synchronize on GPU; nothing on CPU)."""
-        ...
+from nerbench.timing import Predictor
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
