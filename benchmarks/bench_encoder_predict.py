@@ -9,7 +9,8 @@
 
 Wall time is the protocol's measure; CPU time of the process is printed beside it because a
 shared machine slows the runs unevenly (run it on a quiet machine). All use the first-sub-token
-policy, so their tags must be identical; the script counts any word that differs. The model is MiniLM-L6 with a classification head drawn from a seed:
+policy, so their tags must be identical; the script counts any word that differs. The model is
+MiniLM-L6 with a classification head drawn from a seed:
 the point is identical predictions and speed, not F1.
 
     NERBENCH_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_encoder_predict.py
@@ -109,7 +110,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     model = AutoModelForTokenClassification.from_pretrained(
         folder, num_labels=len(labels), id2label=dict(enumerate(labels)),
-        label2id={l: i for i, l in enumerate(labels)}, use_safetensors=True, dtype=torch.float32,
+        label2id={label: i for i, label in enumerate(labels)}, use_safetensors=True, dtype=torch.float32,
     ).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     words = sum(len(s) for s in sentences)

@@ -109,7 +109,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--store", type=Path, default=None,
-                        help="Keep the generated store in this file and reuse it when it exists (filling takes minutes).")
+                        help="Keep the generated store in this file and reuse it when it exists "
+                             "(filling takes minutes).")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="nerbench-bench-site-"))
     try:

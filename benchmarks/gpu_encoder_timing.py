@@ -19,7 +19,13 @@ import json
 import sys
 
 import torch
-from transformers import AutoTokenizer, BertConfig, BertForTokenClassification, DebertaV2Config, DebertaV2ForTokenClassification
+from transformers import (
+    AutoTokenizer,
+    BertConfig,
+    BertForTokenClassification,
+    DebertaV2Config,
+    DebertaV2ForTokenClassification,
+)
 
 from nerbench.datasets import get_dataset, load_split
 from nerbench.models.encoder import EncoderPredictor, inference_dtype

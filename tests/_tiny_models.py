@@ -30,7 +30,7 @@ def save_tiny_bert(folder: Path, labels: tuple[str, ...] | None = None, seed: in
     else:
         model = BertForTokenClassification(tiny_config(
             tokenizer, num_labels=len(labels), id2label=dict(enumerate(labels)),
-            label2id={l: i for i, l in enumerate(labels)}))
+            label2id={label: i for i, label in enumerate(labels)}))
     model.config.nerbench_random_init = True  # `nerbench eval` refuses to store its scores
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)

@@ -140,7 +140,7 @@ def test_owned_words_sit_away_from_cut_edges(tok):
     enc = encode([words], tok, max_length=34, overlap=16)
     for k, window in enumerate(enc.windows):
         content = len(window.input_ids) - 2
-        for w, positions in window.owned:
+        for _word, positions in window.owned:
             left = positions[0] - 1
             right = content - (positions[-1])
             if k > 0:

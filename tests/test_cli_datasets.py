@@ -45,7 +45,8 @@ def test_list_json_gives_statistics_of_every_split(app, data_dir, manifest):
             continue
         entry = manifest["datasets"][row["dataset"]][row["split"]]
         assert row["status"] == "ok"
-        for key in ("sentences", "tokens", "entity_mentions_per_type", "entities_ge3_tokens", "entities_ge3_tokens_share"):
+        for key in ("sentences", "tokens", "entity_mentions_per_type", "entities_ge3_tokens",
+                    "entities_ge3_tokens_share"):
             assert row[key] == entry[key], (row["dataset"], row["split"], key)
 
 
@@ -117,8 +118,10 @@ def test_fetch_from_a_file_mirror(app, data_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert "linnaeus test: fetched" in result.output
     for split in ("train", "dev", "test"):
-        assert (target / "linnaeus" / f"{split}.conll").read_bytes() == (data_dir / "linnaeus" / f"{split}.conll").read_bytes()
-    again = _run(app, "fetch", "linnaeus", "--json", "--data-dir", str(target), env={"NERBENCH_DATA_MIRROR": data_dir.as_uri()})
+        name = f"{split}.conll"
+        assert (target / "linnaeus" / name).read_bytes() == (data_dir / "linnaeus" / name).read_bytes()
+    again = _run(app, "fetch", "linnaeus", "--json", "--data-dir", str(target),
+                 env={"NERBENCH_DATA_MIRROR": data_dir.as_uri()})
     assert again.exit_code == 0, again.output
     # Progress goes to stderr so that stdout stays pure JSON.
     assert [r["action"] for r in json.loads(again.stdout)] == ["present"] * 3

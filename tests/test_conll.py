@@ -161,7 +161,8 @@ _tokens = st.text(
 ).filter(lambda t: t != "-DOCSTART-")
 _tags = st.sampled_from(["O", "B-X", "I-X", "B-cell_line", "I-cell_line"])
 _sentences = st.lists(
-    st.integers(1, 6).flatmap(lambda n: st.tuples(st.lists(_tokens, min_size=n, max_size=n), st.lists(_tags, min_size=n, max_size=n))),
+    st.integers(1, 6).flatmap(
+        lambda n: st.tuples(st.lists(_tokens, min_size=n, max_size=n), st.lists(_tags, min_size=n, max_size=n))),
     max_size=5,
 )
 

@@ -35,7 +35,8 @@ def test_suite_order_and_registry_contents():
     assert DEFAULT_SUITE == ("jnlpba", "bc5cdr", "biored", "chemprot", "ncbi_disease")
     assert list(REGISTRY) == [*DEFAULT_SUITE, "bc2gm", "linnaeus", "reddit_impacts"]
     assert [n for n, i in REGISTRY.items() if i.suite == "default"] == list(DEFAULT_SUITE)
-    assert {n for n, i in REGISTRY.items() if i.paper_set} == {"jnlpba", "bc5cdr", "biored", "chemprot", "reddit_impacts"}
+    paper_sets = {n for n, i in REGISTRY.items() if i.paper_set}
+    assert paper_sets == {"jnlpba", "bc5cdr", "biored", "chemprot", "reddit_impacts"}
     for info in REGISTRY.values():
         assert [s.name for s in info.splits] == ["train", "dev", "test"]
         assert info.title and info.citation and info.licence and info.entity_types
@@ -62,7 +63,8 @@ def test_only_re_serialised_public_files_are_fetchable_from_their_source(manifes
     assert rebuilt == {("jnlpba", "train"), ("chemprot", "train"), ("chemprot", "dev"), ("chemprot", "test")}
     for name, split in fetchable:
         entry = manifest["datasets"][name][split]
-        assert entry.get("written_file_identical_to_source_except_trailing_newlines") or "DOCSTART" in entry["conversion"]
+        identical = entry.get("written_file_identical_to_source_except_trailing_newlines")
+        assert identical or "DOCSTART" in entry["conversion"]
 
 
 def test_labels_follow_the_entity_type_order():
@@ -288,11 +290,13 @@ def _fake_raw_sources(data_dir: Path, root: Path, name: str, corrupt: bool = Fal
         source = split.sources[0]
         path = root / source.repository / source.commit / source.path
         path.parent.mkdir(parents=True, exist_ok=True)
-        blocks = ["\n".join(f"{t}\t{g}" for t, g in zip(s.tokens, s.tags)) for s in read_conll(data_dir / name / f"{split.name}.conll")]
+        sentences = read_conll(data_dir / name / f"{split.name}.conll")
+        blocks = ["\n".join(f"{t}\t{g}" for t, g in zip(s.tokens, s.tags)) for s in sentences]
         if corrupt:
             blocks[0] = blocks[0].replace("\tO", "\tB-Disease", 1)
         half = len(blocks) // 2
-        text = "-DOCSTART-\tO\n\n" + "\n\n".join(blocks[:half]) + "\n\n-DOCSTART-\tO\n\n\n" + "\n\n".join(blocks[half:]) + "\n\n\n"
+        text = ("-DOCSTART-\tO\n\n" + "\n\n".join(blocks[:half]) + "\n\n-DOCSTART-\tO\n\n\n"
+                + "\n\n".join(blocks[half:]) + "\n\n\n")
         path.write_text(text, encoding="utf-8")
 
 
@@ -304,9 +308,11 @@ def test_fetch_re_serialises_the_pinned_public_source(data_dir, tmp_path, monkey
     target = tmp_path / "cache"
     results = fetch(["ncbi_disease"], target)
     assert [r.action for r in results] == ["fetched"] * 3
-    assert results[0].url.endswith("/cambridgeltl/MTL-Bioinformatics-2016/df0df02fae6dbb87d88ffcf323b9096528f06f84/data/NCBI-disease-IOB/train.tsv")
+    assert results[0].url.endswith("/cambridgeltl/MTL-Bioinformatics-2016/df0df02fae6dbb87d88ffcf323b9096528f06f84"
+                                   "/data/NCBI-disease-IOB/train.tsv")
     for split in ("train", "dev", "test"):
-        assert (target / "ncbi_disease" / f"{split}.conll").read_bytes() == (data_dir / "ncbi_disease" / f"{split}.conll").read_bytes()
+        name = f"{split}.conll"
+        assert (target / "ncbi_disease" / name).read_bytes() == (data_dir / "ncbi_disease" / name).read_bytes()
 
 
 def test_fetch_refuses_a_source_whose_content_differs(data_dir, tmp_path, monkeypatch):

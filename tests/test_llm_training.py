@@ -7,7 +7,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from _tiny_llm import ENTITY_TYPES, LABELS, SENTENCES, save_tiny
 from nerbench.conll import Sentence
 from nerbench.errors import NerbenchError
 from nerbench.models.llm import check_lora_gradients, load_llm_predictor
@@ -15,6 +14,8 @@ from nerbench.models.llm_training import effective_quantization, train_llm
 from nerbench.models.predictor import predict_all
 from nerbench.models.registry import resolve_model
 from nerbench.recipes import LLMRecipe
+
+from _tiny_llm import ENTITY_TYPES, LABELS, SENTENCES, save_tiny
 
 RECIPE = LLMRecipe(lora_r=4, lora_alpha=8)
 SENTS = [Sentence(tuple(t), tuple(g), i + 1) for i, (t, g) in enumerate(SENTENCES)]
@@ -90,6 +91,7 @@ def test_nf4_on_cpu_with_the_head_skipped_trains_through_a_dev_pass(base, tmp_pa
 
 def test_gradient_guard_names_the_missing_parameters():
     from peft import LoraConfig, get_peft_model
+
     from _tiny_llm import tiny_llama
 
     model = get_peft_model(tiny_llama()[0], LoraConfig(r=2, target_modules=["q_proj"]))

@@ -98,7 +98,8 @@ def test_hub_id_offline_and_not_cached_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
     with pytest.raises(NerbenchError, match="google-bert/bert-large-uncased.*HF_HUB_OFFLINE"):
         resolve_model("bert-large-uncased")
-    with pytest.raises(NerbenchError, match="someone/some-model.*not in the Hugging Face cache|someone/some-model.*HF_HUB_OFFLINE"):
+    with pytest.raises(NerbenchError,
+                       match="someone/some-model.*not in the Hugging Face cache|someone/some-model.*HF_HUB_OFFLINE"):
         resolve_model("someone/some-model")
 
 

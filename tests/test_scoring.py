@@ -61,7 +61,7 @@ def shift_boundaries(tags, rng):
 
 def swap_types(tags, rng, types):
     out = list(tags)
-    for t, s, e in _spans(tags):
+    for _type, s, e in _spans(tags):
         if rng.random() < 0.3:
             new = rng.choice(types)
             out[s:e] = ["B-" + new] + ["I-" + new] * (e - s - 1)
@@ -74,7 +74,7 @@ def ill_formed_starts(tags, rng):
 
 def switch_type_inside(tags, rng, types):
     out = list(tags)
-    for t, s, e in _spans(tags):
+    for _type, s, e in _spans(tags):
         if e - s > 1 and rng.random() < 0.5:
             i = rng.randrange(s + 1, e)
             out[i] = "I-" + rng.choice(types)
@@ -129,7 +129,8 @@ def assert_agrees(gold, pred):
 
     if types:
         overall = Evaluator(gold, pred, tags=types, loader="list").evaluate()["overall"]
-        for ours_name, theirs in (("strict", "strict"), ("exact", "exact"), ("partial", "partial"), ("type", "ent_type")):
+        schemes = (("strict", "strict"), ("exact", "exact"), ("partial", "partial"), ("type", "ent_type"))
+        for ours_name, theirs in schemes:
             mine, ref = getattr(ours, ours_name), overall[theirs]
             assert mine.precision == pytest.approx(ref.precision, abs=TOL), ours_name
             assert mine.recall == pytest.approx(ref.recall, abs=TOL), ours_name
@@ -172,7 +173,8 @@ def test_agrees_with_seqeval_and_nervaluate_on_every_test_set(test_sets, perturb
 def test_spans_equal_seqeval_entities_on_every_test_set(test_sets):
     for name, gold in test_sets.items():
         spans = scoring.extract_spans(gold)
-        ours = sorted(zip(spans.sentence.tolist(), (spans.types[t] for t in spans.type_id), spans.start.tolist(), spans.end.tolist()))
+        ours = sorted(zip(spans.sentence.tolist(), (spans.types[t] for t in spans.type_id), spans.start.tolist(),
+                          spans.end.tolist()))
         theirs = sorted((i, *s) for i, seq in enumerate(gold) for s in _spans(seq))
         assert ours == theirs, name
 
@@ -208,7 +210,8 @@ def test_random_sequences_agree(corpus):
 def test_random_spans_equal_seqeval(corpus):
     gold, _ = corpus
     spans = scoring.extract_spans(gold)
-    ours = sorted(zip(spans.sentence.tolist(), (spans.types[t] for t in spans.type_id), spans.start.tolist(), spans.end.tolist()))
+    ours = sorted(zip(spans.sentence.tolist(), (spans.types[t] for t in spans.type_id), spans.start.tolist(),
+                      spans.end.tolist()))
     assert ours == sorted((i, *s) for i, seq in enumerate(gold) for s in _spans(seq))
 
 

@@ -124,10 +124,13 @@ def test_comparison_page_shows_the_paired_test_of_the_stored_predictions(store, 
     result = scoring.compare(gold, pred_llm, pred_enc, resamples=1000, seed=0)
     long = scoring.compare(gold, pred_llm, pred_enc, resamples=1000, seed=0, long_only=True)
     html = (site / "compare.html").read_text("utf-8")
-    assert result.delta == pytest.approx(expected[(LLM, "ncbi_disease")].strict.f1 - expected[(ENCODER, "ncbi_disease")].strict.f1)
-    assert f"{result.delta * 100:+.1f} <span class=\"ci\">[{result.ci95[0] * 100:+.1f}, {result.ci95[1] * 100:+.1f}]</span>" in html
+    llm_f1, encoder_f1 = expected[(LLM, "ncbi_disease")].strict.f1, expected[(ENCODER, "ncbi_disease")].strict.f1
+    assert result.delta == pytest.approx(llm_f1 - encoder_f1)
+    assert (f"{result.delta * 100:+.1f} <span class=\"ci\">"
+            f"[{result.ci95[0] * 100:+.1f}, {result.ci95[1] * 100:+.1f}]</span>") in html
     assert f'<td class="num pvalue">{result.p_value:.3g}</td>' in html
-    assert f"{long.delta * 100:+.1f} <span class=\"ci\">[{long.ci95[0] * 100:+.1f}, {long.ci95[1] * 100:+.1f}]</span>" in html
+    assert (f"{long.delta * 100:+.1f} <span class=\"ci\">"
+            f"[{long.ci95[0] * 100:+.1f}, {long.ci95[1] * 100:+.1f}]</span>") in html
     enc_cost = 20.0 / 3600 * 0.1 * 1000 / 940
     llm_cost = 60.0 / 3600 * 3.2 * 1000 / 940
     assert f"{llm_cost / enc_cost:.3g}×" in html
@@ -193,7 +196,8 @@ def test_reference_rows_need_a_source_and_are_labelled(store, tmp_path, data_dir
         paper_results(bad)
     good = tmp_path / "good.json"  # TEST DATA: not the paper's numbers
     good.write_text(json.dumps({"citation": "a test citation", "status": "", "rows": [
-        {"model": "Test-LLM (test data)", "family": "llm", "dataset": "ncbi_disease", "f1": 0.5, "source": "Table T"}]}))
+        {"model": "Test-LLM (test data)", "family": "llm", "dataset": "ncbi_disease", "f1": 0.5,
+         "source": "Table T"}]}))
     out = tmp_path / "site"
     build_site(store[0], out, data_dir=data_dir, paper_file=good)
     html = (out / "index.html").read_text("utf-8")
@@ -241,7 +245,8 @@ def test_cli_builds_and_prints_the_index_path(store, tmp_path, data_dir):
 
 def test_cli_missing_database_is_a_clear_error(tmp_path):
     _register()
-    result = CliRunner().invoke(app, ["site", "build", "--db", str(tmp_path / "none.duckdb"), "--out", str(tmp_path / "s")])
+    result = CliRunner().invoke(app, ["site", "build", "--db", str(tmp_path / "none.duckdb"),
+                                      "--out", str(tmp_path / "s")])
     assert result.exit_code != 0
     assert isinstance(result.exception, NerbenchError) and "no results database here" in str(result.exception)
 

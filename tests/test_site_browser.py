@@ -75,7 +75,8 @@ class Watched:
         self.errors: list[str] = []
         self.dialogs: list[str] = []
         self.requests: list[str] = []
-        self.page.on("console", lambda m: self.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        self.page.on("console",
+                     lambda m: self.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         self.page.on("requestfailed", lambda r: self.errors.append(f"failed request: {r.url} {r.failure}"))
         self.page.on("request", lambda r: self.requests.append(r.url))
@@ -97,7 +98,8 @@ class Watched:
 
 def _column(page, header: str) -> list[str]:
     index = page.eval_on_selector_all(
-        "#overview thead th", "(ths, name) => ths.findIndex(th => th.textContent.replace('\u21c5', '').trim() === name)", header)
+        "#overview thead th",
+        "(ths, name) => ths.findIndex(th => th.textContent.replace('\u21c5', '').trim() === name)", header)
     assert index >= 0, header
     return page.eval_on_selector_all(
         "#overview tbody tr:not([hidden])",

@@ -7,14 +7,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from _tiny_llm import byte_level_tokenizer, sentencepiece_tokenizer
-from _tiny_models import minilm_folder
 from nerbench.errors import NerbenchError
 from nerbench.models import smollm2
 from nerbench.models.smollm2 import (
-    FOLDER_NAME, GGUF_FILE, REQUIREMENT, gguf_path, needs_leading_spaces, smollm2_folder, tokenize_words,
+    FOLDER_NAME,
+    GGUF_FILE,
+    REQUIREMENT,
+    gguf_path,
+    needs_leading_spaces,
+    smollm2_folder,
+    tokenize_words,
     words_with_spaces,
 )
+
+from _tiny_llm import byte_level_tokenizer, sentencepiece_tokenizer
+from _tiny_models import minilm_folder
 
 SENTENCES = [
     ["Naloxone", "reverses", "the", "antihypertensive", "effect", "of", "clonidine", "."],

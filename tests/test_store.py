@@ -4,9 +4,8 @@ from dataclasses import replace
 
 import pytest
 
-from nerbench.scoring import MetricRow
-
 from nerbench.errors import NerbenchError
+from nerbench.scoring import MetricRow
 from nerbench.store import (
     MIGRATIONS,
     Migration,
@@ -15,7 +14,6 @@ from nerbench.store import (
     config_hash,
     predictions_sha256,
 )
-
 
 Row = MetricRow  # the scorer's own row type, so the store is tested with what it receives
 

@@ -9,7 +9,6 @@ import sys
 import textwrap
 import time
 import tomllib
-from pathlib import Path
 
 import pytest
 import tomli_w
@@ -100,7 +99,8 @@ def test_packaged_submission_is_valid_and_rescores_to_the_stored_numbers(package
         for run_id in run_ids:
             run = store.run(run_id)
             stored = {(m["scheme"], m["entity_type"], m["length_bucket"]): m for m in store.metrics(run_id)}
-            assert result.scores[run["dataset"]].strict.f1 == pytest.approx(stored[("strict", "*", "*")]["f1"], abs=1e-12)
+            stored_f1 = stored[("strict", "*", "*")]["f1"]
+            assert result.scores[run["dataset"]].strict.f1 == pytest.approx(stored_f1, abs=1e-12)
     files = sorted(p.relative_to(packaged).as_posix() for p in packaged.rglob("*") if p.is_file())
     assert files == ["predictions/biored.tags", "predictions/ncbi_disease.tags", "submission.toml"]
     # Tags only: not one token of the corpus is in the submission.
@@ -161,7 +161,8 @@ def test_path_traversal_in_fields(sub, data_dir, tmp_path):
     edit_toml(sub, change)
     refused(sub, data_dir, tmp_path, "field id: String should match pattern",
             "field datasets.ncbi_disease.predictions: String should match pattern")
-    edit_toml(sub, lambda d: (d.update(id=sub.name), d["datasets"]["ncbi_disease"].update(predictions="predictions/biored.tags")))
+    edit_toml(sub, lambda d: (d.update(id=sub.name),
+                              d["datasets"]["ncbi_disease"].update(predictions="predictions/biored.tags")))
     refused(sub, data_dir, tmp_path, "field datasets.ncbi_disease.predictions: must be 'predictions/ncbi_disease.tags'")
 
 
