@@ -13,10 +13,10 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -193,9 +193,11 @@ def load_split(
     except OSError as err:
         raise NerbenchError(f"{path}: cannot read ({err.strerror or err})") from None
     actual = sha256_bytes(data)
-    modified = expected is not None and actual != expected
-    if modified and not allow_modified:
-        raise NerbenchError(_modified_message(path, expected, actual))
+    modified = False
+    if expected is not None and actual != expected:
+        if not allow_modified:
+            raise NerbenchError(_modified_message(path, expected, actual))
+        modified = True
     sentences = parse_conll(data, str(path))
     _check_labels(info, sentences, path)
     return Split(name, split, sentences, actual, path, modified)
@@ -384,12 +386,15 @@ def fetch(
 
 def _fetch_split(info: DatasetInfo, split: SplitInfo, root: Path, mirror: str | None) -> FetchResult:
     target = root / info.name / f"{split.name}.conll"
+    expected = split.sha256
+    if expected is None:  # only public sets are fetched, and every public split is pinned
+        raise NerbenchError(f"{info.name} {split.name}: the registry pins no sha256 to check a download against")
     if target.exists():
         actual = _sha256_file(target)
-        if actual == split.sha256:
+        if actual == expected:
             return FetchResult(info.name, split.name, target, "present", None)
         raise NerbenchError(
-            f"{target}: exists with sha256 {actual}, not the registry's {split.sha256}; "
+            f"{target}: exists with sha256 {actual}, not the registry's {expected}; "
             "not overwriting it (move it away to fetch a fresh copy)"
         )
     if mirror:
@@ -406,7 +411,7 @@ def _fetch_split(info: DatasetInfo, split: SplitInfo, root: Path, mirror: str | 
             f"fetch it from a mirror of the nerbench layout (--mirror URL or env {MIRROR_ENV}), "
             f"or copy it to {target}"
         )
-    _place_verified(data, target, split.sha256, url)
+    _place_verified(data, target, expected, url)
     return FetchResult(info.name, split.name, target, "fetched", url)
 
 

@@ -14,11 +14,12 @@ import json
 import multiprocessing
 import os
 import shutil
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import duckdb
 import jinja2
@@ -90,17 +91,17 @@ def paper_results(path: Path | None = None) -> dict[str, Any]:
 
 
 def _mean(values: list[float | None]) -> float | None:
-    return sum(values) / len(values) if values and all(v is not None for v in values) else None
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present and len(present) == len(values) else None
 
 
 def _overview_row(model: Model, datasets: list[str]) -> dict[str, Any]:
     cells = [model.shown.get(d) for d in datasets]
     runs = [run for run in cells if run is not None]
     complete = len(runs) == len(datasets)
-    costs = [run.cost_usd for run in runs]
-    sentences = [run.sentences for run in runs]
-    cost = (1000 * sum(costs) / sum(sentences)
-            if runs and all(c is not None for c in costs) and all(sentences) else None)
+    costs = [c for c in (run.cost_usd for run in runs) if c is not None]
+    sentences = [n for n in (run.sentences for run in runs) if n]
+    cost = 1000 * sum(costs) / sum(sentences) if runs and len(costs) == len(sentences) == len(runs) else None
     devices = sorted({run.device_name or "no timing" for run in runs})
     return {
         "model": model,
@@ -273,6 +274,7 @@ _TASK: Callable[[], Any] | None = None  # what the forked worker runs: inherited
 
 
 def _run_task() -> Any:
+    assert _TASK is not None, "_start sets the task before the worker forks"
     return _TASK()
 
 

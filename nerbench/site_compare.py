@@ -7,9 +7,9 @@ only when both runs were scored against the same file (same sha256) and that fil
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from nerbench import scoring
 from nerbench.datasets import REGISTRY, Split
@@ -71,9 +71,9 @@ class Question:
 
 
 def best(runs: list[Run], family: str) -> Run | None:
-    candidates = [r for r in runs if r.family == family and r.f1 is not None]
+    scored = [(r.f1, r) for r in runs if r.family == family and r.f1 is not None]
     # Highest F1; ties go to the alphabetically first model so that the choice is stable.
-    return min(candidates, key=lambda r: (-r.f1, r.model_id), default=None)
+    return min(scored, key=lambda s: (-s[0], s[1].model_id))[1] if scored else None
 
 
 def _points(value: float) -> str:
@@ -83,15 +83,16 @@ def _points(value: float) -> str:
 def verdict(q: Question) -> str:
     """One sentence from the numbers; plain about what is missing."""
     name = q.dataset
-    if q.encoder is None and q.llm is None:
-        return f"No runs on {name} yet."
     if q.llm is None:
+        if q.encoder is None:
+            return f"No runs on {name} yet."
         return (f"No LLM has been evaluated on {name} yet; the best encoder, {q.encoder.model_id}, "
                 f"reaches strict F1 {q.encoder.f1:.3f}.")
     if q.encoder is None:
         return (f"No encoder has been evaluated on {name} yet; the best LLM, {q.llm.model_id}, "
                 f"reaches strict F1 {q.llm.f1:.3f}.")
     gap = q.gap
+    assert gap is not None, "best() picks only runs that have an F1"
     who = f"the best LLM ({q.llm.model_id}) and the best encoder ({q.encoder.model_id})"
     if q.paired is not None:
         low, high = q.paired.ci95
@@ -126,33 +127,34 @@ def _paired(gold, pred_llm, pred_enc, resamples: int, seed: int, long_only: bool
 def questions(data: StoreData, db: Path, splits: Mapping[str, Split | None], *, datasets: list[str],
               resamples: int = 1000, seed: int = 0) -> list[Question]:
     """`splits` holds the local test split of each dataset (None where it is not available)."""
-    out, testable = [], []
+    out: list[Question] = []
+    testable: list[tuple[Question, Run, Run, Split]] = []
     for dataset in datasets:
         shown = [m.shown[dataset] for m in data.models.values() if dataset in m.shown]
         q = Question(dataset, best(shown, "encoder"), best(shown, "llm"))
+        split = splits.get(dataset)
         if q.encoder is not None and q.llm is not None:
-            q.paired_note = _untestable(q, splits.get(dataset))
-            if q.paired_note is None:
-                testable.append(q)
+            q.paired_note = _untestable(q.dataset, q.encoder, q.llm, split)
+            if q.paired_note is None and split is not None:
+                testable.append((q, q.encoder, q.llm, split))
         out.append(q)
     # The predictions of every compared run in one read of the predictions table.
-    preds = predictions(db, [r.run_id for q in testable for r in (q.llm, q.encoder)])
-    for q in testable:
-        _test(q, splits[q.dataset], preds[q.llm.run_id], preds[q.encoder.run_id], resamples, seed)
+    preds = predictions(db, [r.run_id for _, enc, llm, _ in testable for r in (llm, enc)])
+    for q, enc, llm, split in testable:
+        _test(q, split, preds[llm.run_id], preds[enc.run_id], resamples, seed)
     for q in out:
         q.verdict = verdict(q)
     return out
 
 
-def _untestable(q: Question, split: Split | None) -> str | None:
+def _untestable(dataset: str, enc: Run, llm: Run, split: Split | None) -> str | None:
     """Why the two runs cannot be compared sentence by sentence, or None when they can."""
-    enc, llm = q.encoder, q.llm
     if enc.split != llm.split or enc.dataset_sha256 != llm.dataset_sha256:
         return "the two runs were scored against different files of the test split"
-    if q.dataset not in REGISTRY:
-        return f"{q.dataset} is not in the dataset registry, so its gold tags are unknown"
+    if dataset not in REGISTRY:
+        return f"{dataset} is not in the dataset registry, so its gold tags are unknown"
     if split is None or split.split != enc.split:
-        return f"the {enc.split} split of {q.dataset} is not available locally (see `nerbench datasets fetch`)"
+        return f"the {enc.split} split of {dataset} is not available locally (see `nerbench datasets fetch`)"
     if split.sha256 != enc.dataset_sha256:
         return "the local test file is not the one the runs were scored against (sha256 differs)"
     return None
