@@ -13,7 +13,7 @@ ifneq ($(wildcard $(SHARED_DATA)/MANIFEST.json),)
 export NERBENCH_DATA_DIR ?= $(SHARED_DATA)
 endif
 
-.PHONY: run test install clean
+.PHONY: run test lint install clean
 
 install: $(STAMP)
 
@@ -35,7 +35,18 @@ run: $(STAMP)
 	$(BIN)/nerbench results
 	$(BIN)/nerbench site build
 
-test: $(STAMP)
+# The habits, checked: ruff's lint and format check, mypy over the package, and the import layers
+# (import-linter's contracts in pyproject.toml). `make test` runs them first. All four always run,
+# so that one log shows every finding; the target fails if any of them does.
+lint: $(STAMP)
+	@status=0; \
+	for check in "ruff check ." "ruff format --check --output-format concise ." "mypy nerbench" "lint-imports"; do \
+		echo "== $$check"; $(BIN)/$$check || status=1; \
+	done; \
+	exit $$status
+
+# pytest exits non-zero (5) when it collects no tests, so an empty run fails too.
+test: lint
 	# The browser tests need Debian's chromium and Playwright; installed only when missing.
 	PYTHON=$(BIN)/python sh tests/setup_browser.sh
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
