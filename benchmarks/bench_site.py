@@ -14,6 +14,7 @@ Target: the build (store to HTML, downloads included) under 3 s on the project's
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import random
 import resource
@@ -24,10 +25,11 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from nerbench import scoring
+from nerbench import __version__, scoring
 from nerbench.datasets import DEFAULT_SUITE, get_dataset, load_split
+from nerbench.record import Bootstrap, RunRecord, Submitted, Weights
 from nerbench.site import build_site
-from nerbench.store import RunRecord, Store, predictions_sha256
+from nerbench.store import RunResult, Store, predictions_sha256
 
 DEVICES = (  # (device name, reference hardware, USD per device-hour, sentences per second)
     ("NVIDIA H100 80GB HBM3", True, 3.2, 400.0),
@@ -57,8 +59,8 @@ def variants(data_dir: Path | None) -> dict[str, list[tuple[list[list[str]], lis
     return out
 
 
-def timing(rng: random.Random, sentences: int, llm: bool) -> dict:
-    name, reference, price, speed = rng.choice(DEVICES)
+def timing(rng: random.Random, device: tuple, sentences: int, llm: bool) -> dict:
+    name, reference, price, speed = device
     speed = speed / (40 if llm else 1) * rng.uniform(0.5, 1.5)
     seconds = sentences / speed
     cost = seconds / 3600 * price
@@ -77,17 +79,29 @@ def fill(db: Path, submissions: int, data_dir: Path | None) -> None:
     with Store(db) as store:
         for number in range(submissions):
             llm = rng.random() < 0.35
+            device = rng.choice(DEVICES)  # one submission, one declared machine
             model = {"id": f"bench-submission-{number:04d}", "family": "llm" if llm else "encoder",
                      "hf_id": f"generated/test-{number:04d}", "parameters": 8_000_000_000 if llm else 340_000_000,
                      "licence": "test data"}
+            training = {"regime": "qlora", "head": "generative", "quantization_bits": 4} if llm else \
+                {"regime": "full", "head": "token"}
+            submitted = Submitted(
+                id=model["id"], content_sha256=hashlib.sha256(f"generated test data {number}".encode()).hexdigest(),
+                training=training, hardware={"device": device[0], "num_devices": 1},
+                generation={"decoding": "greedy", "max_new_tokens_rule": "generated"} if llm else None)
             records = []
             for dataset in DEFAULT_SUITE:
                 pred, metrics, digest, sha = rng.choice(pool[dataset])
-                records.append(RunRecord(
-                    model=model, dataset=dataset, split="test",
-                    config={"head": "generative" if llm else "token", "submission_id": model["id"], "generated": True},
-                    dataset_sha256=sha, modified=False, predictions=pred, predictions_sha256=digest, metrics=metrics,
-                    timing=timing(rng, len(pred), llm), environment={"generated": True}, source="submission",
+                record = RunRecord(
+                    model_id=model["id"], family=model["family"], dataset=dataset, dataset_sha256=sha,
+                    weights=Weights(name=model["hf_id"], source="submission", hf_id=model["hf_id"]),
+                    head=training["head"], quantization="nf4" if llm else "none",
+                    bootstrap=Bootstrap(resamples=scoring.BOOTSTRAP_RESAMPLES, seed=scoring.BOOTSTRAP_SEED),
+                    submission=submitted, nerbench_version=__version__,
+                )
+                records.append(RunResult(
+                    model=model, record=record, predictions=pred, predictions_sha256=digest, metrics=metrics,
+                    timing=timing(rng, device, len(pred), llm), environment={"generated": True}, source="submission",
                     self_reported=True, created_at=start + timedelta(minutes=number),
                 ))
             if hasattr(store, "save_runs"):

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from nerbench import scoring
 from nerbench.datasets import get_dataset, load_split
-from nerbench.store import RunRecord, Store, predictions_sha256
+from nerbench.store import RunResult, Store, predictions_sha256
+
+from _records import run_record
 
 XSS_MODEL = '<script>alert(1)</script><b>bold</b> & "quoted"'
 ENCODER, LLM = "test-data-encoder", "test-data-llm"
@@ -53,16 +55,17 @@ def timing(device_name: str, reference: bool, sentences: int, seconds: float, pr
 
 
 def record(model_id: str, family: str, dataset: str, data_dir: Path, *, every: int, offset: int,
-           head: str, timing_: dict | None, source: str = "local", day: int = 1) -> tuple[RunRecord, scoring.Scores]:
+           head: str, timing_: dict | None, source: str = "local", day: int = 1) -> tuple[RunResult, scoring.Scores]:
     split = load_split(dataset, "test", data_dir)
     gold = [list(s.tags) for s in split.sentences]
     pred = damaged(gold, every, offset)
     scores = scoring.score(gold, pred, types=get_dataset(dataset).entity_types, bootstrap=200, seed=0)
-    rec = RunRecord(
+    submission = "test-data-submission" if source == "submission" else None
+    rec = RunResult(
         model={"id": model_id, "family": family, "hf_id": f"test/{model_id}", "parameters": 1000,
                "licence": "test data", "links": ["https://example.org/test-model", "javascript:alert(2)"]},
-        dataset=dataset, split="test", config={"head": head, "test_data": True, "model": model_id},
-        dataset_sha256=split.sha256, modified=False, predictions=pred, predictions_sha256=predictions_sha256(pred),
+        record=run_record(model_id, family, dataset, split.sha256, head=head, submission=submission),
+        predictions=pred, predictions_sha256=predictions_sha256(pred),
         metrics=scores.metric_rows(), timing=timing_, environment={"test_data": True, "torch": "test"},
         source=source, self_reported=source == "submission", created_at=datetime(2026, 1, day, 12, 0, 0),
         details={"training": {"epochs": 1, "test_data": True}},

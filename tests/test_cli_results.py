@@ -3,13 +3,14 @@ import io
 import json
 
 import pytest
-
-from nerbench.scoring import MetricRow
 from typer.testing import CliRunner
 
 import nerbench.cli
 from nerbench.errors import NerbenchError
-from nerbench.store import RunRecord, Store, predictions_sha256
+from nerbench.scoring import MetricRow
+from nerbench.store import RunResult, Store, predictions_sha256
+
+from _records import run_record
 
 nerbench.cli._register()
 runner = CliRunner()
@@ -18,15 +19,13 @@ runner = CliRunner()
 Row = MetricRow  # the scorer's own row type, so the store is tested with what it receives
 
 
-def _record(model_id, family, dataset, f1, long_f1, timing, source="local"):
+def _record(model_id, family, dataset, f1, long_f1, timing, source="local", head="token", details=None):
     predictions = [["O", "B-Chemical"], ["O"]]
-    return RunRecord(
+    return RunResult(
         model={"id": model_id, "family": family},
-        dataset=dataset,
-        split="test",
-        config={"seed": 0},
-        dataset_sha256="a" * 64,
-        modified=False,
+        record=run_record(model_id, family, dataset, "a" * 64, head=head,
+                          submission=model_id if source == "submission" else None),
+        details=details,
         predictions=predictions,
         predictions_sha256=predictions_sha256(predictions),
         metrics=[
@@ -91,3 +90,78 @@ def test_missing_database_is_a_clear_error(tmp_path):
     assert isinstance(result.exception, NerbenchError)
     assert "no results database" in str(result.exception)
     assert not missing.exists()  # a read command never creates a database
+
+
+# --------------------------------------------------------------------------- one query, whatever the number of runs
+
+PARSE = {"sentences": 2, "missing": 1, "extra": 0, "renamed": 3, "malformed": 0}
+
+
+def _llm_runs(path, datasets):
+    with Store(path) as store:
+        for dataset in datasets:
+            store.save_run(_record("tiny-llm", "llm", dataset, 0.5, 0.2, None,
+                                   head="generative", details={"generation": {"parse": PARSE}}))
+            store.save_run(_record("tiny-llm", "llm", dataset, 0.6, 0.3, None, head="token"))
+
+
+class _CountingConnection:
+    """A DuckDB connection that records each statement it is given."""
+
+    def __init__(self, conn, statements):
+        self._conn, self._statements = conn, statements
+
+    def execute(self, sql, *args):
+        self._statements.append(sql)
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
+def _statements_of_results(monkeypatch, path) -> list[str]:
+    import nerbench.store
+
+    statements: list[str] = []
+    connect = nerbench.store.duckdb.connect
+    monkeypatch.setattr(nerbench.store.duckdb, "connect",
+                        lambda *a, **k: _CountingConnection(connect(*a, **k), statements))
+    result = runner.invoke(nerbench.cli.app, ["results", "--db", str(path), "--json"])
+    monkeypatch.setattr(nerbench.store.duckdb, "connect", connect)
+    assert result.exit_code == 0, result.output
+    return statements
+
+
+def test_results_run_one_query_whatever_the_number_of_runs(tmp_path, monkeypatch):
+    def no_run(self, run_id):
+        raise AssertionError(f"results read run {run_id} on its own")
+
+    monkeypatch.setattr(Store, "run", no_run)
+    path = tmp_path / "r.duckdb"
+    _llm_runs(path, ["bc5cdr"])
+    two = _statements_of_results(monkeypatch, path)
+    _llm_runs(path, ["ncbi_disease", "biored", "linnaeus"])
+    eight = _statements_of_results(monkeypatch, path)
+    assert len(eight) == len(two)  # opening the store, then one summary query
+    assert sum("FROM runs r" in sql for sql in eight) == 1
+
+
+def test_head_and_parse_in_json_csv_and_table(tmp_path):
+    path = tmp_path / "r.duckdb"
+    _llm_runs(path, ["bc5cdr"])
+    rows = json.loads(runner.invoke(nerbench.cli.app, ["results", "--db", str(path), "--json"]).output)
+    assert [(r["head"], r["parse"]) for r in rows] == [("token", None), ("generative", PARSE)]
+    out = runner.invoke(nerbench.cli.app, ["results", "--db", str(path), "--csv"]).output
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [(r["head"], json.loads(r["parse"]) if r["parse"] else None) for r in rows] == [
+        ("token", None), ("generative", PARSE)]
+    table = runner.invoke(nerbench.cli.app, ["results", "--db", str(path)], env={"COLUMNS": "250"}).output
+    assert "llm token" in table and "llm generative" in table and "1/0/3/0" in table
+
+
+def test_encoder_runs_have_the_token_head_and_no_parse(db):
+    rows = json.loads(runner.invoke(nerbench.cli.app, ["results", "--db", str(db), "--json"]).output)
+    # Every run record names a head now: an encoder's (and these runs') is the token head; no parse counts.
+    assert [(r["model_id"], r["family"], r["head"], r["parse"]) for r in rows] == [
+        ("llama-8b", "llm", "token", None), ("minilm", "encoder", "token", None),
+        ("minilm", "encoder", "token", None)]

@@ -10,14 +10,16 @@ from nerbench import scoring
 from nerbench.comparison import compare_runs
 from nerbench.datasets import load_split
 from nerbench.errors import NerbenchError
-from nerbench.store import RunRecord, Store, predictions_sha256
+from nerbench.store import RunResult, Store, predictions_sha256
+
+from _records import run_record
 
 
 def _store_run(store, model_id, dataset, split, predictions, sha):
-    return store.save_run(RunRecord(
-        model={"id": model_id, "family": "encoder"}, dataset=dataset, split="test", config={"m": model_id},
-        dataset_sha256=sha, modified=False, predictions=predictions,
-        predictions_sha256=predictions_sha256(predictions), metrics=[],
+    assert split == "test"  # a run record is of the test split
+    return store.save_run(RunResult(
+        model={"id": model_id, "family": "encoder"}, record=run_record(model_id, "encoder", dataset, sha),
+        predictions=predictions, predictions_sha256=predictions_sha256(predictions), metrics=[],
     ))
 
 

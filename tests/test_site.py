@@ -25,6 +25,7 @@ from nerbench.site_data import Run, slug
 from nerbench.site_svg import Point, pareto
 from nerbench.store import Store
 
+from _records import run_record
 from _site_store import ENCODER, LLM, XSS_MODEL, make_store
 
 
@@ -208,7 +209,7 @@ def test_reference_rows_need_a_source_and_are_labelled(store, tmp_path, data_dir
 def _run(model: str, family: str, f1: float, long_f1: float, cost: float | None) -> Run:
     run = Run(run_id=model, model_id=model, family=family, dataset="d", split="test", source="local",
               self_reported=False, modified=False, created_at="2026-01-01T00:00:00", dataset_sha256="x",
-              config={}, details=None, f1=f1, long_f1=long_f1)
+              record=run_record(model, family, "d", "x"), details=None, f1=f1, long_f1=long_f1)
     run.timing = {"cost_per_1k_sentences_usd": cost, "reference_hardware": True, "device_name": "NVIDIA H100 80GB HBM3"}
     return run
 

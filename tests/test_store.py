@@ -5,15 +5,18 @@ from dataclasses import replace
 import pytest
 
 from nerbench.errors import NerbenchError
+from nerbench.record import RunRecord
 from nerbench.scoring import MetricRow
 from nerbench.store import (
     MIGRATIONS,
     Migration,
-    RunRecord,
+    RunResult,
     Store,
-    config_hash,
+    canonical_json,
     predictions_sha256,
 )
+
+from _records import run_record
 
 Row = MetricRow  # the scorer's own row type, so the store is tested with what it receives
 
@@ -41,15 +44,22 @@ def metric_rows(f1=0.8):
     ]
 
 
+MODEL = {"id": "tiny-bert", "family": "encoder", "hf_id": "org/tiny-bert", "revision": "abc123",
+         "parameters": 4_400_000, "licence": "MIT", "recipe": {"lr": 2e-5}}
+
+# What identifies a run: these changes go to the run record (tests/_records.py), the rest to the result.
+IDENTITY = {"model_id": "tiny-bert", "family": "encoder", "dataset": "bc5cdr", "profile": "quick", "epochs": 1,
+            "seed": 0, "submission": None}
+
+
 def record(**changes):
-    base = RunRecord(
-        model={"id": "tiny-bert", "family": "encoder", "hf_id": "org/tiny-bert", "revision": "abc123",
-               "parameters": 4_400_000, "licence": "MIT", "recipe": {"lr": 2e-5}},
-        dataset="bc5cdr",
-        split="test",
-        config={"seed": 0, "max_length": 128, "labelling": "first-subtoken"},
-        dataset_sha256="f" * 64,
-        modified=False,
+    """The result of a made-up run of tiny-bert on bc5cdr; identity changes (model_id, family, dataset,
+    profile, epochs, seed, submission) build another run record, the others replace result fields."""
+    identity = IDENTITY | {key: changes.pop(key) for key in IDENTITY if key in changes}
+    model = MODEL if identity["model_id"] == MODEL["id"] else {"id": identity["model_id"]}
+    base = RunResult(
+        model=model | {"family": identity["family"]},
+        record=run_record(**identity),
         predictions=PREDICTIONS,
         predictions_sha256=predictions_sha256(PREDICTIONS),
         metrics=metric_rows(),
@@ -83,8 +93,12 @@ def test_round_trip(store):
     assert stored[("strict", "*", "3+")]["ci_high"] is None
     assert len(stored) == 4
     (run,) = store.runs()
-    assert run["run_id"] == run_id and run["family"] == "encoder" and run["config"] == rec.config
-    assert run["config_hash"] == config_hash(rec.config) and run["status"] == "complete"
+    assert run["run_id"] == run_id == rec.record.run_id and run["family"] == "encoder"
+    assert isinstance(run["record"], RunRecord) and run["record"] == rec.record
+    assert run["record"].budget.name == "quick" and run["record"].training.seed == 0
+    assert run["dataset"] == "bc5cdr" and run["split"] == "test" and run["dataset_sha256"] == "f" * 64
+    assert run["config_hash"] == rec.record.digest and run["status"] == "complete"
+    assert store.run(run_id)["record"] == rec.record
     assert run["source"] == "local" and run["self_reported"] is False
     assert store.model("tiny-bert")["meta"]["recipe"] == {"lr": 2e-5}
     assert store.model("tiny-bert")["parameters"] == 4_400_000
@@ -99,11 +113,47 @@ def test_data_survives_reopening(tmp_path):
         assert s.schema_version == len(MIGRATIONS)
 
 
-def test_config_hash_is_canonical():
-    assert config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": [1, 2], "a": 1})
-    assert config_hash({"a": 1}) != config_hash({"a": 2})
-    with pytest.raises(NerbenchError, match="config"):
-        config_hash({"a": float("nan")})
+def test_the_run_id_is_the_records_identity():
+    rec = run_record("tiny-bert", profile="quick", epochs=1)
+    assert run_record("tiny-bert", profile="quick", epochs=1) == rec  # equal records ...
+    assert run_record("tiny-bert", profile="quick", epochs=1).run_id == rec.run_id  # ... are the same run
+    assert rec.run_id == rec.digest[:len(rec.run_id)] and len(rec.digest) == 64
+    # Any change of what identifies the run is another run.
+    others = [run_record("tiny-bert", profile="quick", epochs=1, seed=1),
+              run_record("tiny-bert", profile="quick", epochs=2),
+              run_record("tiny-bert", profile="paper", epochs=1),
+              run_record("tiny-bert"),  # evaluated as it is, not fine-tuned
+              run_record("tiny-bert", dataset="ncbi_disease", profile="quick", epochs=1),
+              run_record("tiny-bert", profile="quick", epochs=1, dataset_sha256="0" * 64),
+              run_record("tiny-bert", profile="quick", epochs=1, modified_dataset=True)]
+    assert len({rec.run_id, *(other.run_id for other in others)}) == len(others) + 1
+
+
+def test_canonical_json_is_independent_of_key_order():
+    assert canonical_json({"a": 1, "b": [1, 2]}, "x") == canonical_json({"b": [1, 2], "a": 1}, "x")
+    assert canonical_json({"a": 1}, "x") != canonical_json({"a": 2}, "x")
+    rec = run_record("tiny-bert", profile="quick", epochs=1)
+    data = rec.model_dump(mode="json")
+
+    def reversed_keys(value):
+        if isinstance(value, dict):
+            return {key: reversed_keys(value[key]) for key in reversed(list(value))}
+        return [reversed_keys(item) for item in value] if isinstance(value, list) else value
+
+    shuffled = RunRecord.model_validate(reversed_keys(data))
+    assert list(reversed_keys(data)) != list(data)
+    assert shuffled.canonical_json() == rec.canonical_json() and shuffled.run_id == rec.run_id
+
+
+def test_canonical_json_refuses_nan_by_name(store):
+    with pytest.raises(NerbenchError, match=r"details: not plain JSON data"):
+        canonical_json({"a": float("nan")}, "details")
+    with pytest.raises(NerbenchError, match=r"timing\.protocol: not plain JSON data"):
+        canonical_json({"repeats": float("inf")}, "timing.protocol")
+    # In a run: refused by name, nothing stored.
+    with pytest.raises(NerbenchError, match=r"details: not plain JSON data"):
+        store.save_run(record(details={"alignment": {"ratio": float("nan")}}))
+    assert store.runs() == [] and store.model("tiny-bert") is None
 
 
 def test_failure_mid_save_leaves_no_trace_and_keeps_earlier_runs(store):
@@ -151,30 +201,52 @@ def test_tag_with_whitespace_refused(store):
         store.save_run(record(predictions=preds, predictions_sha256=predictions_sha256(preds)))
 
 
-def test_find_run_for_resume_and_duplicate_refused(store):
+def test_has_run_for_resume_and_duplicate_refused(store):
     rec = record()
-    assert store.find_run("tiny-bert", "bc5cdr", rec.config_hash) is None
+    assert not store.has_run(rec.record.run_id)
     run_id = store.save_run(rec)
-    assert store.find_run("tiny-bert", "bc5cdr", rec.config_hash) == run_id
-    assert store.find_run("tiny-bert", "bc5cdr", rec.config_hash, split="dev") is None
-    assert store.find_run("tiny-bert", "bc5cdr", config_hash({"seed": 1})) is None
+    assert run_id == rec.record.run_id and store.has_run(run_id)
+    assert store.has_run(run_record("tiny-bert", profile="quick", epochs=1).run_id)  # an equal record, built anew
+    assert not store.has_run(record(seed=1).record.run_id)
+    assert not store.has_run(record(dataset="ncbi_disease").record.run_id)
     with pytest.raises(NerbenchError, match=f"already stored as run {run_id}"):
         store.save_run(rec)
+    # Other results of an equal record are the same run: refused too, the stored one kept.
+    with pytest.raises(NerbenchError, match=f"already stored as run {run_id}"):
+        store.save_run(record(metrics=metric_rows(f1=0.9), details={"training": {"epochs": 1}}))
+    assert [r["run_id"] for r in store.runs()] == [run_id]
+    assert {m["f1"] for m in store.metrics(run_id) if m["scheme"] == "strict" and m["length_bucket"] == "*"
+            and m["entity_type"] == "*"} == {0.8}
     # Another configuration of the same model is a separate run.
-    other = store.save_run(record(config={"seed": 1}))
+    other = store.save_run(record(seed=1))
     assert other != run_id and len(store.runs()) == 2
+    assert store.run(other)["record"].training.seed == 1
+    budget = store.save_run(record(profile="paper", epochs=None))
+    assert len({run_id, other, budget}) == 3 and len(store.runs()) == 3
+
+
+def strict_f1(store, run_id):
+    (row,) = [m for m in store.metrics(run_id) if (m["scheme"], m["entity_type"], m["length_bucket"]) ==
+              ("strict", "*", "*")]
+    return row["f1"]
 
 
 def test_force_replaces_in_one_transaction(store):
     old = store.save_run(record())
+    one_run = counts(store, old)
+    # A --force re-run: the same record, so the same id, with the new results only.
     new = store.save_run(record(metrics=metric_rows(f1=0.9)), replaces=old)
-    assert [r["run_id"] for r in store.runs()] == [new]
-    assert counts(store, old) == dict.fromkeys(counts(store, old), 0)
+    assert new == old and [r["run_id"] for r in store.runs()] == [new]
+    assert counts(store, new) == one_run and strict_f1(store, new) == 0.9
+    # A run replaced by another record leaves nothing of itself.
+    other = store.save_run(record(seed=1), replaces=new)
+    assert other != new and [r["run_id"] for r in store.runs()] == [other]
+    assert counts(store, new) == dict.fromkeys(one_run, 0)
     # A failing replacement keeps the old run.
     with pytest.raises(NerbenchError):
-        store.save_run(record(metrics=metric_rows(f1=2.0)), replaces=new)
-    assert [r["run_id"] for r in store.runs()] == [new]
-    assert counts(store, new)["predictions"] == len(PREDICTIONS)
+        store.save_run(record(seed=1, metrics=metric_rows(f1=2.0)), replaces=other)
+    assert [r["run_id"] for r in store.runs()] == [other]
+    assert counts(store, other) == one_run and strict_f1(store, other) == 0.8
 
 
 def test_delete_run(store):
@@ -190,6 +262,8 @@ def test_delete_run(store):
 def test_bad_record_fields(store):
     with pytest.raises(NerbenchError, match="model.family"):
         store.save_run(record(model={"id": "x", "family": "rnn"}))
+    with pytest.raises(NerbenchError, match="model.id: missing"):
+        store.save_run(record(model={"family": "encoder"}))
     with pytest.raises(NerbenchError, match="timing.flops"):
         store.save_run(record(timing={"flops": 1}))
     with pytest.raises(NerbenchError, match=r"metrics\[0\]\.entity_type: missing"):
@@ -197,8 +271,19 @@ def test_bad_record_fields(store):
     assert store.runs() == []
 
 
+def test_model_and_record_must_name_the_same_model(store):
+    with pytest.raises(NerbenchError, match="model.id: 'other-bert', but the run record says 'tiny-bert'"):
+        store.save_run(record(model=MODEL | {"id": "other-bert"}))
+    with pytest.raises(NerbenchError, match="model.family: 'llm', but the run record says 'encoder'"):
+        store.save_run(record(model=MODEL | {"family": "llm"}))
+    with pytest.raises(NerbenchError, match="model.id: 'tiny-bert', but the run record says 'tiny-llm'"):
+        store.save_run(record(model_id="tiny-llm", family="llm", model=MODEL | {"family": "llm"}))
+    assert store.runs() == [] and store.model("tiny-bert") is None and store.model("other-bert") is None
+    assert store.save_run(record(model=MODEL | {"licence": "Apache-2.0"}))  # the rest of the dict is free
+
+
 def test_submission_with_partial_timing(store):
-    run_id = store.save_run(record(source="submission", self_reported=True,
+    run_id = store.save_run(record(source="submission", self_reported=True, profile=None, submission="sub-1",
                                    timing={"wall_seconds": 10.0, "device_name": "NVIDIA A100-SXM4-80GB"},
                                    environment=None))
     timing = store.timing(run_id)
@@ -210,7 +295,7 @@ def test_submission_with_partial_timing(store):
 
 def test_summary_rows(store):
     a = store.save_run(record())
-    b = store.save_run(record(model={"id": "tiny-llm", "family": "llm"}, metrics=metric_rows(f1=0.9)))
+    b = store.save_run(record(model_id="tiny-llm", family="llm", metrics=metric_rows(f1=0.9)))
     c = store.save_run(record(dataset="ncbi_disease"))
     rows = store.summary()
     assert [r["run_id"] for r in rows] == [b, a, c]  # by dataset, then F1 descending
@@ -314,22 +399,35 @@ def test_details_are_stored_outside_the_configuration(tmp_path):
     with Store(tmp_path / "d.duckdb") as s:
         assert s.schema_version == len(MIGRATIONS)
         plain = record()
-        with_details = record()
-        with_details.details = details
-        assert plain.config_hash == with_details.config_hash  # details never change the identity
+        with_details = record(details=details)
+        assert plain.record == with_details.record  # details never change the identity
         run_id = s.save_run(with_details)
-        assert s.run(run_id)["details"] == details
+        assert run_id == plain.record.run_id and s.run(run_id)["details"] == details
+        assert "alignment" not in s.run(run_id)["record"].canonical_json()
+        with pytest.raises(NerbenchError, match=f"already stored as run {run_id}"):
+            s.save_run(plain)
+        other_details = record(details={"alignment": {"windows": 4}})
+        assert s.save_run(other_details, replaces=run_id) == run_id
+        assert s.run(run_id)["details"] == {"alignment": {"windows": 4}}
 
 
 def test_save_runs_is_all_or_nothing(store):
-    first = record(dataset="bc5cdr", config={"submission_id": "sub-1"}, source="submission")
-    second = record(dataset="ncbi_disease", config={"submission_id": "sub-1"}, source="submission",
+    first = record(dataset="bc5cdr", profile=None, submission="sub-1", source="submission")
+    second = record(dataset="ncbi_disease", profile=None, submission="sub-1", source="submission",
                     timing={"no_such_field": 1})
     with pytest.raises(NerbenchError, match="no_such_field"):
         store.save_runs([first, second])
     assert store.runs() == []
     ids = store.save_runs([first, replace(second, timing=dict(TIMING))])
-    assert [r["run_id"] for r in store.runs_of_submission("sub-1")] == ids  # ordered by dataset
+    # A submission's runs are found by the submission id in their records, and only those.
+    local = store.save_run(record(dataset="bc5cdr"))
+    another = store.save_run(record(dataset="bc5cdr", profile=None, submission="sub-2", source="submission"))
+    assert len({*ids, local, another}) == 4
+    rows = store.runs_of_submission("sub-1")
+    assert [r["run_id"] for r in rows] == ids  # ordered by dataset
+    assert all(r["record"].submission.id == "sub-1" for r in rows)
+    assert [r["run_id"] for r in store.runs_of_submission("sub-2")] == [another]
     assert store.runs_of_submission("other") == []
     again = store.save_runs([first], replaces=ids)
-    assert [r["run_id"] for r in store.runs()] == again
+    assert [r["run_id"] for r in store.runs_of_submission("sub-1")] == again == ids[:1]
+    assert {r["run_id"] for r in store.runs()} == {*again, local, another}

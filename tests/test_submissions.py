@@ -18,7 +18,10 @@ import nerbench.cli as cli
 from nerbench import scoring, submissions
 from nerbench.datasets import load_split
 from nerbench.errors import NerbenchError
-from nerbench.store import RunRecord, Store, predictions_sha256
+from nerbench.record import Decoding, Lora
+from nerbench.store import RunResult, Store, predictions_sha256
+
+from _records import run_record
 
 DATASETS = ("ncbi_disease", "biored")
 TIMING = {"wall_seconds": 2.0, "sentences_per_second": 470.0, "tokens_per_second": 12000.0,
@@ -41,11 +44,12 @@ def source_store(data_dir, tmp_path_factory):
             gold = [list(s.tags) for s in split.sentences]
             pred = _predictions(gold)
             scores = scoring.score(gold, pred, bootstrap=50)
-            run_ids.append(store.save_run(RunRecord(
+            run_ids.append(store.save_run(RunResult(
                 model={"id": "test-encoder", "family": "encoder", "hf_id": "org/test-encoder",
                        "parameters": 1000, "licence": "mit"},
-                dataset=name, split="test", config={"profile": {"name": "quick", "epochs": 1}, "head": "token"},
-                dataset_sha256=split.sha256, modified=False, predictions=pred,
+                record=run_record("test-encoder", "encoder", name, split.sha256, profile="quick", epochs=1,
+                                  head="token"),
+                predictions=pred,
                 predictions_sha256=predictions_sha256(pred), metrics=scores.metric_rows(), timing=dict(TIMING),
             )))
     return db, run_ids
@@ -328,11 +332,8 @@ def _results_table(db):
 
 
 def test_submit_carries_an_llm_runs_lora_and_decoding_settings(data_dir, tmp_path):
-    from nerbench.evaluate import _llm_settings
     from nerbench.models.generative import ParseCounts
-    from nerbench.recipes import LLMRecipe
 
-    recipe = LLMRecipe(lora_r=16, lora_alpha=32)
     parse = ParseCounts(sentences=940, lines=9000, matched=8000, missing=120, extra=700, malformed=300).to_dict()
     generation = {"generated_tokens_per_sentence": [150, 170], "generated_tokens_per_sentence_mean": 160.0,
                   "sentence_latency_p50_s": 2.5, "sentence_latency_p95_s": 7.0, "stopped_at_limit": 3,
@@ -341,11 +342,14 @@ def test_submit_carries_an_llm_runs_lora_and_decoding_settings(data_dir, tmp_pat
     pred = _predictions([list(s.tags) for s in split.sentences])
     db = tmp_path / "llm.duckdb"
     with Store(db) as store:
-        run_id = store.save_run(RunRecord(
+        run_id = store.save_run(RunResult(
             model={"id": "test-llm", "family": "llm", "hf_id": "org/test-llm", "parameters": 1000, "licence": "mit"},
-            dataset="ncbi_disease", split="test", dataset_sha256=split.sha256, modified=False,
-            config={"profile": {"name": "quick", "epochs": 1}, "head": "generative",
-                    "llm": _llm_settings("generative", "nf4", recipe)},
+            record=run_record(
+                "test-llm", family="llm", dataset="ncbi_disease", dataset_sha256=split.sha256, head="generative",
+                quantization="nf4", profile="quick", epochs=1,
+                lora=Lora(r=16, alpha=32, dropout=0.05, target_modules=("q_proj",)),
+                decoding=Decoding(max_new_tokens="per sentence: ceil(1.1 x longest single-label answer in tokens) + 8",
+                                  prompt="the paper's prompt")),
             predictions=pred, predictions_sha256=predictions_sha256(pred),
             metrics=scoring.score([list(s.tags) for s in split.sentences], pred, bootstrap=20).metric_rows(),
             timing=dict(TIMING, generation=generation)))
@@ -363,7 +367,7 @@ def test_submit_carries_an_llm_runs_lora_and_decoding_settings(data_dir, tmp_pat
     with Store(entries) as store:
         (stored,) = store.runs_of_submission("test-llm-generative")
         run = store.run(stored["run_id"])
-        assert run["config"]["generation"] == data["generation"]
+        assert run["record"].submission.generation == data["generation"]
         assert run["details"]["generation"]["parse"] == parse and run["details"]["generation"]["self_reported"]
     result = _results_table(entries)
     assert result.exit_code == 0 and "120/700/0/300" in result.output, result.output
