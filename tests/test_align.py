@@ -8,10 +8,15 @@ from nerbench.models.align import (
     IGNORE,
     decode,
     encode,
+    needs_leading_spaces,
     special_tokens,
+    tokenize_words,
     training_labels,
+    words_with_spaces,
 )
 from nerbench.models.registry import resolve_model
+
+from _tiny_llm import byte_level_tokenizer, sentencepiece_tokenizer
 
 LABELS = ("O", "B-X", "I-X")
 
@@ -176,3 +181,37 @@ def test_bad_window_settings_are_refused(tok):
         encode([["a"]], tok, max_length=3)
     with pytest.raises(ValueError):
         encode([["a"]], tok, max_length=16, overlap=14)
+
+
+# --------------------------------------------------------------------------- word tokenization
+
+WORDED = [
+    ["Naloxone", "reverses", "the", "antihypertensive", "effect", "of", "clonidine", "."],
+    ["IL-2", "and", "1:2", "α-tocopherol", "(", "10", "mg", "/", "kg", ")", "."],
+    ["Hypotension"],
+]
+
+
+def test_byte_level_words_get_their_leading_space_and_word_ids_map_back():
+    tokenizer = byte_level_tokenizer()  # Llama-3 / SmolLM2 style
+    for words in WORDED:
+        assert "".join(words_with_spaces(words)) == " ".join(words)
+        enc = tokenize_words(tokenizer, [words], add_special_tokens=False)
+        ids, word_ids = enc["input_ids"][0], enc.word_ids(0)
+        # same sub-tokens as the running text
+        assert ids == tokenizer(" ".join(words), add_special_tokens=False)["input_ids"]
+        assert sorted(set(word_ids)) == list(range(len(words)))
+        for w, word in enumerate(words):
+            piece = [t for t, k in zip(ids, word_ids) if k == w]
+            assert tokenizer.decode(piece) == (" " if w else "") + word
+    # the quirk the helper exists for: bare words are split as if glued together
+    bare = tokenizer([WORDED[0]], is_split_into_words=True, add_special_tokens=False)["input_ids"][0]
+    assert bare != tokenizer(" ".join(WORDED[0]), add_special_tokens=False)["input_ids"]
+
+
+def test_leading_spaces_only_where_the_tokenizer_needs_them(tok):
+    assert needs_leading_spaces(byte_level_tokenizer())
+    words = WORDED[0]
+    for other in (tok, sentencepiece_tokenizer()):  # WordPiece, SentencePiece-style
+        assert not needs_leading_spaces(other)
+        assert tokenize_words(other, [words])["input_ids"] == other([words], is_split_into_words=True)["input_ids"]

@@ -1,10 +1,11 @@
 """Word <-> sub-token alignment for token classification, with overlapping windows.
 
 Words are tokenized one sentence at a time with the fast tokenizer's `is_split_into_words`, so a
-sub-token never spans two words. A sentence longer than the model window is cut, at word
-boundaries, into windows that overlap by about half a window; every word is *owned* by exactly
-one window, the one where it has the most context on both sides (a real sentence edge counts as
-unlimited context), so nothing is truncated and nothing is predicted twice.
+sub-token never spans two words; byte-level BPE tokenizers get each word with its leading space
+(`tokenize_words`), so the sub-tokens are those of the running text. A sentence longer than the
+model window is cut, at word boundaries, into windows that overlap by about half a window; every
+word is *owned* by exactly one window, the one where it has the most context on both sides (a real
+sentence edge counts as unlimited context), so nothing is truncated and nothing is predicted twice.
 
 A word that tokenizes to zero sub-tokens (zero-width or control characters, lone combining marks)
 has nothing to predict from: it is tagged `O` (`EMPTY_WORD_TAG`) and counted, never dropped.
@@ -16,11 +17,47 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
-from nerbench.models.smollm2 import tokenize_words
 from nerbench.recipes import LabelPolicy
 
 IGNORE = -100  # the label id torch's cross-entropy skips
 EMPTY_WORD_TAG = "O"
+
+
+def words_with_spaces(words: Sequence[str]) -> list[str]:
+    """Words as they appear in running text: a space before every word but the first.
+
+    A byte-level BPE tokenizer (SmolLM2's, Llama-3's, GPT-2's) marks a word start by its
+    leading space, and with `is_split_into_words=True` it adds none (`add_prefix_space` has no
+    effect), so the bare words would be split as if glued together. Feeding these pieces to
+    `tokenizer(..., is_split_into_words=True)` gives the sub-tokens of the space-joined sentence
+    while `word_ids()` still maps each sub-token to its word.
+    """
+    return [w if i == 0 else " " + w for i, w in enumerate(words)]
+
+
+_PROBE = ["hello", "world"]
+
+
+def needs_leading_spaces(tokenizer) -> bool:
+    """Whether words split with `is_split_into_words` must carry their leading space.
+
+    True when the bare words tokenize differently from the running text and the spaced words
+    tokenize like it (byte-level BPE). False for WordPiece (BERT), where both agree, and for
+    SentencePiece-style tokenizers that add their own word marker, where a space would add one
+    more.
+    """
+    kw = {"add_special_tokens": False}
+    joined = tokenizer(" ".join(_PROBE), **kw)["input_ids"]
+    bare = tokenizer([_PROBE], is_split_into_words=True, **kw)["input_ids"][0]
+    spaced = tokenizer([words_with_spaces(_PROBE)], is_split_into_words=True, **kw)["input_ids"][0]
+    return bare != joined and spaced == joined
+
+
+def tokenize_words(tokenizer, sentences: Sequence[Sequence[str]], **kwargs):
+    """`tokenizer` over word-tokenized sentences so that the sub-tokens are those of the running
+    text: words get their leading space where the tokenizer needs it (`needs_leading_spaces`)."""
+    pieces = words_with_spaces if needs_leading_spaces(tokenizer) else list
+    return tokenizer([pieces(s) for s in sentences], is_split_into_words=True, **kwargs)
 
 
 @dataclass(frozen=True)

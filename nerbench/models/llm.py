@@ -25,16 +25,16 @@ from typing import Literal, Sequence
 import torch
 
 from nerbench.errors import NerbenchError
+from nerbench.models.align import tokenize_words
 from nerbench.models.encoder import MAX_WINDOW, EncoderPredictor, default_device, model_labels
 from nerbench.models.registry import (
     ADAPTER_CONFIG,
-    LLMRecipe,
     ResolvedModel,
     read_adapter_config,
     read_config,
     resolve_model,
 )
-from nerbench.models.smollm2 import tokenize_words
+from nerbench.recipes import LLMRecipe
 from nerbench.timing import LLM, NF4, PROTOCOL
 
 Head = Literal["token", "generative"]
