@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 
 from nerbench.errors import NerbenchError
+from nerbench.record import RunRecord
 from nerbench.store import ALL, LONG_BUCKET, Store
 
 CPU, GPU = "CPU", "GPU"
@@ -53,7 +54,7 @@ class Run:
     modified: bool
     created_at: str
     dataset_sha256: str
-    config: dict[str, Any]
+    record: RunRecord
     details: dict[str, Any] | None
     precision: float | None = None
     recall: float | None = None
@@ -69,7 +70,7 @@ class Run:
 
     @property
     def head(self) -> str:
-        return str(self.config.get("head") or "—")
+        return self.record.head
 
     @property
     def cost_per_1k(self) -> float | None:
@@ -148,7 +149,7 @@ def _read(conn: duckdb.DuckDBPyConnection) -> StoreData:
             run_id=row["run_id"], model_id=row["model_id"], family=row["family"], dataset=row["dataset"],
             split=row["split"], source=row["source"], self_reported=bool(row["self_reported"]),
             modified=bool(row["modified"]), created_at=_iso(row["created_at"]),
-            dataset_sha256=row["dataset_sha256"], config=json.loads(row["config"]),
+            dataset_sha256=row["dataset_sha256"], record=RunRecord.model_validate_json(row["config"]),
             details=json.loads(row["details"]) if row.get("details") else None,
         )
     # Tuples, not dicts: a store of 1,000 submissions holds over 100,000 metric rows.

@@ -21,11 +21,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import duckdb
+from pydantic import ValidationError
 
+from nerbench import record as run_record
 from nerbench.errors import NerbenchError
+from nerbench.record import RunRecord
 from nerbench.scoring import ALL, LONG_BUCKET
 
 DEFAULT_DB = Path("nerbench.duckdb")
@@ -43,6 +46,8 @@ class Migration:
     version: int
     description: str
     statements: tuple[str, ...]
+    # A step SQL alone cannot express; runs after the statements, inside the same transaction.
+    apply: Callable[[duckdb.DuckDBPyConnection], None] | None = None
 
 
 _V1 = Migration(
@@ -133,24 +138,128 @@ _V2 = Migration(
     ("ALTER TABLE runs ADD COLUMN details JSON",),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
+_V3 = Migration(
+    3,
+    "runs.config holds the typed run record (nerbench.record.RunRecord); run_id is its hash",
+    (),
+    apply=lambda conn: _migrate_to_typed_records(conn),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
 
 _JSON_TIMING_COLUMNS = ("generation", "protocol")
+
+
+# --------------------------------------------------------------------------- migration to typed records
+
+
+def _v2_weights(model: dict[str, Any], sha256: str | None) -> run_record.Weights:
+    source = model.get("source") or "folder"
+    name = str(model.get("name") or "")
+    return run_record.Weights(
+        name=Path(name).name if source in ("folder", "adapter") else name, source=source,
+        hf_id=model.get("hf_id"), revision=model.get("revision"), registry_id=model.get("registry_id"),
+        package=model.get("package"), sha256=sha256,
+        base=_v2_weights(model["base"], None) if model.get("base") else None,
+    )
+
+
+def _v2_recipe(family: str, stored: dict[str, Any] | None, budget: run_record.Budget, head: str) -> Any:
+    """The effective recipe: the one the checkpoint's training record kept, else the default one
+    with the budget applied (a v2 run whose training record is missing)."""
+    from nerbench.recipes import EncoderRecipe, LLMRecipe
+
+    kind = EncoderRecipe if family == "encoder" else LLMRecipe
+    if stored:
+        return kind.model_validate({k: v for k, v in stored.items() if k in kind.model_fields})
+    overrides = {"max_epochs": budget.epochs, "learning_rate": budget.learning_rate}
+    if family == "llm":
+        overrides |= {"head": head, "gradient_accumulation_steps": budget.gradient_accumulation_steps}
+    return kind.model_validate({k: v for k, v in overrides.items() if v is not None})
+
+
+def _record_from_v2(row: dict[str, Any]) -> RunRecord:
+    """A schema-version-2 run's configuration dict as a typed record."""
+    config = json.loads(row["config"])
+    details = json.loads(row["details"]) if row.get("details") else {}
+    common = {"model_id": row["model_id"], "family": row["family"], "dataset": row["dataset"],
+              "dataset_sha256": row["dataset_sha256"], "modified_dataset": bool(row["modified"])}
+    if row["source"] == "submission":
+        training = config.get("training") or {}
+        return RunRecord(
+            **common, weights=run_record.Weights(name=row["hf_id"] or row["model_id"], source="submission",
+                                                 hf_id=row["hf_id"]),
+            head=config.get("head") or "token", quantization="nf4" if training.get("regime") == "qlora" else "none",
+            bootstrap=run_record.Bootstrap(resamples=1000, seed=0),  # what v2 validate re-scored with
+            submission=run_record.Submitted(id=config["submission_id"], content_sha256=config["submission_sha256"],
+                                            training=training, generation=config.get("generation"),
+                                            hardware=config.get("hardware") or {}),
+            nerbench_version=details.get("rescored_by") or "unknown",
+        )
+    llm = config.get("llm") or {}
+    head = config.get("head") or "token"
+    quantization = llm.get("quantization") or "none"
+    training = None
+    if config.get("fine_tuned_by_eval"):
+        budget = run_record.Budget(**config["profile"])
+        stored = (details.get("training") or {}).get("recipe")
+        training = run_record.Training(
+            base=_v2_weights(config["model"], None), dataset=row["dataset"], head=head, quantization=quantization,
+            budget=budget, recipe=_v2_recipe(row["family"], stored, budget, head), seed=config["seed"])
+    lora = llm.get("lora")
+    generation = llm.get("generation")
+    return RunRecord(
+        **common, weights=_v2_weights(config["model"], config.get("weights_sha256")), head=head,
+        quantization=quantization, label_policy=config.get("label_policy"), training=training,
+        lora=run_record.Lora(**lora) if lora else None,
+        decoding=run_record.Decoding(**{k: v for k, v in generation.items() if k in run_record.Decoding.model_fields})
+        if generation else None,
+        batch_size=config.get("batch_size"), device=config.get("device"), precision=config.get("precision"),
+        protocol=run_record.Protocol(**config["protocol"]), bootstrap=run_record.Bootstrap(**config["bootstrap"]),
+        nerbench_version=details.get("nerbench_version") or "unknown",
+    )
+
+
+_RUN_TABLES = ("runs", "metrics", "timings", "environments", "predictions")
+
+
+def _migrate_to_typed_records(conn: duckdb.DuckDBPyConnection) -> None:
+    cursor = conn.execute(
+        "SELECT r.run_id, r.model_id, r.dataset, r.config, r.dataset_sha256, r.modified, r.source, r.details, "
+        "m.family, m.hf_id FROM runs r JOIN models m ON m.id = r.model_id ORDER BY r.created_at, r.run_id")
+    names = [d[0] for d in cursor.description]
+    rows = [dict(zip(names, values)) for values in cursor.fetchall()]
+    taken: dict[str, str] = {}
+    for row in rows:
+        old = row["run_id"]
+        try:
+            record = _record_from_v2(row)
+        except (KeyError, TypeError, ValueError, ValidationError) as err:
+            problem = str(err).splitlines()[0]
+            raise NerbenchError(f"run {old}: its configuration cannot be read as a run record ({problem})") from None
+        new = record.run_id
+        if new in taken:
+            raise NerbenchError(f"runs {taken[new]} and {old} have the same identity (both would be run {new})")
+        taken[new] = old
+        conn.execute("UPDATE runs SET config = ?, config_hash = ? WHERE run_id = ?",
+                     [record.canonical_json(), record.digest, old])
+        if new == old:
+            continue
+        for table in _RUN_TABLES:  # new rows first, then the old ones: no key is ever held twice
+            conn.execute(f"INSERT INTO {table} SELECT * REPLACE (?::VARCHAR AS run_id) FROM {table} WHERE run_id = ?",
+                         [new, old])
+            conn.execute(f"DELETE FROM {table} WHERE run_id = ?", [old])
 
 
 # --------------------------------------------------------------------------- hashing
 
 
-def canonical_json(value: Any, what: str = "config") -> str:
-    """Sorted keys, no spaces, NaN refused: equal values always give equal text."""
+def canonical_json(value: Any, what: str) -> str:
+    """The record's canonical form for any JSON column; what is not plain JSON is refused by name."""
     try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return run_record.canonical_json(value)
     except (TypeError, ValueError) as err:
         raise NerbenchError(f"{what}: not plain JSON data ({err})") from None
-
-
-def config_hash(config: Mapping[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(config).encode("utf-8")).hexdigest()
 
 
 def predictions_text(predictions: Sequence[Sequence[str]]) -> str:
@@ -166,15 +275,12 @@ def predictions_sha256(predictions: Sequence[Sequence[str]]) -> str:
 
 
 @dataclass
-class RunRecord:
-    """Everything one run stores. `model` needs "id" and "family"; the whole dict is kept as meta."""
+class RunResult:
+    """Everything one run stores: its identity (the typed record) and what it produced.
+    `model` needs "id" and "family"; the whole dict is kept as the model's meta."""
 
     model: dict[str, Any]
-    dataset: str
-    split: str
-    config: dict[str, Any]
-    dataset_sha256: str
-    modified: bool
+    record: RunRecord
     predictions: list[list[str]]
     predictions_sha256: str
     metrics: list[Any]  # objects (or dicts) with the MetricRow field names
@@ -184,13 +290,9 @@ class RunRecord:
     self_reported: bool = False
     status: str = "complete"
     created_at: datetime | None = None  # UTC; now when None
-    # Not part of the configuration (so not hashed): the training record, alignment statistics,
+    # Not part of the identity (so not hashed): the training record, alignment statistics,
     # generation parse counts... whatever explains how the predictions came about.
     details: dict[str, Any] | None = None
-
-    @property
-    def config_hash(self) -> str:
-        return config_hash(self.config)
 
 
 def _metric_values(row: Any, index: int) -> tuple:
@@ -207,12 +309,18 @@ def _metric_values(row: Any, index: int) -> tuple:
     return tuple(values)
 
 
-def _validate(record: RunRecord) -> None:
+def _validate(result: RunResult) -> None:
+    record = result
     for key in ("id", "family"):
         if not record.model.get(key):
             raise NerbenchError(f"model.{key}: missing")
     if record.model["family"] not in FAMILIES:
         raise NerbenchError(f"model.family: {record.model['family']!r} is not one of {', '.join(FAMILIES)}")
+    for key in ("id", "family"):
+        held = record.model[key]
+        in_record = result.record.model_id if key == "id" else result.record.family
+        if held != in_record:
+            raise NerbenchError(f"model.{key}: {held!r}, but the run record says {in_record!r}")
     if record.source not in SOURCES:
         raise NerbenchError(f"source: {record.source!r} is not one of {', '.join(SOURCES)}")
     for index, tags in enumerate(record.predictions):
@@ -227,7 +335,7 @@ def _validate(record: RunRecord) -> None:
 
 
 def _parse_run_json(row: dict[str, Any]) -> dict[str, Any]:
-    row["config"] = json.loads(row["config"])
+    row["record"] = RunRecord.model_validate_json(row.pop("config"))
     row["details"] = json.loads(row["details"]) if row.get("details") is not None else None
     return row
 
@@ -295,13 +403,16 @@ class Store:
             try:
                 for statement in step.statements:
                     self._conn.execute(statement)
+                if step.apply is not None:
+                    step.apply(self._conn)
                 self._conn.execute(
                     "INSERT INTO schema_version VALUES (?, ?, ?)", [step.version, step.description, _now()]
                 )
                 self._conn.commit()
-            except duckdb.Error as err:
+            except (duckdb.Error, NerbenchError) as err:
                 self._conn.rollback()
-                raise NerbenchError(f"{self.path}: migration to schema version {step.version} failed ({err})") from None
+                raise NerbenchError(f"{self.path}: migration to schema version {step.version} failed ({err}); "
+                                    "the file is unchanged") from None
 
     @property
     def schema_version(self) -> int:
@@ -312,24 +423,19 @@ class Store:
 
     # ---- writing
 
-    def find_run(self, model_id: str, dataset: str, config_hash: str, split: str = "test") -> str | None:
-        """The stored run of this model, dataset, split and configuration, if any (for resuming)."""
-        row = self._conn.execute(
-            "SELECT run_id FROM runs WHERE model_id = ? AND dataset = ? AND split = ? AND config_hash = ? "
-            "ORDER BY created_at DESC LIMIT 1",
-            [model_id, dataset, split, config_hash],
-        ).fetchone()
-        return row[0] if row else None
+    def has_run(self, run_id: str) -> bool:
+        """Whether the run of this identity (its record's hash) is stored (for resuming)."""
+        return self._run_exists(run_id)
 
-    def save_run(self, record: RunRecord, *, replaces: str | None = None) -> str:
-        """Store a whole run in one transaction and return its id.
+    def save_run(self, record: RunResult, *, replaces: str | None = None) -> str:
+        """Store a whole run in one transaction and return its id (its record's hash).
 
-        `replaces` names a stored run deleted in the same transaction (a --force re-run). A run of the
-        same model, dataset, split and configuration that is not replaced is refused.
+        `replaces` names a stored run deleted in the same transaction (a --force re-run). A run whose
+        record is already stored and not replaced is refused.
         """
         return self.save_runs([record], replaces=[] if replaces is None else [replaces])[0]
 
-    def save_runs(self, records: Sequence[RunRecord], *, replaces: Sequence[str] = ()) -> list[str]:
+    def save_runs(self, records: Sequence[RunResult], *, replaces: Sequence[str] = ()) -> list[str]:
         """Store several runs (a submission's datasets) in ONE transaction: all of them or none.
 
         The runs named in `replaces` are deleted in the same transaction.
@@ -350,7 +456,7 @@ class Store:
             conn.commit()
         except duckdb.Error as err:
             conn.rollback()
-            what = f"run of {record.model['id']} on {record.dataset}" if record is not None else "runs"
+            what = f"run of {record.model['id']} on {record.record.dataset}" if record is not None else "runs"
             raise NerbenchError(
                 f"{self.path}: {what} not stored, nothing was written ({str(err).splitlines()[0]})"
             ) from None
@@ -359,18 +465,18 @@ class Store:
             raise
         return run_ids
 
-    def _write_run(self, record: RunRecord) -> str:
+    def _write_run(self, result: RunResult) -> str:
         """The inserts of one run; the caller holds the transaction."""
+        record = result
+        identity = result.record
         metric_rows = [_metric_values(row, i) for i, row in enumerate(record.metrics)]
-        digest = record.config_hash
-        run_id = uuid.uuid4().hex[:12]
+        run_id = identity.run_id
         model = record.model
         conn = self._conn
-        existing = self.find_run(model["id"], record.dataset, digest, record.split)
-        if existing is not None:
+        if self._run_exists(run_id):
             raise NerbenchError(
-                f"model {model['id']} on {record.dataset}/{record.split} with this configuration is already "
-                f"stored as run {existing} (re-run with --force to replace it)"
+                f"model {model['id']} on {identity.dataset}/{identity.split} with this configuration is already "
+                f"stored as run {run_id} (re-run with --force to replace it)"
             )
         conn.execute(
             "INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
@@ -380,9 +486,9 @@ class Store:
              model.get("parameters"), model.get("licence"), canonical_json(model, "model")],
         )
         row = {
-            "run_id": run_id, "model_id": model["id"], "dataset": record.dataset, "split": record.split,
-            "config": canonical_json(record.config), "config_hash": digest,
-            "dataset_sha256": record.dataset_sha256, "modified": bool(record.modified),
+            "run_id": run_id, "model_id": identity.model_id, "dataset": identity.dataset, "split": identity.split,
+            "config": identity.canonical_json(), "config_hash": identity.digest,
+            "dataset_sha256": identity.dataset_sha256, "modified": identity.modified_dataset,
             "predictions_sha256": record.predictions_sha256, "source": record.source,
             "self_reported": bool(record.self_reported), "created_at": record.created_at or _now(),
             "status": record.status,
@@ -409,7 +515,7 @@ class Store:
         """Runs ingested from the submission with this id (its config names it)."""
         rows = self._dicts(
             "SELECT r.*, m.family FROM runs r JOIN models m ON m.id = r.model_id "
-            "WHERE r.source = 'submission' AND json_extract_string(r.config, '$.submission_id') = ? "
+            "WHERE r.source = 'submission' AND json_extract_string(r.config, '$.submission.id') = ? "
             "ORDER BY r.dataset",
             [submission_id],
         )

@@ -31,7 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from nerbench import __version__, scoring
 from nerbench.datasets import REGISTRY, load_split
 from nerbench.errors import NerbenchError
-from nerbench.store import RunRecord, Store, predictions_sha256, predictions_text
+from nerbench.record import Bootstrap, RunRecord, Submitted, Weights
+from nerbench.store import RunResult, Store, predictions_sha256, predictions_text
 from nerbench.timing import is_reference_hardware, price_for
 
 SCHEMA_VERSION = 1
@@ -471,7 +472,7 @@ def _timing(submission: Submission, name: str, n_sentences: int, n_tokens: int) 
     }
 
 
-def _records(v: Validation, data_dir: Path | None) -> list[RunRecord]:
+def _records(v: Validation, data_dir: Path | None) -> list[RunResult]:
     s = v.submission
     model = {"id": s.model.id, "family": s.model.family, "hf_id": s.model.base_model, "revision": None,
              "parameters": s.model.parameters, "licence": s.model.licence, "links": list(s.model.links),
@@ -479,23 +480,23 @@ def _records(v: Validation, data_dir: Path | None) -> list[RunRecord]:
     records = []
     for name in sorted(v.scores):
         predictions = v.predictions[name]
-        config = {
-            "submission_id": s.id,
-            "submission_sha256": v.content_sha256,
-            "head": s.training.head,
-            "training": s.training.model_dump(),
-            "generation": s.generation.model_dump() if s.generation else None,
-            "hardware": s.hardware.model_dump(),
-            "dataset_sha256": v.split_sha256[name],
-        }
+        record = RunRecord(
+            model_id=s.model.id, family=s.model.family, dataset=name, dataset_sha256=v.split_sha256[name],
+            weights=Weights(name=s.model.base_model, source="submission", hf_id=s.model.base_model),
+            head=s.training.head, quantization="nf4" if s.training.regime == "qlora" else "none",
+            bootstrap=Bootstrap(resamples=scoring.BOOTSTRAP_RESAMPLES, seed=scoring.BOOTSTRAP_SEED),
+            submission=Submitted(id=s.id, content_sha256=v.content_sha256, training=s.training.model_dump(),
+                                 generation=s.generation.model_dump() if s.generation else None,
+                                 hardware=s.hardware.model_dump()),
+            nerbench_version=__version__,
+        )
         n_tokens = sum(len(t) for t in predictions)
         details = {"submitted_by": s.submitted_by, "ill_formed": v.scores[name].ill_formed, "rescored_by": __version__}
         generated = s.datasets[name].generation
         if generated is not None:  # where `nerbench results` finds a local run's parse counts
             details["generation"] = generated.model_dump(exclude_none=True) | {"self_reported": True}
-        records.append(RunRecord(
-            model=model, dataset=name, split="test", config=config, dataset_sha256=v.split_sha256[name],
-            modified=False, predictions=predictions, predictions_sha256=predictions_sha256(predictions),
+        records.append(RunResult(
+            model=model, record=record, predictions=predictions, predictions_sha256=predictions_sha256(predictions),
             metrics=v.scores[name].metric_rows(), timing=_timing(s, name, len(predictions), n_tokens),
             environment={"self_reported": s.hardware.model_dump(), "nerbench_version": s.nerbench_version},
             source="submission", self_reported=True, details=details,
@@ -520,7 +521,7 @@ def ingest(path: str | os.PathLike, db: Path, *, data_dir: Path | None = None, r
     sid = v.submission.id
     with Store(db) as store:
         existing = store.runs_of_submission(sid)
-        if existing and all(r["config"]["submission_sha256"] == v.content_sha256 for r in existing):
+        if existing and all(r["record"].submission.content_sha256 == v.content_sha256 for r in existing):
             return IngestOutcome(sid, "unchanged", [r["run_id"] for r in existing])
         if existing and not replace:
             raise NerbenchError(
@@ -542,12 +543,26 @@ def _claims(store: Store, run_id: str) -> dict[str, float]:
             "strict_recall": strict["recall"], "long_f1": long["f1"]}
 
 
-def _decoding_settings(llm: dict) -> dict:
-    """A generative run's decoding settings, as its stored configuration recorded them."""
-    generation = llm.get("generation")
-    if not generation:
+def _decoding_settings(record: RunRecord) -> dict:
+    """A generative run's decoding settings, as its record holds them."""
+    if record.decoding is None:
         return {}
-    return {"generation": {"decoding": generation["decoding"], "max_new_tokens_rule": generation["max_new_tokens"]}}
+    return {"generation": {"decoding": record.decoding.decoding, "max_new_tokens_rule": record.decoding.max_new_tokens}}
+
+
+def _training_section(record: RunRecord) -> dict:
+    """The submission's [training] section, from the run record."""
+    training = {"regime": "full" if record.family == "encoder" else ("qlora" if record.quantization == "nf4" else "lora"),
+                "head": record.head}
+    if record.budget is not None:
+        training["profile"] = record.budget.name
+        if record.budget.epochs:
+            training["epochs"] = record.budget.epochs
+    if record.lora is not None:
+        training["lora_rank"], training["lora_alpha"] = record.lora.r, record.lora.alpha
+    if training["regime"] == "qlora":
+        training["quantization_bits"] = 4
+    return training
 
 
 def _generation_stats(stats: dict) -> dict:
@@ -581,12 +596,12 @@ def package(run_ids: list[str], out: Path, db: Path, *, submitted_by: str = "", 
             raise NerbenchError("two runs on the same dataset: give one run per dataset")
         meta = store.model(runs[0]["model_id"])["meta"]
         first = runs[0]
-        config = first["config"]
+        record = first["record"]
         device = store.timing(first["run_id"]) or {}
         entries = {}
         tags_files = {}
         for run in sorted(runs, key=lambda r: r["dataset"]):
-            if run["split"] != "test" or run["modified"]:
+            if run["record"].split != "test" or run["record"].modified_dataset:
                 raise NerbenchError(f"run {run['run_id']}: only runs on the unmodified test split can be submitted")
             timing = store.timing(run["run_id"])
             entry = {"split": "test", "sha256": run["dataset_sha256"],
@@ -600,18 +615,6 @@ def package(run_ids: list[str], out: Path, db: Path, *, submitted_by: str = "", 
             entries[run["dataset"]] = entry
             tags_files[run["dataset"]] = predictions_text(store.predictions(run["run_id"]))
     family = meta["family"]
-    llm = config.get("llm") or {}
-    training = {"regime": "full" if family == "encoder" else ("qlora" if llm.get("quantization") == "nf4" else "lora"),
-                "head": config.get("head", "token")}
-    profile = config.get("profile")
-    if profile:
-        training["profile"] = profile["name"]
-        if profile.get("epochs"):
-            training["epochs"] = profile["epochs"]
-    if llm.get("lora"):
-        training["lora_rank"], training["lora_alpha"] = llm["lora"]["r"], llm["lora"]["alpha"]
-    if training["regime"] == "qlora":
-        training["quantization_bits"] = 4
     submission = {
         "schema_version": SCHEMA_VERSION,
         "id": out.name,
@@ -619,8 +622,8 @@ def package(run_ids: list[str], out: Path, db: Path, *, submitted_by: str = "", 
         "submitted_by": submitted_by,
         "model": {"id": model_id or meta["id"], "family": family, "base_model": meta.get("hf_id") or meta["id"],
                   "parameters": int(meta.get("parameters") or 1), "licence": meta.get("licence") or "unknown"},
-        "training": training,
-        **_decoding_settings(llm),
+        "training": _training_section(record),
+        **_decoding_settings(record),
         "hardware": {"device": device.get("device_name") or "unknown", "num_devices": int(device.get("num_devices") or 1)},
         "datasets": entries,
     }

@@ -4,19 +4,22 @@ the plumbing (their scores live in temporary stores and are never reported)."""
 
 import pytest
 
-from nerbench import evaluate as ev
+from nerbench.pipeline import evaluate as ev
+from nerbench.pipeline import profiles
+from nerbench.pipeline.checkpoints import weights_sha256
+from nerbench.record import Budget
 from nerbench.conll import Sentence, read_conll, write_conll
 from nerbench.errors import NerbenchError
 from nerbench.store import Store, predictions_sha256
 
 from _tiny_models import save_tiny_bert
 
-TINY = ev.TrainingProfile("tiny", epochs=1, max_train_sentences=24, max_dev_sentences=12)
+TINY = Budget(name="tiny", epochs=1, max_train_sentences=24, max_dev_sentences=12)
 
 
 @pytest.fixture(autouse=True)
 def tiny_profile(monkeypatch):
-    monkeypatch.setitem(ev.PROFILES, "tiny", TINY)
+    monkeypatch.setitem(profiles.PROFILES, "tiny", TINY)
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +44,11 @@ def test_registry_model_is_trained_then_a_complete_run_is_stored(tmp_path, small
     messages = []
     (outcome,) = ev.evaluate("minilm-l6", options(tmp_path, small_data), say=messages.append)
     assert outcome.status == "stored" and outcome.trained and outcome.profile == "tiny"
-    assert any("no fine-tuned checkpoint" in m for m in messages)
+    assert any("no fine-tuned token-head checkpoint" in m for m in messages)
     with Store(tmp_path / "r.duckdb") as store:
         run = store.run(outcome.run_id)
         assert run["model_id"] == "minilm-l6" and run["family"] == "encoder" and run["modified"]
-        assert run["config"]["profile"]["name"] == "tiny" and run["config"]["modified_dataset"]
+        assert run["record"].budget.name == "tiny" and run["record"].modified_dataset
         predictions = store.predictions(outcome.run_id)
         assert len(predictions) == 30 and run["predictions_sha256"] == predictions_sha256(predictions)
         gold = read_conll(small_data / "ncbi_disease" / "test.conll")
@@ -69,9 +72,35 @@ def test_resume_skips_stored_datasets_and_force_replaces(tmp_path, small_data):
     assert again.profile == "tiny"
     assert any("skipped" in m for m in messages)
     (forced,) = ev.evaluate("minilm-l6", options(tmp_path, small_data, force=True))
-    assert forced.status == "stored" and forced.run_id != first.run_id and forced.trained
+    # the same identity, so the same run id: retrained and replaced, never stored twice
+    assert forced.status == "stored" and forced.run_id == first.run_id and forced.trained
     with Store(tmp_path / "r.duckdb") as store:
         assert [r["run_id"] for r in store.runs()] == [forced.run_id]
+
+
+def test_another_seed_or_label_policy_trains_anew_and_is_never_relabelled(tmp_path, small_data):
+    (first,) = ev.evaluate("minilm-l6", options(tmp_path, small_data))
+    messages = []
+    (seeded,) = ev.evaluate("minilm-l6", options(tmp_path, small_data, seed=7), say=messages.append)
+    assert seeded.trained and seeded.run_id != first.run_id
+    assert any("no fine-tuned token-head checkpoint" in m for m in messages)
+    (majority,) = ev.evaluate("minilm-l6", options(tmp_path, small_data, label_policy="majority"))
+    assert majority.trained and majority.run_id not in (first.run_id, seeded.run_id)
+    with Store(tmp_path / "r.duckdb") as store:
+        records = {r["run_id"]: r["record"] for r in store.runs()}
+        folders = {r["run_id"]: r["details"]["checkpoint"] for r in store.runs()}
+    assert records[seeded.run_id].training.seed == 7 and records[first.run_id].training.seed == 0
+    assert records[majority.run_id].training.recipe.label_policy == "majority"
+    assert records[majority.run_id].label_policy == "majority"
+    assert len(set(folders.values())) == 3  # three trainings, three checkpoints
+    # the checkpoint's training record says what it was trained with
+    import json
+    from pathlib import Path
+
+    trained = json.loads((Path(folders[majority.run_id]) / "training.json").read_text())
+    assert trained["recipe"]["label_policy"] == "majority" and trained["seed"] == 0
+    seeded_record = json.loads((Path(folders[seeded.run_id]) / "training.json").read_text())
+    assert seeded_record["seed"] == 7
 
 
 def test_failure_in_a_later_dataset_keeps_the_finished_one(tmp_path, small_data, monkeypatch):
@@ -105,7 +134,8 @@ def test_local_checkpoint_folder_on_the_real_test_split(tmp_path, data_dir):
     with Store(tmp_path / "r.duckdb") as store:
         run = store.run(outcome.run_id)
         assert run["model_id"] == "my-ncbi-tagger" and not run["modified"]
-        assert run["config"]["weights_sha256"] == ev.weights_sha256(folder)
+        assert run["record"].weights.sha256 == weights_sha256(folder) and run["record"].training is None
+        assert run["record"].weights.name == "my-ncbi-tagger"  # no machine path in the identity
         assert len(store.predictions(outcome.run_id)) == 940
 
 
@@ -160,13 +190,13 @@ def _sentences(lengths):
 
 
 @pytest.mark.parametrize("profile, lengths, expected", [
-    (ev.TrainingProfile("p", max_train_tokens=10), [4, 4, 4, 4], 2),  # the third would reach 12
-    (ev.TrainingProfile("p", max_train_tokens=8), [4, 4, 4], 2),  # exactly on the budget
-    (ev.TrainingProfile("p", max_train_tokens=3), [50, 1], 1),  # one long sentence is still kept
-    (ev.TrainingProfile("p", max_train_tokens=100, max_train_sentences=2), [1, 1, 1, 1], 2),
-    (ev.TrainingProfile("p", max_train_tokens=100), [30, 30], 2),  # fewer sentences than the budget
-    (ev.TrainingProfile("p", max_train_sentences=3), [100, 100, 100, 100], 3),
-    (ev.TrainingProfile("p"), [5, 5], None),
+    (Budget(name="p", max_train_tokens=10), [4, 4, 4, 4], 2),  # the third would reach 12
+    (Budget(name="p", max_train_tokens=8), [4, 4, 4], 2),  # exactly on the budget
+    (Budget(name="p", max_train_tokens=3), [50, 1], 1),  # one long sentence is still kept
+    (Budget(name="p", max_train_tokens=100, max_train_sentences=2), [1, 1, 1, 1], 2),
+    (Budget(name="p", max_train_tokens=100), [30, 30], 2),  # fewer sentences than the budget
+    (Budget(name="p", max_train_sentences=3), [100, 100, 100, 100], 3),
+    (Budget(name="p"), [5, 5], None),
 ])
 def test_training_budget_in_sentences_and_word_tokens(profile, lengths, expected):
     assert profile.train_sentence_count(_sentences(lengths)) == expected
@@ -174,7 +204,7 @@ def test_training_budget_in_sentences_and_word_tokens(profile, lengths, expected
 
 def test_quick_profile_budget_on_biored_is_by_tokens(data_dir):
     train = ev.load_split("biored", "train", data_dir).sentences
-    profile = ev.PROFILES["quick"]
+    profile = profiles.PROFILES["quick"]
     count = profile.train_sentence_count(train)
     assert count < profile.max_train_sentences  # BioRED's long sentences end the budget first
     assert sum(len(s.tokens) for s in train[:count]) <= profile.max_train_tokens

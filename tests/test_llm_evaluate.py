@@ -3,23 +3,27 @@ in both heads, timed, scored and stored in a temporary store (plumbing only: `al
 is the tests' flag; such scores are never results)."""
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from _tiny_llm import save_tiny
-from nerbench import evaluate as ev
+from nerbench.pipeline import evaluate as ev
+from nerbench.pipeline import profiles
+from nerbench.record import Budget
 from nerbench.conll import read_conll, write_conll
 from nerbench.errors import NerbenchError
 from nerbench.store import Store
 
-TINY = ev.TrainingProfile("tiny", epochs=1, learning_rate=1e-3, max_train_sentences=8, max_dev_sentences=3,
+from _tiny_llm import save_tiny
+
+TINY = Budget(name="tiny", epochs=1, learning_rate=1e-3, max_train_sentences=8, max_dev_sentences=3,
                           gradient_accumulation_steps=1)
 
 
 @pytest.fixture(autouse=True)
 def tiny_profile(monkeypatch):
-    monkeypatch.setitem(ev.PROFILES, "tiny", TINY)
+    monkeypatch.setitem(profiles.PROFILES, "tiny", TINY)
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +64,10 @@ def test_an_adapter_folder_goes_through_the_whole_pipeline(tmp_path, small_data,
     assert outcome.status == "stored" and not outcome.trained
     with Store(tmp_path / "r.duckdb") as store:
         run = store.run(outcome.run_id)
-        assert run["family"] == "llm" and run["config"]["head"] == head
-        assert run["config"]["llm"]["quantization"] == "none" and run["config"]["precision"] == "fp32"
-        assert run["config"]["batch_size"] == 8 and run["config"]["model"]["source"] == "adapter"
+        record = run["record"]
+        assert run["family"] == "llm" and record.head == head
+        assert record.quantization == "none" and record.precision == "fp32"
+        assert record.batch_size == 8 and record.weights.source == "adapter" and record.weights.base is not None
         assert len(store.predictions(outcome.run_id)) == 6
         timing = store.timing(outcome.run_id)
         assert timing["repeats"] == 3 and timing["cost_usd"] == pytest.approx(timing["device_hours"] * 2.0)
@@ -73,10 +78,10 @@ def test_an_adapter_folder_goes_through_the_whole_pipeline(tmp_path, small_data,
             assert len(generation["sentence_latency_s"]) == 6 and generation["decoding"] == "greedy"
             parse = run["details"]["generation"]["parse"]
             assert parse["sentences"] == 6 and parse == generation["parse"]
-            assert run["config"]["llm"]["generation"]["decoding"] == "greedy"
+            assert record.decoding.decoding == "greedy"
         else:
             assert run["details"]["alignment"]["sentences"] == 6 and timing["generation"] is None
-            assert run["config"]["llm"]["lora"]["r"] == 4
+            assert record.lora.r == 4
 
 
 def test_a_registry_style_base_is_trained_per_head_then_resumed(tmp_path, small_data, monkeypatch):
@@ -95,11 +100,13 @@ def test_a_registry_style_base_is_trained_per_head_then_resumed(tmp_path, small_
     monkeypatch.setattr(registry, "resolve_model", resolve)
     messages = []
     (first,) = ev.evaluate("smollm2-135m", options(tmp_path, small_data), say=messages.append)
-    assert first.trained and any("no fine-tuned token-head adapter" in m for m in messages)
-    assert (tmp_path / "runs" / "smollm2-135m" / "ncbi_disease@tiny" / "adapter_model.safetensors").is_file()
+    assert first.trained and any("no fine-tuned token-head checkpoint" in m for m in messages)
     with Store(tmp_path / "r.duckdb") as store:
         run = store.run(first.run_id)
-        assert run["details"]["training"]["llm"]["head"] == "token" and run["config"]["profile"]["name"] == "tiny"
+        assert run["details"]["training"]["llm"]["head"] == "token" and run["record"].budget.name == "tiny"
+        folder = Path(run["details"]["checkpoint"])
+    assert (folder / "adapter_model.safetensors").is_file()
+    assert folder.parent == tmp_path / "runs" / "smollm2-135m" / "ncbi_disease" and folder.name.startswith("token-tiny-")
     (again,) = ev.evaluate("smollm2-135m", options(tmp_path, small_data))
     assert again.status == "skipped" and again.run_id == first.run_id
 

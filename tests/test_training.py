@@ -11,8 +11,8 @@ from nerbench.models import training as training_module
 from nerbench.models.encoder import EncoderPredictor
 from nerbench.models.predictor import predict_all
 from nerbench.models.registry import get_model
-from nerbench.recipes import EncoderRecipe
 from nerbench.models.training import TrainingProgress, train_encoder
+from nerbench.recipes import EncoderRecipe
 
 from _tiny_models import NCBI_LABELS, save_tiny_bert
 
@@ -149,16 +149,6 @@ def test_minilm_fine_tunes_on_a_real_slice_and_reloads(ncbi, tmp_path):
     assert record.model["registry_id"] == "minilm-l6" and 0.0 <= record.dev_f1[0] <= 1.0
     reloaded = EncoderPredictor.load(str(tmp_path / "minilm"), NCBI_LABELS)
     assert predict_all(reloaded, [s.tokens for s in dev.sentences[:48]]) == seen[0]
-
-
-def test_default_run_dir_names():
-    from pathlib import Path
-
-    from nerbench.models.training import default_run_dir
-
-    assert default_run_dir("minilm-l6", "bc5cdr") == Path("runs/minilm-l6/bc5cdr")
-    assert default_run_dir("org/some-model", "bc5cdr") == Path("runs/org--some-model/bc5cdr")
-
 
 def test_cli_train_writes_the_run(base, data_dir, tmp_path):
     from typer.testing import CliRunner

@@ -43,7 +43,7 @@ from nerbench.models.training import (
     DevEvaluator,
     TrainingProgress,
     TrainingRecord,
-    _prepare_out_dir,
+    prepare_out_dir,
     checked_recipe,
     fit,
     optimizer_steps_per_epoch,
@@ -157,7 +157,7 @@ def train_llm(
     quantization = effective_quantization(recipe, quantize, device)
     if quantize is not None:
         overrides["quantize"] = quantize
-    _prepare_out_dir(out_dir, overwrite)
+    prepare_out_dir(out_dir, overwrite)
 
     seed_everything(seed)  # before loading: the new head and the LoRA matrices are drawn from it
     tokenizer = load_tokenizer(ref.path, trust_remote_code)

@@ -198,7 +198,7 @@ _OUTPUT_FILES = ("model.safetensors", "config.json", "training.json", "adapter_m
                  "adapter_config.json")
 
 
-def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
+def prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
     if out_dir.exists() and any(out_dir.iterdir()):
         if not overwrite:
             raise NerbenchError(f"output folder {out_dir} is not empty (pass overwrite to replace it)")
@@ -260,7 +260,7 @@ def train_encoder(
     ref = model_ref if isinstance(model_ref, ResolvedModel) else resolve_model(model_ref)
     config = read_config(ref.path / "config.json")
     max_length = min(recipe.max_length, int(config.get("max_position_embeddings") or MAX_WINDOW))
-    _prepare_out_dir(out_dir, overwrite)
+    prepare_out_dir(out_dir, overwrite)
 
     device = device or default_device()
     seed_everything(seed)  # before loading: the new classification head is drawn from it
@@ -321,72 +321,3 @@ def train_encoder(
     (out_dir / "training.json").write_text(json.dumps(record.to_dict(), indent=2) + "\n",
                                            encoding="utf-8")
     return record
-
-
-def default_run_dir(model: str, dataset: str, root: Path = Path("runs")) -> Path:
-    """runs/<model>/<dataset>: a registry id as is, a hub id as org--name, a folder by its name."""
-    name = model if "/" not in model.strip("/") else model.strip("/").replace("/", "--")
-    if Path(model).expanduser().is_dir():
-        name = Path(model).expanduser().resolve().name
-    return root / name / dataset
-
-
-def is_llm(ref: ResolvedModel) -> bool:
-    """Registry LLMs, adapters, and checkpoints whose architecture is a causal LM."""
-    if ref.family is not None:
-        return ref.family == "llm"
-    architectures = read_config(ref.path / "config.json").get("architectures") or []
-    return any(str(a).endswith("ForCausalLM") for a in architectures)
-
-
-def llm_run_dir(base: Path, head: str) -> Path:
-    """runs/<model>/<dataset> for the token head; runs/<model>/<dataset>-generative otherwise."""
-    return base if head == "token" else base.with_name(f"{base.name}-generative")
-
-
-def train_on_dataset(
-    model: str,
-    dataset: str,
-    *,
-    data_dir: Path | None = None,
-    out_dir: Path | None = None,
-    label_policy: str | None = None,
-    revision: str | None = None,
-    **kwargs,
-) -> tuple[TrainingRecord, Path]:
-    """`nerbench train`: the registered recipe (the paper's for unregistered encoders) on a
-    dataset's train and dev splits; returns the record and the output folder."""
-    from nerbench.datasets import get_dataset, load_split
-
-    info = get_dataset(dataset)
-    ref = resolve_model(model, revision)
-    if is_llm(ref):
-        if label_policy not in (None, "first"):
-            raise NerbenchError("--label-policy: LLM token classifiers label words by their first sub-token")
-        from nerbench.models.llm_training import train_llm
-        from nerbench.recipes import LLMRecipe
-
-        recipe = ref.meta.recipe if ref.meta is not None else LLMRecipe()
-        head = kwargs.pop("head", None) or recipe.head
-        train = load_split(dataset, "train", data_dir)
-        dev = load_split(dataset, "dev", data_dir)
-        out = out_dir or llm_run_dir(default_run_dir(model, dataset), head)
-        record = train_llm(
-            ref, train.sentences, dev.sentences, info.labels, info.entity_types, recipe, out, head=head,
-            dataset=dataset, data_sha256={"train": train.sha256, "dev": dev.sha256}, **kwargs,
-        )
-        return record, out
-    for name in ("head", "quantize", "gradient_accumulation_steps"):
-        if kwargs.pop(name, None) is not None:
-            raise NerbenchError(f"--{name.replace('_', '-')}: applies to LLMs only; {model!r} is an encoder")
-    recipe = ref.meta.recipe if ref.meta is not None else EncoderRecipe()
-    if label_policy is not None:
-        recipe = checked_recipe(recipe, {"label_policy": label_policy})
-    train = load_split(dataset, "train", data_dir)
-    dev = load_split(dataset, "dev", data_dir)
-    out = out_dir or default_run_dir(model, dataset)
-    record = train_encoder(
-        ref, train.sentences, dev.sentences, info.labels, recipe, out, dataset=dataset,
-        data_sha256={"train": train.sha256, "dev": dev.sha256}, **kwargs,
-    )
-    return record, out
