@@ -1,6 +1,5 @@
 """The `nerbench` command: one Typer app, one module per command, no logic of its own."""
 
-import logging
 import sys
 
 import typer
@@ -34,9 +33,6 @@ def _register() -> None:
 
 def main() -> None:
     _register()
-    # bitsandbytes warns on every import, on CPUs with AVX512-BF16, that it could not fetch an
-    # optional kernel from the model hub (unreachable offline); its own CPU kernels are used instead.
-    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     try:
         app()
     except NerbenchError as err:

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nerbench import datasets
-from nerbench.cli.options import DataDir, Json
+from nerbench.cli._util import DataDir, Json
 
 app = typer.Typer(no_args_is_help=True, help="The dataset registry: statistics, checksums, downloads.")
 

@@ -5,12 +5,25 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nerbench.cli.options import DataDir, Db, Json, wide_console
-from nerbench.cli.train_cmd import _quiet_transformers
+from nerbench.cli._util import (
+    DataDir,
+    Db,
+    Head,
+    Json,
+    LabelPolicy,
+    Quantize,
+    Revision,
+    TrainingBars,
+    TrainSeed,
+    TrustRemoteCode,
+    pct,
+    quiet_libraries,
+    wide_console,
+)
 from nerbench.datasets import DEFAULT_SUITE
+from nerbench.store import DEFAULT_DB
 
 
 def eval_model(
@@ -21,10 +34,8 @@ def eval_model(
     profile: Annotated[
         str, typer.Option(help="Fine-tuning budget for registry models: 'paper' (the recipe) or 'quick' (CPU-sized).")
     ] = "paper",
-    seed: Annotated[int, typer.Option(help="Seed of fine-tuning.")] = 0,
-    label_policy: Annotated[
-        Optional[str], typer.Option(help="'first' sub-token (default) or 'majority' (the paper's).")
-    ] = None,
+    seed: TrainSeed = 0,
+    label_policy: LabelPolicy = None,
     price_per_hour: Annotated[
         Optional[float], typer.Option(help="USD per device-hour, instead of the price table's.")
     ] = None,
@@ -35,25 +46,18 @@ def eval_model(
     device: Annotated[Optional[str], typer.Option(help="torch device (default: cuda if present, else cpu).")] = None,
     runs_dir: Annotated[Path, typer.Option(help="Where fine-tuned checkpoints are kept.")] = Path("runs"),
     name: Annotated[Optional[str], typer.Option(help="Model id to store for a folder or hub model.")] = None,
-    head: Annotated[
-        Optional[str],
-        typer.Option(help="LLMs: 'token' (classification head, default) or 'generative' (token:TAG lines; slow on CPU)."),
-    ] = None,
-    quantize: Annotated[
-        Optional[str], typer.Option(help="LLMs: 'none' or 'nf4' base while training (default: nf4 on CUDA, none on CPU).")
-    ] = None,
-    revision: Annotated[Optional[str], typer.Option(help="Hub revision.")] = None,
-    trust_remote_code: Annotated[
-        bool, typer.Option("--trust-remote-code", help="Run the model repository's own code (unsafe).")
-    ] = False,
+    head: Head = None,
+    quantize: Quantize = None,
+    revision: Revision = None,
+    trust_remote_code: TrustRemoteCode = False,
     data_dir: DataDir = None,
-    db: Db = Path("nerbench.duckdb"),
+    db: Db = DEFAULT_DB,
     as_json: Json = False,
 ) -> None:
     """Evaluate MODEL on the test sets and store entity F1, long-entity F1 and cost."""
     from nerbench.evaluate import EvalOptions, evaluate
 
-    _quiet_transformers()
+    quiet_libraries()
     console = wide_console(stderr=as_json)
     options = EvalOptions(
         datasets=tuple(dataset or DEFAULT_SUITE), profile=profile, seed=seed, label_policy=label_policy,
@@ -61,27 +65,8 @@ def eval_model(
         force=force, allow_modified=allow_modified, revision=revision,
         trust_remote_code=trust_remote_code, name=name, head=head, quantize=quantize,
     )
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[dev]}"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
-        tasks: dict[int, int] = {}
-
-        def progress(event) -> None:
-            key = event.epoch  # `say` clears the map, so each dataset's training gets its own bars
-            if key not in tasks:
-                tasks[key] = bar.add_task(f"  training epoch {event.epoch}/{event.max_epochs}",
-                                          total=event.steps, loss=0.0, dev="")
-            dev = "" if event.dev_f1 is None else f"dev strict F1 {event.dev_f1:.4f}"
-            bar.update(tasks[key], completed=event.step, loss=event.loss, dev=dev)
-            if event.dev_f1 is not None:  # a line that stays (the bars are transient, and absent in logs)
-                bar.console.print(f"  epoch {event.epoch}/{event.max_epochs}: mean loss {event.loss:.4f}, "
-                                  f"{dev}", highlight=False)
-
-        def say(message: str) -> None:
-            bar.console.print(message, highlight=False)
-            tasks.clear()
-
-        outcomes = evaluate(model, options, say=say, training_progress=progress)
+    with TrainingBars(console, label="  training epoch", transient=True) as bars:
+        outcomes = evaluate(model, options, say=bars.say, training_progress=bars)
     # Generative runs: the parse counts of the stored pass.
     parse = {o.dataset: o.details.get("generation", {}).get("parse") for o in outcomes}
     if as_json:
@@ -96,9 +81,8 @@ def eval_model(
     for column in columns:
         table.add_column(column, justify="left" if column in ("dataset", "run", "status") else "right")
     for o in outcomes:
-        fmt = (lambda x: "" if x is None else f"{100 * x:.2f}")
         p = parse[o.dataset]
-        table.add_row(o.dataset, o.run_id, o.status, fmt(o.strict_f1), fmt(o.long_f1),
+        table.add_row(o.dataset, o.run_id, o.status, pct(o.strict_f1), pct(o.long_f1),
                       "" if o.sentences_per_second is None else f"{o.sentences_per_second:.2f}",
                       *((f"{p['missing']} / {p['extra']} / {p['renamed']} / {p['malformed']}" if p else "",)
                         if has_parse else ()))

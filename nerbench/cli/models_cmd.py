@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from nerbench.cli.options import Json
+from nerbench.cli._util import Json
 from nerbench.models.registry import REGISTRY
 
 app = typer.Typer(no_args_is_help=True, help="The model registry: ids, sources, recipes.")

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from nerbench.cli.options import Db, Json, wide_console
+from nerbench.cli._util import Db, Json, wide_console
 from nerbench.errors import NerbenchError
 from nerbench.store import DEFAULT_DB, Store
 

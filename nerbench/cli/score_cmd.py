@@ -8,16 +8,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from nerbench.cli.options import DataDir, Db, Json
+from nerbench.cli._util import DataDir, Db, Json, pct
 from nerbench.comparison import compare_runs
 from nerbench.scorefiles import compare_files, score_files
+from nerbench.store import DEFAULT_DB
 
 Bootstrap = Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals.")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of the resampling.")]
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.2f}"
 
 
 def score(
@@ -37,17 +34,17 @@ def score(
         table.add_column(column, justify="left" if column == "scheme" else "right")
     for name in ("strict", "exact", "partial", "type"):
         prf = getattr(scores, name)
-        table.add_row(name, _pct(prf.precision), _pct(prf.recall), _pct(prf.f1), str(prf.n_pred), str(prf.n_gold))
+        table.add_row(name, pct(prf.precision), pct(prf.recall), pct(prf.f1), str(prf.n_pred), str(prf.n_gold))
     for name, prf in scores.per_type.items():
-        table.add_row(f"strict, type {name}", _pct(prf.precision), _pct(prf.recall), _pct(prf.f1), str(prf.n_pred), str(prf.n_gold))
+        table.add_row(f"strict, type {name}", pct(prf.precision), pct(prf.recall), pct(prf.f1), str(prf.n_pred), str(prf.n_gold))
     for name, prf in scores.per_length.items():
-        table.add_row(f"strict, {name} tokens", _pct(prf.precision), _pct(prf.recall), _pct(prf.f1), str(prf.n_pred), str(prf.n_gold))
+        table.add_row(f"strict, {name} tokens", pct(prf.precision), pct(prf.recall), pct(prf.f1), str(prf.n_pred), str(prf.n_gold))
     console = Console()
     console.print(table)
     low, high = scores.ci95["f1"]
     console.print(
-        f"strict F1 {_pct(scores.strict.f1)} (95% CI {_pct(low)}–{_pct(high)}, {bootstrap} resamples); "
-        f"long-entity F1 {_pct(scores.long_f1)}; macro F1 {_pct(scores.macro_f1)}; "
+        f"strict F1 {pct(scores.strict.f1)} (95% CI {pct(low)}–{pct(high)}, {bootstrap} resamples); "
+        f"long-entity F1 {pct(scores.long_f1)}; macro F1 {pct(scores.macro_f1)}; "
         f"ill-formed I- starts: gold {scores.ill_formed['gold']}, predictions {scores.ill_formed['pred']}"
     )
 
@@ -58,7 +55,7 @@ def compare(
     resamples: Annotated[int, typer.Option("--resamples", min=1, help="Bootstrap and randomization rounds.")] = 10000,
     seed: Seed = 0,
     long_only: Annotated[bool, typer.Option("--long", help="Compare long-entity F1 (>= 3 tokens).")] = False,
-    db: Db = Path("nerbench.duckdb"),
+    db: Db = DEFAULT_DB,
     data_dir: DataDir = None,
 ) -> None:
     """Paired significance of the F1 difference between two predictions of the same test set."""
@@ -76,7 +73,7 @@ def compare(
     low, high = result.ci95
     what = "long-entity F1" if long_only else "strict F1"
     Console().print(
-        f"{what}: A {_pct(result.f1_a)}, B {_pct(result.f1_b)}; A − B = {_pct(result.delta)} "
-        f"(95% CI {_pct(low)} to {_pct(high)}); p = {result.p_value:.4g} "
+        f"{what}: A {pct(result.f1_a)}, B {pct(result.f1_b)}; A − B = {pct(result.delta)} "
+        f"(95% CI {pct(low)} to {pct(high)}); p = {result.p_value:.4g} "
         f"(approximate randomization, {resamples} rounds)"
     )

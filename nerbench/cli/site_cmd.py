@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from nerbench.cli.options import DataDir, Db
+from nerbench.cli._util import DataDir, Db
 from nerbench.site import DEFAULT_OUT, build_site
 from nerbench.store import DEFAULT_DB
 

@@ -5,8 +5,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from nerbench.cli.options import DataDir, Db, wide_console
+from nerbench.cli._util import DataDir, Db, pct, wide_console
 from nerbench.errors import NerbenchError
+from nerbench.store import DEFAULT_DB
 
 
 def submit(
@@ -16,17 +17,13 @@ def submit(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
     model_id: Annotated[Optional[str], typer.Option(
         help="The leaderboard entry's id (default: the stored model's); give each budget of one model its own.")] = None,
-    db: Db = Path("nerbench.duckdb"),
+    db: Db = DEFAULT_DB,
 ) -> None:
     """Package stored runs as a submission folder (tags only, never corpus text)."""
     from nerbench.submissions import package
 
     folder = package(runs, out, db, submitted_by=submitted_by, overwrite=overwrite, model_id=model_id)
     wide_console().print(f"wrote {folder}; check it with `nerbench validate {folder}`", highlight=False)
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.2f}"
 
 
 def validate(
@@ -54,9 +51,9 @@ def validate(
         failed += bool(result.problems)
         for name, s in sorted(result.scores.items()):
             low, high = s.ci95["f1"]
-            f1 = f"{_pct(s.strict.f1)} [{_pct(low)}, {_pct(high)}]"
-            table.add_row(path.name, name, f1, _pct(s.long_f1), _pct(s.strict.precision), _pct(s.strict.recall))
-            markdown.append(f"| `{path.name}` | {name} | {f1} | {_pct(s.long_f1)} | |")
+            f1 = f"{pct(s.strict.f1)} [{pct(low)}, {pct(high)}]"
+            table.add_row(path.name, name, f1, pct(s.long_f1), pct(s.strict.precision), pct(s.strict.recall))
+            markdown.append(f"| `{path.name}` | {name} | {f1} | {pct(s.long_f1)} | |")
         if result.problems:
             markdown.append(f"| `{path.name}` | | | | {len(result.problems)} problem(s): see the log |")
         else:
@@ -72,7 +69,7 @@ def validate(
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Submission folders.")],
     replace: Annotated[bool, typer.Option(help="Replace a stored submission of the same id that changed.")] = False,
-    db: Db = Path("nerbench.duckdb"),
+    db: Db = DEFAULT_DB,
     data_dir: DataDir = None,
 ) -> None:
     """Validate submissions and load them into the store (one transaction each; idempotent)."""

@@ -1,0 +1,127 @@
+"""What the command modules share: option declarations, help texts, the training display, quieting.
+
+Declared once here so that a flag reads the same in every command that takes it.
+"""
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+# --------------------------------------------------------------------------- options of several commands
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        envvar="NERBENCH_DATA_DIR",
+        help="Folder holding <dataset>/{train,dev,test}.conll (default: the user cache).",
+        show_default=False,
+    ),
+]
+Db = Annotated[
+    Path,
+    typer.Option("--db", envvar="NERBENCH_DB", help="DuckDB file of stored results."),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+# --------------------------------------------------------------------------- options of `train` and `eval`
+
+TrainSeed = Annotated[int, typer.Option("--seed", help="Seed of fine-tuning: the head, shuffling and dropout.")]
+LabelPolicy = Annotated[
+    str | None, typer.Option("--label-policy", help="'first' sub-token (default) or 'majority' (the paper's).")
+]
+Head = Annotated[
+    str | None,
+    typer.Option(
+        "--head", help="LLMs: 'token' (classification head, default) or 'generative' (token:TAG lines; slow on CPU)."
+    ),
+]
+Quantize = Annotated[
+    str | None,
+    typer.Option(
+        "--quantize", help="LLMs: 'none' or 'nf4' base weights while training (default: nf4 on CUDA, none on CPU)."
+    ),
+]
+Revision = Annotated[
+    str | None, typer.Option("--revision", help="Hub revision of the model (or of an adapter's base model).")
+]
+TrustRemoteCode = Annotated[
+    bool, typer.Option("--trust-remote-code", help="Run the model repository's own code (unsafe).")
+]
+
+# --------------------------------------------------------------------------- output
+
+
+def wide_console(stderr: bool = False):
+    """A rich console; when output is not a terminal (logs, CI), wide enough that tables do not wrap."""
+    from rich.console import Console
+
+    console = Console(stderr=stderr)
+    return console if console.is_terminal else Console(stderr=stderr, width=160)
+
+
+def pct(value: float | None) -> str:
+    """A score in [0, 1] as a percentage with two decimals; '' for none."""
+    return "" if value is None else f"{100 * value:.2f}"
+
+
+class TrainingBars:
+    """Rich progress bars for fine-tuning, one per epoch; the instance is the `progress` callback.
+
+    With `transient` the bars vanish when done (and rich draws none in logs), so each epoch's dev
+    score is also printed as a line that stays.
+    """
+
+    def __init__(self, console, *, label: str = "epoch", transient: bool = False) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._label = label
+        self._transient = transient
+        self._tasks: dict[int, int] = {}
+        self._bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[dev]}"), TimeElapsedColumn(),
+            console=console, transient=transient,
+        )
+
+    def __enter__(self) -> "TrainingBars":
+        self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.__exit__(*exc)
+
+    def __call__(self, event) -> None:
+        """Take one `nerbench.models.training.TrainingProgress` event."""
+        if event.epoch not in self._tasks:
+            self._tasks[event.epoch] = self._bar.add_task(
+                f"{self._label} {event.epoch}/{event.max_epochs}", total=event.steps, loss=0.0, dev=""
+            )
+        dev = "" if event.dev_f1 is None else f"dev strict F1 {event.dev_f1:.4f}"
+        self._bar.update(self._tasks[event.epoch], completed=event.step, loss=event.loss, dev=dev)
+        if self._transient and event.dev_f1 is not None:
+            self._bar.console.print(
+                f"  epoch {event.epoch}/{event.max_epochs}: mean loss {event.loss:.4f}, {dev}", highlight=False
+            )
+
+    def say(self, message: str) -> None:
+        """Print a line above the bars; the next training (another dataset) starts bars of its own."""
+        self._bar.console.print(message, highlight=False)
+        self._tasks.clear()
+
+
+# --------------------------------------------------------------------------- libraries
+
+
+def quiet_libraries() -> None:
+    """Silence library chatter that would break the progress display; errors still surface."""
+    # bitsandbytes warns on every import, on CPUs with AVX512-BF16, that it could not fetch an
+    # optional kernel from the model hub (unreachable offline); its own CPU kernels are used instead.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    # Load reports and shard bars of transformers.
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
