@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from nerbench.cli._util import Db, Json, wide_console
@@ -40,15 +39,6 @@ def _short_device(name) -> str:
     return name
 
 
-def _mode(run: dict) -> dict:
-    """The head (LLMs: token or generative) and the generative parse counts of a stored run."""
-    config, details = run.get("config") or {}, run.get("details") or {}
-    return {
-        "head": config.get("head"),
-        "parse": (details.get("generation") or {}).get("parse"),
-    }
-
-
 def _parse(counts) -> str:
     if not counts:
         return ""
@@ -67,8 +57,6 @@ def results(
         raise NerbenchError("--json and --csv: choose one")
     with Store(Path(db), create=False) as store:
         rows = [{k: _plain(v) for k, v in row.items()} for row in store.summary(dataset=dataset)]
-        for row in rows:
-            row.update(_mode(store.run(row["run_id"])))
     if as_json:
         typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
@@ -91,8 +79,8 @@ def results(
         table.add_column(column, justify="right" if column in ("sent/s", "cost") else "left")
     for row in rows:
         speed = row["sentences_per_second"]
-        marks = [row["family"]] + ([row["head"]] if row["family"] == "llm" and row["head"] else []) + (["ref"] if row["reference_hardware"] else []) + (
-            ["self"] if row["self_reported"] else [])
+        marks = ([row["family"]] + ([row["head"]] if row["family"] == "llm" and row["head"] else [])
+                 + (["ref"] if row["reference_hardware"] else []) + (["self"] if row["self_reported"] else []))
         table.add_row(
             row["run_id"], row["model_id"], row["dataset"],
             _score(row["f1"], row["f1_ci_low"], row["f1_ci_high"]),
