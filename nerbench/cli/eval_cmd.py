@@ -55,7 +55,7 @@ def eval_model(
     as_json: Json = False,
 ) -> None:
     """Evaluate MODEL on the test sets and store entity F1, long-entity F1 and cost."""
-    from nerbench.evaluate import EvalOptions, evaluate
+    from nerbench.pipeline.evaluate import EvalOptions, evaluate
 
     quiet_libraries()
     console = wide_console(stderr=as_json)

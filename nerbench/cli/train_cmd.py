@@ -48,7 +48,7 @@ def train(
 
     LLMs get LoRA adapters (QLoRA on CUDA); the adapter folder is saved, and `nerbench eval` takes it.
     """
-    from nerbench.models.training import train_on_dataset
+    from nerbench.pipeline.train import train_on_dataset
 
     quiet_libraries()
     console = Console(stderr=as_json)
