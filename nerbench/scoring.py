@@ -444,8 +444,8 @@ def score(
     pred: Sequence[Sequence[str]],
     *,
     types: Sequence[str] = (),
-    bootstrap: int = 1000,
-    seed: int = 0,
+    bootstrap: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
 ) -> Scores:
     """Score predicted tag sequences against gold ones (same sentences, same lengths).
 
