@@ -86,10 +86,10 @@ def test_an_adapter_folder_goes_through_the_whole_pipeline(tmp_path, small_data,
 
 def test_a_registry_style_base_is_trained_per_head_then_resumed(tmp_path, small_data, monkeypatch):
     # A random tiny Llama stands in for a registry LLM: same flow (train, then evaluate the adapter).
-    from nerbench.models import registry
+    from nerbench.models import catalogue, registry
 
     base = save_tiny(tmp_path / "base", "llama")
-    meta = registry.REGISTRY["smollm2-135m"]
+    meta = catalogue.REGISTRY["smollm2-135m"]
     real_resolve = registry.resolve_model
 
     def resolve(arg, revision=None):

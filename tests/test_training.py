@@ -10,7 +10,7 @@ from nerbench.errors import NerbenchError
 from nerbench.models import training as training_module
 from nerbench.models.encoder import EncoderPredictor
 from nerbench.models.predictor import predict_all
-from nerbench.models.registry import get_model
+from nerbench.models.catalogue import get_model
 from nerbench.models.training import TrainingProgress, train_encoder
 from nerbench.recipes import EncoderRecipe
 

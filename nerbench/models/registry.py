@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from nerbench.errors import NerbenchError
-# get_model and REGISTRY's re-export: temporary, for importers not yet moved to the catalogue.
-from nerbench.models.catalogue import REGISTRY, get_model  # noqa: F401
+from nerbench.models.catalogue import REGISTRY
 from nerbench.models.schema import ModelMeta
 
 # --------------------------------------------------------------------------- resolution

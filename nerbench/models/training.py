@@ -27,9 +27,10 @@ from nerbench.conll import Sentence
 from nerbench.errors import NerbenchError
 from nerbench.models.align import IGNORE, encode, training_labels
 from nerbench.models.encoder import MAX_WINDOW, EncoderPredictor, default_device
-from nerbench.models.predictor import Predictor, predict_all
+from nerbench.models.predictor import predict_all
 from nerbench.models.registry import ResolvedModel, read_config, resolve_model
 from nerbench.recipes import EncoderRecipe
+from nerbench.timing import Predictor
 
 DevEvaluator = Callable[[Sequence[Sequence[str]], Sequence[Sequence[str]]], float]
 RecipeT = TypeVar("RecipeT", bound=BaseModel)
