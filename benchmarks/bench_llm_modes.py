@@ -36,7 +36,8 @@ from nerbench.models.llm_training import train_llm  # noqa: E402
 from nerbench.models.registry import resolve_model  # noqa: E402
 from nerbench.models.training import train_encoder  # noqa: E402
 from nerbench.scoring import score  # noqa: E402
-from nerbench.timing import TimingProtocol, run_timed  # noqa: E402
+from nerbench.protocol import TimingProtocol  # noqa: E402
+from nerbench.timing import run_timed  # noqa: E402
 
 
 def main() -> None:

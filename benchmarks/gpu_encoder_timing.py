@@ -9,7 +9,7 @@ a run measures the protocol's cost faithfully while its tags are meaningless —
 prints an F1. MiniLM-L6 is the real packaged encoder with a fresh head. All three use MiniLM's
 WordPiece tokenizer (BERT's vocabulary); DeBERTa's own SentencePiece tokenizer splits words a
 little differently, so its sub-token counts here are BERT's. bf16 on CUDA, fp32 on CPU, batch size
-and passes from `nerbench.timing.PROTOCOL`.
+and passes from `nerbench.protocol.PROTOCOL`.
 """
 
 from __future__ import annotations

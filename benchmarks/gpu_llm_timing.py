@@ -32,7 +32,8 @@ import torch  # noqa: E402
 from nerbench.datasets import get_dataset, load_split  # noqa: E402
 from nerbench.models.generative import GenerativePredictor, target_text  # noqa: E402
 from nerbench.models.llm import LLMTokenPredictor, load_tokenizer  # noqa: E402
-from nerbench.timing import PROTOCOL, TimingProtocol, run_timed  # noqa: E402
+from nerbench.protocol import PROTOCOL, TimingProtocol  # noqa: E402
+from nerbench.timing import run_timed  # noqa: E402
 
 # meta-llama/Llama-3.1-8B(-Instruct) config.json values that shape compute.
 LLAMA_31_8B = dict(

@@ -137,7 +137,7 @@ class Decoding(BaseModel):
 
 
 class Protocol(BaseModel):
-    """The timing protocol's numbers the run was timed under (nerbench.timing.PROTOCOL)."""
+    """The timing protocol's numbers the run was timed under (nerbench.protocol.PROTOCOL)."""
 
     model_config = _RECORD
 

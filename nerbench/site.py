@@ -31,7 +31,7 @@ from nerbench.scoring import LENGTH_BUCKETS
 from nerbench.site_compare import SIGNIFICANCE, Question, questions
 from nerbench.site_data import Model, Run, StoreData, read_store, slug
 from nerbench.site_svg import Point, chart
-from nerbench.timing import PROTOCOL, price_table
+from nerbench.protocol import PROTOCOL, price_table
 
 LEADERBOARD = Path(__file__).resolve().parent.parent / "leaderboard"
 DEFAULT_OUT = Path("leaderboard") / "_site"

@@ -33,7 +33,7 @@ from nerbench.datasets import REGISTRY, load_split
 from nerbench.errors import NerbenchError
 from nerbench.record import Bootstrap, RunRecord, Submitted, Weights
 from nerbench.store import RunResult, Store, predictions_sha256, predictions_text
-from nerbench.timing import is_reference_hardware, price_for
+from nerbench.protocol import is_reference_hardware, price_for
 
 SCHEMA_VERSION = 1
 TOML_NAME = "submission.toml"

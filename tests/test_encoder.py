@@ -7,7 +7,8 @@ from nerbench.errors import NerbenchError
 from nerbench.models import encoder as encoder_module
 from nerbench.models.encoder import ENCODER_BATCH_SIZE, EncoderPredictor
 from nerbench.models.predictor import length_sorted_batches, predict_all
-from nerbench.timing import PROTOCOL, Predictor
+from nerbench.protocol import PROTOCOL
+from nerbench.timing import Predictor
 
 from _tiny_models import NCBI_LABELS, save_tiny_bert
 

@@ -382,7 +382,8 @@ def test_locked_by_another_process(tmp_path):
 def test_every_timing_report_field_has_a_column(store):
     from dataclasses import fields
 
-    from nerbench.timing import PROTOCOL, TimingReport
+    from nerbench.protocol import PROTOCOL
+    from nerbench.timing import TimingReport
 
     values = {f.name: None for f in fields(TimingReport)}
     values.update(TIMING)

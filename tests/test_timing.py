@@ -3,21 +3,19 @@ import math
 import pytest
 
 from nerbench.errors import NerbenchError
-from nerbench.timing import (
+from nerbench.protocol import (
     BF16,
     ENCODER,
     FP32,
     LLM,
     NF4,
     PROTOCOL,
-    Predictor,
-    RssPeakProbe,
     TimingProtocol,
     is_reference_hardware,
     price_for,
     price_table,
-    run_timed,
 )
+from nerbench.timing import Predictor, RssPeakProbe, run_timed
 
 
 class FakeClock:

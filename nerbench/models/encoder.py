@@ -16,7 +16,7 @@ from nerbench.models.align import Encoded, decode, encode
 from nerbench.recipes import LabelPolicy
 from nerbench.models.predictor import length_sorted_batches
 from nerbench.models.registry import ResolvedModel, read_config, resolve_model
-from nerbench.timing import ENCODER, PROTOCOL
+from nerbench.protocol import ENCODER, PROTOCOL
 
 # The timing protocol fixes one batch size per family; this module only reads it.
 ENCODER_BATCH_SIZE = PROTOCOL.batch_size(ENCODER)

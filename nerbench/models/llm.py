@@ -35,7 +35,7 @@ from nerbench.models.registry import (
     resolve_model,
 )
 from nerbench.recipes import LLMRecipe
-from nerbench.timing import LLM, NF4, PROTOCOL
+from nerbench.protocol import LLM, NF4, PROTOCOL
 
 Head = Literal["token", "generative"]
 LLM_BATCH_SIZE = PROTOCOL.batch_size(LLM)

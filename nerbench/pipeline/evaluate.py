@@ -38,7 +38,8 @@ from nerbench.pipeline.taggers import Request, Tagger, select_tagger
 from nerbench.record import Bootstrap, Protocol, RunRecord, Training, Weights
 from nerbench.scoring import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from nerbench.store import RunResult, Store, predictions_sha256
-from nerbench.timing import PROTOCOL, run_timed
+from nerbench.protocol import PROTOCOL
+from nerbench.timing import run_timed
 
 RANDOM_INIT_MARKER = "nerbench_random_init"
 

@@ -15,7 +15,8 @@ from typing import Any, Callable, ClassVar
 
 from nerbench.record import Budget, Decoding, Family, Head, Lora
 from nerbench.recipes import Recipe
-from nerbench.timing import NF4, PROTOCOL, TimingReport
+from nerbench.protocol import NF4, PROTOCOL
+from nerbench.timing import TimingReport
 
 
 @dataclass(frozen=True)
