@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nerbench.cli._util import Json
-from nerbench.models.registry import REGISTRY
+from nerbench.models.catalogue import REGISTRY
 
 app = typer.Typer(no_args_is_help=True, help="The model registry: ids, sources, recipes.")
 
