@@ -5,9 +5,12 @@ Declared once here so that a flag reads the same in every command that takes it.
 
 import logging
 from pathlib import Path
+from types import TracebackType
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 # --------------------------------------------------------------------------- options of several commands
 
@@ -54,10 +57,8 @@ TrustRemoteCode = Annotated[
 # --------------------------------------------------------------------------- output
 
 
-def wide_console(stderr: bool = False):
+def wide_console(stderr: bool = False) -> Console:
     """A rich console; when output is not a terminal (logs, CI), wide enough that tables do not wrap."""
-    from rich.console import Console
-
     console = Console(stderr=stderr)
     return console if console.is_terminal else Console(stderr=stderr, width=160)
 
@@ -74,24 +75,29 @@ class TrainingBars:
     score is also printed as a line that stays.
     """
 
-    def __init__(self, console, *, label: str = "epoch", transient: bool = False) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    def __init__(self, console: Console, *, label: str = "epoch", transient: bool = False) -> None:
         self._label = label
         self._transient = transient
-        self._tasks: dict[int, int] = {}
+        self._tasks: dict[int, TaskID] = {}
         self._bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[dev]}"), TimeElapsedColumn(),
-            console=console, transient=transient,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"),
+            TextColumn("{task.fields[dev]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=transient,
         )
 
     def __enter__(self) -> "TrainingBars":
         self._bar.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._bar.__exit__(*exc)
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self._bar.__exit__(kind, error, trace)
 
     def __call__(self, event) -> None:
         """Take one `nerbench.models.training.TrainingProgress` event."""

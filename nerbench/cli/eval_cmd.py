@@ -73,7 +73,7 @@ def eval_model(
         typer.echo(json.dumps([{k: v for k, v in vars(o).items() if k != "details"} | {"parse": parse[o.dataset]}
                                for o in outcomes], indent=2))
         return
-    profiles = {o.profile for o in outcomes} - {None}
+    profiles = {o.profile for o in outcomes if o.profile is not None}
     table = Table(title=f"{model} ({', '.join(sorted(profiles))} profile)" if profiles else model)
     has_parse = any(parse.values())
     columns = ("dataset", "run", "status", "strict F1", "long-entity F1", "sentences/s") + (

@@ -2,7 +2,7 @@
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -52,15 +52,16 @@ def train(
 
     quiet_libraries()
     console = Console(stderr=as_json)
+    # Given only when set, so that the library's defaults (the recipe's, or the adapter's) apply.
+    optional: dict[str, Any] = {k: v for k, v in {"head": head, "quantize": quantize,
+                                                   "gradient_accumulation_steps": gradient_accumulation_steps}.items()
+                                if v is not None}
     with TrainingBars(console) as progress:
         record, folder = train_on_dataset(
             model, dataset, data_dir=data_dir, out_dir=out, label_policy=label_policy,
             revision=revision, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
             max_train_sentences=max_train_sentences, progress=progress, overwrite=overwrite,
-            trust_remote_code=trust_remote_code,
-            **{k: v for k, v in {"head": head, "quantize": quantize,
-                                 "gradient_accumulation_steps": gradient_accumulation_steps}.items()
-               if v is not None},
+            trust_remote_code=trust_remote_code, **optional,
         )
     if as_json:
         typer.echo(json.dumps(record.to_dict() | {"out": str(folder)}, indent=2))
