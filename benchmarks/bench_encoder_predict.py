@@ -44,8 +44,14 @@ def paper_loop_tags(model, tokenizer, labels, sentences):
     id2label = model.config.id2label
     out = []
     for words in sentences:
-        enc = tokenizer(list(words), padding="max_length", max_length=PAPER_PADDING,
-                        truncation=True, is_split_into_words=True, return_tensors="pt")
+        enc = tokenizer(
+            list(words),
+            padding="max_length",
+            max_length=PAPER_PADDING,
+            truncation=True,
+            is_split_into_words=True,
+            return_tensors="pt",
+        )
         logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
         preds = logits[0].argmax(-1).tolist()
         tags = [EMPTY_WORD_TAG] * len(words)
@@ -59,8 +65,14 @@ def paper_loop_tags(model, tokenizer, labels, sentences):
 
 
 def pipeline_tags(model, tokenizer, labels, sentences, batch_size):
-    pipe = pipeline("token-classification", model=model, tokenizer=tokenizer,
-                    aggregation_strategy="none", ignore_labels=[], device="cpu")
+    pipe = pipeline(
+        "token-classification",
+        model=model,
+        tokenizer=tokenizer,
+        aggregation_strategy="none",
+        ignore_labels=[],
+        device="cpu",
+    )
     texts, starts = [], []
     for words in sentences:
         offsets, at = {}, 0
@@ -70,8 +82,7 @@ def pipeline_tags(model, tokenizer, labels, sentences, batch_size):
         texts.append(" ".join(words))
         starts.append(offsets)
     out = []
-    for words, offsets, tokens in zip(sentences, starts,
-                                      pipe(texts, batch_size=batch_size)):
+    for words, offsets, tokens in zip(sentences, starts, pipe(texts, batch_size=batch_size)):
         tags = [EMPTY_WORD_TAG] * len(words)
         for token in tokens:
             if token["start"] in offsets:  # the first sub-token of a word starts where it does
@@ -94,8 +105,12 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, default=1000, help="first N sentences (0: all)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch CPU threads (0: torch's default); 1 is steadier on a shared machine")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch CPU threads (0: torch's default); 1 is steadier on a shared machine",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -109,13 +124,19 @@ def main() -> None:
     folder = resolve_model("minilm-l6").path
     torch.manual_seed(args.seed)
     model = AutoModelForTokenClassification.from_pretrained(
-        folder, num_labels=len(labels), id2label=dict(enumerate(labels)),
-        label2id={label: i for i, label in enumerate(labels)}, use_safetensors=True, dtype=torch.float32,
+        folder,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        use_safetensors=True,
+        dtype=torch.float32,
     ).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     words = sum(len(s) for s in sentences)
-    print(f"{args.dataset} {args.split}: {len(sentences)} sentences, {words} words; MiniLM-L6 "
-          f"with a seed-{args.seed} head; {torch.get_num_threads()} CPU threads")
+    print(
+        f"{args.dataset} {args.split}: {len(sentences)} sentences, {words} words; MiniLM-L6 "
+        f"with a seed-{args.seed} head; {torch.get_num_threads()} CPU threads"
+    )
 
     runs = [
         timed("nerbench", nerbench_tags, model, tokenizer, labels, sentences),
@@ -123,21 +144,24 @@ def main() -> None:
         # Its default batch size (1, no padding) and nerbench's (padded to the longest of
         # each batch of unsorted sentences); the faster of the two is the one to beat.
         timed("pipeline/1", pipeline_tags, model, tokenizer, labels, sentences, 1),
-        timed(f"pipeline/{ENCODER_BATCH_SIZE}", pipeline_tags, model, tokenizer, labels, sentences,
-              ENCODER_BATCH_SIZE),
+        timed(f"pipeline/{ENCODER_BATCH_SIZE}", pipeline_tags, model, tokenizer, labels, sentences, ENCODER_BATCH_SIZE),
     ]
     reference = runs[0][1]
     n = len(sentences)
     for name, tags, wall, cpu in runs:
         differing = sum(a != b for x, y in zip(tags, reference) for a, b in zip(x, y))
-        print(f"{name:>11}: {wall:8.2f} s wall {n / wall:8.1f} sentences/s | {cpu:8.2f} s CPU "
-              f"{n / cpu:8.1f} sentences/CPU-s | words differing from nerbench: {differing}")
+        print(
+            f"{name:>11}: {wall:8.2f} s wall {n / wall:8.1f} sentences/s | {cpu:8.2f} s CPU "
+            f"{n / cpu:8.1f} sentences/CPU-s | words differing from nerbench: {differing}"
+        )
     wall = {name: n / w for name, _, w, _ in runs}
     cpu = {name: n / c for name, _, _, c in runs}
     pipe = max((name for name in wall if name.startswith("pipeline")), key=wall.get)
     for other, target in (("paper loop", 10), (pipe, 2)):
-        print(f"nerbench / {other}: {wall['nerbench'] / wall[other]:.1f}x wall, "
-              f"{cpu['nerbench'] / cpu[other]:.1f}x CPU time (target >= {target}x)")
+        print(
+            f"nerbench / {other}: {wall['nerbench'] / wall[other]:.1f}x wall, "
+            f"{cpu['nerbench'] / cpu[other]:.1f}x CPU time (target >= {target}x)"
+        )
     identical = all(tags == reference for _, tags, _, _ in runs)
     print("predictions identical:", identical)
     if not identical:

@@ -35,8 +35,8 @@ from nerbench.models.llm import load_llm_predictor  # noqa: E402
 from nerbench.models.llm_training import train_llm  # noqa: E402
 from nerbench.models.registry import resolve_model  # noqa: E402
 from nerbench.models.training import train_encoder  # noqa: E402
-from nerbench.scoring import score  # noqa: E402
 from nerbench.protocol import TimingProtocol  # noqa: E402
+from nerbench.scoring import score  # noqa: E402
 from nerbench.timing import run_timed  # noqa: E402
 
 
@@ -69,11 +69,17 @@ def main() -> None:
     def measure(name, predictor, train_seconds, record):
         predictions, timing = run_timed(predictor, tokens, protocol)
         scores = score(gold, predictions, types=info.entity_types, bootstrap=0)
-        row = {"model": name, "train_seconds": round(train_seconds, 1),
-               "train_sentences_per_second": round(len(train) * args.epochs / train_seconds, 2),
-               "dev_f1": record.dev_f1, "sentences_per_second": timing.sentences_per_second,
-               "strict_f1": scores.strict.f1, "long_f1": scores.long_f1, "precision": timing.precision,
-               "batch_size": timing.batch_size}
+        row = {
+            "model": name,
+            "train_seconds": round(train_seconds, 1),
+            "train_sentences_per_second": round(len(train) * args.epochs / train_seconds, 2),
+            "dev_f1": record.dev_f1,
+            "sentences_per_second": timing.sentences_per_second,
+            "strict_f1": scores.strict.f1,
+            "long_f1": scores.long_f1,
+            "precision": timing.precision,
+            "batch_size": timing.batch_size,
+        }
         stats = getattr(predictor, "generation_stats", None)
         if stats:
             s = stats()
@@ -87,9 +93,22 @@ def main() -> None:
     for head in ("token", "generative"):
         out = work / f"smollm2-{head}"
         started = time.perf_counter()
-        record = train_llm(smol, train, dev, info.labels, info.entity_types, meta.recipe, out, head=head,
-                           quantize="none", epochs=args.epochs, lr=args.llm_lr, gradient_accumulation_steps=1,
-                           dataset=args.dataset, device="cpu")
+        record = train_llm(
+            smol,
+            train,
+            dev,
+            info.labels,
+            info.entity_types,
+            meta.recipe,
+            out,
+            head=head,
+            quantize="none",
+            epochs=args.epochs,
+            lr=args.llm_lr,
+            gradient_accumulation_steps=1,
+            dataset=args.dataset,
+            device="cpu",
+        )
         seconds = time.perf_counter() - started
         predictor = load_llm_predictor(out, info.labels, info.entity_types, device="cpu")
         measure(f"smollm2-135m {head}", predictor, seconds, record)
@@ -97,30 +116,54 @@ def main() -> None:
     out = work / "minilm"
     started = time.perf_counter()
     minilm = resolve_model("minilm-l6")
-    record = train_encoder(minilm, train, dev, info.labels, minilm.meta.recipe, out, epochs=args.epochs,
-                           lr=args.encoder_lr, dataset=args.dataset, device="cpu")
+    record = train_encoder(
+        minilm,
+        train,
+        dev,
+        info.labels,
+        minilm.meta.recipe,
+        out,
+        epochs=args.epochs,
+        lr=args.encoder_lr,
+        dataset=args.dataset,
+        device="cpu",
+    )
     seconds = time.perf_counter() - started
     measure("minilm-l6 token", EncoderPredictor.load(out, info.labels, device="cpu"), seconds, record)
 
     token, generative = rows[0], rows[1]
     ratio = token["sentences_per_second"] / generative["sentences_per_second"]
-    summary = {"dataset": args.dataset, "train_sentences": len(train), "test_sentences": len(test),
-               "epochs": args.epochs, "threads": torch.get_num_threads(), "rows": rows,
-               "token_over_generative_speed": ratio, "target_met_50x": ratio >= 50}
+    summary = {
+        "dataset": args.dataset,
+        "train_sentences": len(train),
+        "test_sentences": len(test),
+        "epochs": args.epochs,
+        "threads": torch.get_num_threads(),
+        "rows": rows,
+        "token_over_generative_speed": ratio,
+        "target_met_50x": ratio >= 50,
+    }
     print()
-    print(f"{args.dataset}: {len(train)} train sentences x {args.epochs} epoch(s), {len(test)} test sentences, "
-          f"{torch.get_num_threads()} threads, CPU")
+    print(
+        f"{args.dataset}: {len(train)} train sentences x {args.epochs} epoch(s), {len(test)} test sentences, "
+        f"{torch.get_num_threads()} threads, CPU"
+    )
     print(f"{'model / head':28} {'train s':>8} {'sent/s':>9} {'strict F1':>10} {'long F1':>8}")
     for r in rows:
-        print(f"{r['model']:28} {r['train_seconds']:8.0f} {r['sentences_per_second']:9.2f} "
-              f"{r['strict_f1']:10.4f} {r['long_f1']:8.4f}")
-    print(f"token mode is {ratio:.1f}x faster than generative mode (target >= 50x: "
-          f"{'met' if ratio >= 50 else 'NOT met'})")
+        print(
+            f"{r['model']:28} {r['train_seconds']:8.0f} {r['sentences_per_second']:9.2f} "
+            f"{r['strict_f1']:10.4f} {r['long_f1']:8.4f}"
+        )
+    print(
+        f"token mode is {ratio:.1f}x faster than generative mode (target >= 50x: {'met' if ratio >= 50 else 'NOT met'})"
+    )
     if "parse" in generative:
         p = generative["parse"]
-        print(f"generative parse counts: {p['matched']} matched, {p['missing']} missing, {p['extra']} extra, "
-              f"{p['renamed']} renamed, {p['malformed']} malformed lines; "
-              f"{generative['generated_tokens_per_sentence']:.1f} generated tokens per sentence")
+        print(
+            f"generative parse counts: {p['matched']} matched, {p['missing']} missing, {p['extra']} extra, "
+            f"{p['renamed']} renamed, {p['malformed']} malformed lines; "
+            f"{generative['generated_tokens_per_sentence']:.1f} generated tokens per sentence"
+        )
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 

@@ -69,10 +69,14 @@ def main() -> None:
             assert abs(prf.f1 - report[type_name]["f1-score"]) < 1e-12, (name, type_name)
         ours_total += ours_time
         seqeval_total += theirs_time
-        print(f"{name:14} {ours.strict.f1:12.6f} {theirs_f1:12.6f} {ours_time:11.4f} {theirs_time:10.3f} "
-              f"{theirs_time / ours_time:7.1f}x")
-    print(f"{'all five':14} {'':12} {'':12} {ours_total:11.4f} {seqeval_total:10.3f} "
-          f"{seqeval_total / ours_total:7.1f}x  (target >= 30x)")
+        print(
+            f"{name:14} {ours.strict.f1:12.6f} {theirs_f1:12.6f} {ours_time:11.4f} {theirs_time:10.3f} "
+            f"{theirs_time / ours_time:7.1f}x"
+        )
+    print(
+        f"{'all five':14} {'':12} {'':12} {ours_total:11.4f} {seqeval_total:10.3f} "
+        f"{seqeval_total / ours_total:7.1f}x  (target >= 30x)"
+    )
 
     # The resampling itself: per-sentence counts are computed once by scoring, outside the clock.
     counts = [scoring.sentence_counts(g, p) for g, p in sets.values()]
@@ -85,8 +89,9 @@ def main() -> None:
     for name, (low, high) in zip(sets, intervals):
         print(f"  {name:14} 95% CI [{low:.4f}, {high:.4f}]")
     full_time, _ = best_of(lambda: [scoring.score(g, p, bootstrap=10_000) for g, p in sets.values()], 1)
-    print(f"full score() with 10,000 resamples for every CI (overall, per type, per length), five sets: "
-          f"{full_time:.3f} s")
+    print(
+        f"full score() with 10,000 resamples for every CI (overall, per type, per length), five sets: {full_time:.3f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -65,9 +65,16 @@ def timing(rng: random.Random, device: tuple, sentences: int, llm: bool) -> dict
     seconds = sentences / speed
     cost = seconds / 3600 * price
     return {
-        "wall_seconds": seconds, "sentences": sentences, "sentences_per_second": speed, "device_name": name,
-        "num_devices": 1, "reference_hardware": reference, "device_hours": seconds / 3600,
-        "price_per_device_hour": price, "price_source": "generated test data", "cost_usd": cost,
+        "wall_seconds": seconds,
+        "sentences": sentences,
+        "sentences_per_second": speed,
+        "device_name": name,
+        "num_devices": 1,
+        "reference_hardware": reference,
+        "device_hours": seconds / 3600,
+        "price_per_device_hour": price,
+        "price_source": "generated test data",
+        "cost_usd": cost,
         "cost_per_1k_sentences_usd": cost * 1000 / sentences,
     }
 
@@ -80,30 +87,54 @@ def fill(db: Path, submissions: int, data_dir: Path | None) -> None:
         for number in range(submissions):
             llm = rng.random() < 0.35
             device = rng.choice(DEVICES)  # one submission, one declared machine
-            model = {"id": f"bench-submission-{number:04d}", "family": "llm" if llm else "encoder",
-                     "hf_id": f"generated/test-{number:04d}", "parameters": 8_000_000_000 if llm else 340_000_000,
-                     "licence": "test data"}
-            training = {"regime": "qlora", "head": "generative", "quantization_bits": 4} if llm else \
-                {"regime": "full", "head": "token"}
+            model = {
+                "id": f"bench-submission-{number:04d}",
+                "family": "llm" if llm else "encoder",
+                "hf_id": f"generated/test-{number:04d}",
+                "parameters": 8_000_000_000 if llm else 340_000_000,
+                "licence": "test data",
+            }
+            training = (
+                {"regime": "qlora", "head": "generative", "quantization_bits": 4}
+                if llm
+                else {"regime": "full", "head": "token"}
+            )
             submitted = Submitted(
-                id=model["id"], content_sha256=hashlib.sha256(f"generated test data {number}".encode()).hexdigest(),
-                training=training, hardware={"device": device[0], "num_devices": 1},
-                generation={"decoding": "greedy", "max_new_tokens_rule": "generated"} if llm else None)
+                id=model["id"],
+                content_sha256=hashlib.sha256(f"generated test data {number}".encode()).hexdigest(),
+                training=training,
+                hardware={"device": device[0], "num_devices": 1},
+                generation={"decoding": "greedy", "max_new_tokens_rule": "generated"} if llm else None,
+            )
             records = []
             for dataset in DEFAULT_SUITE:
                 pred, metrics, digest, sha = rng.choice(pool[dataset])
                 record = RunRecord(
-                    model_id=model["id"], family=model["family"], dataset=dataset, dataset_sha256=sha,
+                    model_id=model["id"],
+                    family=model["family"],
+                    dataset=dataset,
+                    dataset_sha256=sha,
                     weights=Weights(name=model["hf_id"], source="submission", hf_id=model["hf_id"]),
-                    head=training["head"], quantization="nf4" if llm else "none",
+                    head=training["head"],
+                    quantization="nf4" if llm else "none",
                     bootstrap=Bootstrap(resamples=scoring.BOOTSTRAP_RESAMPLES, seed=scoring.BOOTSTRAP_SEED),
-                    submission=submitted, nerbench_version=__version__,
+                    submission=submitted,
+                    nerbench_version=__version__,
                 )
-                records.append(RunResult(
-                    model=model, record=record, predictions=pred, predictions_sha256=digest, metrics=metrics,
-                    timing=timing(rng, device, len(pred), llm), environment={"generated": True}, source="submission",
-                    self_reported=True, created_at=start + timedelta(minutes=number),
-                ))
+                records.append(
+                    RunResult(
+                        model=model,
+                        record=record,
+                        predictions=pred,
+                        predictions_sha256=digest,
+                        metrics=metrics,
+                        timing=timing(rng, device, len(pred), llm),
+                        environment={"generated": True},
+                        source="submission",
+                        self_reported=True,
+                        created_at=start + timedelta(minutes=number),
+                    )
+                )
             if hasattr(store, "save_runs"):
                 store.save_runs(records)
             else:
@@ -122,9 +153,12 @@ def main() -> None:
     parser.add_argument("--submissions", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data-dir", type=Path, default=None)
-    parser.add_argument("--store", type=Path, default=None,
-                        help="Keep the generated store in this file and reuse it when it exists "
-                             "(filling takes minutes).")
+    parser.add_argument(
+        "--store",
+        type=Path,
+        default=None,
+        help="Keep the generated store in this file and reuse it when it exists (filling takes minutes).",
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="nerbench-bench-site-"))
     try:
@@ -132,8 +166,10 @@ def main() -> None:
         if not db.exists():
             began = time.perf_counter()
             fill(db, args.submissions, args.data_dir)
-            print(f"generated store: {args.submissions} submissions x {len(DEFAULT_SUITE)} datasets "
-                  f"in {time.perf_counter() - began:.1f} s ({db.stat().st_size / 2**20:.0f} MiB)")
+            print(
+                f"generated store: {args.submissions} submissions x {len(DEFAULT_SUITE)} datasets "
+                f"in {time.perf_counter() - began:.1f} s ({db.stat().st_size / 2**20:.0f} MiB)"
+            )
         times = []
         for repeat in range(args.repeats):
             began, cpu = time.perf_counter(), _cpu()
@@ -142,14 +178,18 @@ def main() -> None:
             own, worker = (after - before for after, before in zip(_cpu(), cpu))
             # The worker is forked after the store is read and runs beside this process: on an idle
             # 2-core machine the wall time lies between the larger of the two CPU times and their sum.
-            print(f"build {repeat + 1}: {times[-1]:.2f} s wall; CPU {own:.2f} s in this process, {worker:.2f} s in "
-                  f"the worker ({report.pages} pages, {report.models} models, {report.runs} runs)")
+            print(
+                f"build {repeat + 1}: {times[-1]:.2f} s wall; CPU {own:.2f} s in this process, {worker:.2f} s in "
+                f"the worker ({report.pages} pages, {report.models} models, {report.runs} runs)"
+            )
         best, median = min(times), sorted(times)[len(times) // 2]
         verdict = "meets" if median < 3.0 else "MISSES"
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        print(f"site build from {args.submissions} submissions: median {median:.2f} s, best {best:.2f} s "
-              f"({verdict} the 3 s target; load average {load:.1f} on {os.cpu_count()} CPUs: "
-              "other work on the machine slows the wall time)")
+        print(
+            f"site build from {args.submissions} submissions: median {median:.2f} s, best {best:.2f} s "
+            f"({verdict} the 3 s target; load average {load:.1f} on {os.cpu_count()} CPUs: "
+            "other work on the machine slows the wall time)"
+        )
         sys.exit(0 if median < 3.0 else 1)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -34,18 +34,33 @@ from nerbench.timing import run_timed
 
 
 def architectures(labels, vocab_size: int, smoke: bool) -> dict:
-    common = dict(num_labels=len(labels), id2label=dict(enumerate(labels)),
-                  label2id={label: i for i, label in enumerate(labels)}, vocab_size=vocab_size)
+    common = dict(
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        vocab_size=vocab_size,
+    )
     if smoke:
         size = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
     else:  # the published large sizes: 24 layers, 1024 hidden, 16 heads, 4096 intermediate
         size = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096)
     return {
         "bert-large (random weights)": lambda: BertForTokenClassification(
-            BertConfig(max_position_embeddings=512, **size, **common)),
-        "deberta-v3-large (random weights)": lambda: DebertaV2ForTokenClassification(DebertaV2Config(
-            max_position_embeddings=512, relative_attention=True, position_buckets=256, norm_rel_ebd="layer_norm",
-            share_att_key=True, pos_att_type=["p2c", "c2p"], position_biased_input=False, **size, **common)),
+            BertConfig(max_position_embeddings=512, **size, **common)
+        ),
+        "deberta-v3-large (random weights)": lambda: DebertaV2ForTokenClassification(
+            DebertaV2Config(
+                max_position_embeddings=512,
+                relative_attention=True,
+                position_buckets=256,
+                norm_rel_ebd="layer_norm",
+                share_att_key=True,
+                pos_att_type=["p2c", "c2p"],
+                position_biased_input=False,
+                **size,
+                **common,
+            )
+        ),
     }
 
 
@@ -70,9 +85,14 @@ def main(argv=None) -> int:
 
     builders = architectures(info.labels, len(tokenizer), args.smoke)
     builders["minilm-l6 (real weights, fresh head)"] = lambda: __import__(
-        "transformers").AutoModelForTokenClassification.from_pretrained(
-        minilm, num_labels=len(info.labels), id2label=dict(enumerate(info.labels)),
-        label2id={label: i for i, label in enumerate(info.labels)}, use_safetensors=True)
+        "transformers"
+    ).AutoModelForTokenClassification.from_pretrained(
+        minilm,
+        num_labels=len(info.labels),
+        id2label=dict(enumerate(info.labels)),
+        label2id={label: i for i, label in enumerate(info.labels)},
+        use_safetensors=True,
+    )
 
     reports = {}
     for name, build in builders.items():
@@ -86,17 +106,23 @@ def main(argv=None) -> int:
             torch.cuda.empty_cache()
 
     print(f"{args.dataset} test, {len(sentences)} sentences, device {device} (timing only; no F1)")
-    print(f"{'model':38} {'params':>12} {'precision':>9} {'median s':>9} {'sent/s':>9} {'p50 ms':>8} "
-          f"{'p95 ms':>8} {'peak MiB':>9} {'USD/1k sent':>12}")
+    print(
+        f"{'model':38} {'params':>12} {'precision':>9} {'median s':>9} {'sent/s':>9} {'p50 ms':>8} "
+        f"{'p95 ms':>8} {'peak MiB':>9} {'USD/1k sent':>12}"
+    )
     for name, r in reports.items():
         cost = r["cost_per_1k_sentences_usd"]
         peak = r["peak_memory_bytes"]
-        print(f"{name:38} {r['parameters']:>12,} {r['precision'] or '?':>9} {r['wall_seconds']:>9.3f} "
-              f"{r['sentences_per_second']:>9.1f} {1000 * r['batch_latency_p50_s']:>8.1f} "
-              f"{1000 * r['batch_latency_p95_s']:>8.1f} {'?' if peak is None else f'{peak / 2**20:.0f}':>9} "
-              f"{'unknown' if cost is None else f'{cost:.5f}':>12}")
-    print(f"device: {next(iter(reports.values()))['device_name']}; reference hardware: "
-          f"{next(iter(reports.values()))['reference_hardware']}")
+        print(
+            f"{name:38} {r['parameters']:>12,} {r['precision'] or '?':>9} {r['wall_seconds']:>9.3f} "
+            f"{r['sentences_per_second']:>9.1f} {1000 * r['batch_latency_p50_s']:>8.1f} "
+            f"{1000 * r['batch_latency_p95_s']:>8.1f} {'?' if peak is None else f'{peak / 2**20:.0f}':>9} "
+            f"{'unknown' if cost is None else f'{cost:.5f}':>12}"
+        )
+    print(
+        f"device: {next(iter(reports.values()))['device_name']}; reference hardware: "
+        f"{next(iter(reports.values()))['reference_hardware']}"
+    )
     if args.out:
         with open(args.out, "w", encoding="utf-8") as handle:
             json.dump({"dataset": args.dataset, "sentences": len(sentences), "reports": reports}, handle, indent=2)

@@ -37,14 +37,33 @@ from nerbench.timing import run_timed  # noqa: E402
 
 # meta-llama/Llama-3.1-8B(-Instruct) config.json values that shape compute.
 LLAMA_31_8B = dict(
-    hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
-    num_key_value_heads=8, max_position_embeddings=131072, rope_theta=500000.0, rms_norm_eps=1e-5,
-    rope_scaling={"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                  "original_max_position_embeddings": 8192, "rope_type": "llama3"},
-    tie_word_embeddings=False, vocab_size=128256,
+    hidden_size=4096,
+    intermediate_size=14336,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    max_position_embeddings=131072,
+    rope_theta=500000.0,
+    rms_norm_eps=1e-5,
+    rope_scaling={
+        "factor": 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 8192,
+        "rope_type": "llama3",
+    },
+    tie_word_embeddings=False,
+    vocab_size=128256,
 )
-TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, max_position_embeddings=4096, tie_word_embeddings=False)
+TINY = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=4096,
+    tie_word_embeddings=False,
+)
 
 
 class GoldLengthGenerative(GenerativePredictor):
@@ -68,8 +87,11 @@ def build(head: str, precision: str, config_values: dict, vocab: int, labels, de
 
     values = config_values | {"vocab_size": max(vocab, config_values.get("vocab_size", 0)), "pad_token_id": pad_id}
     if head == "token":
-        values |= {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
-                   "label2id": {label: i for i, label in enumerate(labels)}}
+        values |= {
+            "num_labels": len(labels),
+            "id2label": dict(enumerate(labels)),
+            "label2id": {label: i for i, label in enumerate(labels)},
+        }
     config = LlamaConfig(**values)
     cls = LlamaForTokenClassification if head == "token" else LlamaForCausalLM
     torch.manual_seed(0)
@@ -102,11 +124,18 @@ def quantize_linear_layers(model, device: str) -> None:
         for parent in (layer.self_attn, layer.mlp):
             for name, child in list(parent.named_children()):
                 if isinstance(child, torch.nn.Linear):
-                    q = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=child.bias is not None,
-                                          compute_dtype=torch.bfloat16, compress_statistics=True,
-                                          quant_type="nf4", device="cpu" if device == "cpu" else None)
-                    q.weight = bnb.nn.Params4bit(child.weight.data.to("cpu"), requires_grad=False,
-                                                 compress_statistics=True, quant_type="nf4").to(device)
+                    q = bnb.nn.Linear4bit(
+                        child.in_features,
+                        child.out_features,
+                        bias=child.bias is not None,
+                        compute_dtype=torch.bfloat16,
+                        compress_statistics=True,
+                        quant_type="nf4",
+                        device="cpu" if device == "cpu" else None,
+                    )
+                    q.weight = bnb.nn.Params4bit(
+                        child.weight.data.to("cpu"), requires_grad=False, compress_statistics=True, quant_type="nf4"
+                    ).to(device)
                     setattr(parent, name, q)
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
@@ -149,41 +178,78 @@ def main() -> None:
         if head == "token":
             predictor = LLMTokenPredictor(model, tokenizer, info.labels, precision=precision)
         else:
-            predictor = GoldLengthGenerative(model, tokenizer, info.labels, info.entity_types,
-                                             batch_size=PROTOCOL.batch_size("llm"), gold=gold)
+            predictor = GoldLengthGenerative(
+                model, tokenizer, info.labels, info.entity_types, batch_size=PROTOCOL.batch_size("llm"), gold=gold
+            )
             predictor.precision = precision
         _, timing = run_timed(predictor, tokens, protocol, price_per_hour=args.price_per_hour)
-        row = {"precision": precision, "head": head, "sentences": len(tokens),
-               "parameters": sum(p.numel() for p in model.parameters()),
-               "linear_4bit_layers": sum(type(m).__name__ == "Linear4bit" for m in model.modules()),
-               "build_seconds": build_seconds, **{k: v for k, v in timing.to_dict().items()
-                                                  if k not in ("protocol", "generation")}}
+        row = {
+            "precision": precision,
+            "head": head,
+            "sentences": len(tokens),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "linear_4bit_layers": sum(type(m).__name__ == "Linear4bit" for m in model.modules()),
+            "build_seconds": build_seconds,
+            **{k: v for k, v in timing.to_dict().items() if k not in ("protocol", "generation")},
+        }
         if head == "generative":
             stats = predictor.generation_stats()
             row["generated_tokens"] = stats["generated_tokens"]
             row["generated_tokens_per_sentence_mean"] = stats["generated_tokens"] / max(stats["sentences"], 1)
         rows.append(row)
-        print(json.dumps({k: row[k] for k in ("precision", "head", "sentences_per_second", "wall_seconds",
-                                              "peak_memory_bytes", "cost_per_1k_sentences_usd")}), flush=True)
+        print(
+            json.dumps(
+                {
+                    k: row[k]
+                    for k in (
+                        "precision",
+                        "head",
+                        "sentences_per_second",
+                        "wall_seconds",
+                        "peak_memory_bytes",
+                        "cost_per_1k_sentences_usd",
+                    )
+                }
+            ),
+            flush=True,
+        )
         del model, predictor
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
 
     print()
-    print(f"Llama-3.1-8B architecture{' (TINY smoke config)' if args.smoke else ''}, random weights (timing only), "
-          f"{len(tokens)} {args.dataset} test sentences, tokenizer {tokenizer_name}, device {rows[0]['device_name']}")
-    print(f"{'precision':9} {'head':10} {'sent/s':>9} {'wall s':>8} {'p95 batch s':>11} {'peak GiB':>9} "
-          f"{'$/1k sent':>10} {'gen tok/sent':>12}")
+    print(
+        f"Llama-3.1-8B architecture{' (TINY smoke config)' if args.smoke else ''}, random weights (timing only), "
+        f"{len(tokens)} {args.dataset} test sentences, tokenizer {tokenizer_name}, device {rows[0]['device_name']}"
+    )
+    print(
+        f"{'precision':9} {'head':10} {'sent/s':>9} {'wall s':>8} {'p95 batch s':>11} {'peak GiB':>9} "
+        f"{'$/1k sent':>10} {'gen tok/sent':>12}"
+    )
     for r in rows:
         cost = r["cost_per_1k_sentences_usd"]
-        print(f"{r['precision']:9} {r['head']:10} {r['sentences_per_second']:9.2f} {r['wall_seconds']:8.2f} "
-              f"{r['batch_latency_p95_s']:11.3f} {(r['peak_memory_bytes'] or 0) / 2**30:9.2f} "
-              f"{'unknown' if cost is None else f'{cost:.4f}':>10} "
-              f"{r.get('generated_tokens_per_sentence_mean', float('nan')):12.1f}")
+        print(
+            f"{r['precision']:9} {r['head']:10} {r['sentences_per_second']:9.2f} {r['wall_seconds']:8.2f} "
+            f"{r['batch_latency_p95_s']:11.3f} {(r['peak_memory_bytes'] or 0) / 2**30:9.2f} "
+            f"{'unknown' if cost is None else f'{cost:.4f}':>10} "
+            f"{r.get('generated_tokens_per_sentence_mean', float('nan')):12.1f}"
+        )
     if args.json:
-        args.json.write_text(json.dumps({"smoke": args.smoke, "dataset": args.dataset, "tokenizer": tokenizer_name,
-                                         "architecture": shape, "rows": rows}, indent=2, default=str) + "\n",
-                             encoding="utf-8")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "smoke": args.smoke,
+                    "dataset": args.dataset,
+                    "tokenizer": tokenizer_name,
+                    "architecture": shape,
+                    "rows": rows,
+                },
+                indent=2,
+                default=str,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,13 @@ from nerbench.store import Store
 
 
 def compare_runs(
-    db: Path, run_a: str, run_b: str, *, data_dir: Path | None = None, resamples: int = 10000, seed: int = 0,
+    db: Path,
+    run_a: str,
+    run_b: str,
+    *,
+    data_dir: Path | None = None,
+    resamples: int = 10000,
+    seed: int = 0,
     long_only: bool = False,
 ) -> tuple[scoring.Comparison, dict, dict]:
     """Compare two stored runs; returns the comparison and both runs' rows."""

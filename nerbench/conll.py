@@ -83,9 +83,7 @@ def parse_conll(text: str | bytes, source: str = "<text>") -> list[Sentence]:
             if not tag:
                 raise ConllError(f"{source}:{number}: missing tag (expected token<TAB>tag, got {line!r})")
             if not is_valid_tag(tag):
-                raise ConllError(
-                    f"{source}:{number}: invalid tag {tag!r} (expected O, B-TYPE or I-TYPE)"
-                )
+                raise ConllError(f"{source}:{number}: invalid tag {tag!r} (expected O, B-TYPE or I-TYPE)")
             valid_tags.add(tag)
         elif not token.strip():
             raise ConllError(f"{source}:{number}: empty token")

@@ -180,9 +180,7 @@ def _modified_message(path: Path, expected: str, actual: str) -> str:
     )
 
 
-def load_split(
-    name: str, split: str, data_dir: Path | None = None, allow_modified: bool = False
-) -> Split:
+def load_split(name: str, split: str, data_dir: Path | None = None, allow_modified: bool = False) -> Split:
     info = get_dataset(name)
     expected = info.split(split).sha256
     path = split_path(name, split, data_dir)
@@ -435,9 +433,7 @@ def _place_verified(data: bytes, target: Path, expected: str, url: str) -> None:
             out.write(data)
         actual = _sha256_file(temp)
         if actual != expected:
-            raise NerbenchError(
-                f"{url}: sha256 {actual} differs from the registry's {expected} for {target}; refused"
-            )
+            raise NerbenchError(f"{url}: sha256 {actual} differs from the registry's {expected} for {target}; refused")
         os.replace(temp, target)
     finally:
         temp.unlink(missing_ok=True)

@@ -5,7 +5,7 @@ A recipe is a discriminated union on `kind`, so each family adds its own without
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -72,7 +72,13 @@ class LLMRecipe(BaseModel):
     lora_alpha: int = Field(256, ge=1)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: tuple[str, ...] = (
-        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
     )
     optimizer: Literal["paged_adamw_8bit"] = "paged_adamw_8bit"
     cpu_optimizer: Literal["adamw"] = "adamw"
@@ -88,6 +94,6 @@ class LLMRecipe(BaseModel):
     label_policy: Literal["first"] = "first"
 
 
-Recipe = Annotated[Union[EncoderRecipe, LLMRecipe], Field(discriminator="kind")]
+Recipe = Annotated[EncoderRecipe | LLMRecipe, Field(discriminator="kind")]
 
 FAMILY_OF_RECIPE = {"encoder-full-finetune": "encoder", "llm-qlora": "llm"}

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -177,7 +178,7 @@ class RunRecord(BaseModel):
 
     model_config = _RECORD
 
-    record_version: Literal[1] = RECORD_VERSION
+    record_version: Literal[1] = 1  # RECORD_VERSION
     task: Literal["ner-bio"] = "ner-bio"
     model_id: str  # the id results are stored and shown under
     family: Family

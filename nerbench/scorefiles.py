@@ -30,8 +30,11 @@ def predicted_tags(gold: list[Sentence], pred: list[Sentence], gold_path: Path, 
 
 
 def score_files(
-    gold_path: Path, pred_path: Path, *,
-    bootstrap: int = scoring.BOOTSTRAP_RESAMPLES, seed: int = scoring.BOOTSTRAP_SEED,
+    gold_path: Path,
+    pred_path: Path,
+    *,
+    bootstrap: int = scoring.BOOTSTRAP_RESAMPLES,
+    seed: int = scoring.BOOTSTRAP_SEED,
 ) -> scoring.Scores:
     gold = read_conll(gold_path)
     tags = predicted_tags(gold, read_conll(pred_path), gold_path, pred_path)

@@ -18,9 +18,10 @@ half a million tokens scores in tens of milliseconds; per-sentence counts feed t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from itertools import chain
-from typing import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +51,7 @@ class PRF:
     f1: float
 
     @classmethod
-    def from_counts(cls, tp: float, n_pred: int, n_gold: int) -> "PRF":
+    def from_counts(cls, tp: float, n_pred: int, n_gold: int) -> PRF:
         precision = tp / n_pred if n_pred else 0.0
         recall = tp / n_gold if n_gold else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
@@ -94,7 +95,7 @@ class Scores:
         return self.per_length[LONG_BUCKET].f1
 
     def to_dict(self) -> dict:
-        out = {scheme: asdict(getattr(self, scheme)) for scheme in SCHEMES}
+        out: dict[str, Any] = {scheme: asdict(getattr(self, scheme)) for scheme in SCHEMES}
         out["per_type"] = {name: asdict(prf) for name, prf in self.per_type.items()}
         out["per_length"] = {name: asdict(prf) for name, prf in self.per_length.items()}
         out["long_f1"] = self.long_f1
@@ -113,8 +114,19 @@ class Scores:
 
         def row(scheme, entity_type, bucket, prf, ci=None):
             low, high = ci if ci is not None else (None, None)
-            return MetricRow(scheme, entity_type, bucket, prf.tp, prf.n_pred, prf.n_gold,
-                             prf.precision, prf.recall, prf.f1, low, high)
+            return MetricRow(
+                scheme,
+                entity_type,
+                bucket,
+                prf.tp,
+                prf.n_pred,
+                prf.n_gold,
+                prf.precision,
+                prf.recall,
+                prf.f1,
+                low,
+                high,
+            )
 
         rows = [row("strict", ALL, ALL, self.strict, self.ci95["f1"])]
         rows += [row(s, ALL, ALL, getattr(self, s)) for s in SCHEMES[1:]]
@@ -179,10 +191,10 @@ class _TagTable(dict):
             if not sep or head not in ("B", "I") or not name or len(name.split()) != 1 or name.strip() != name:
                 raise _BadTag(tag)
             prefix = _BEGIN if head == "B" else _INSIDE
-            type_id = self._type_index.get(name)
-            if type_id is None:
-                type_id = self._type_index[name] = len(self.types)
+            if name not in self._type_index:
+                self._type_index[name] = len(self.types)
                 self.types.append(name)
+            type_id = self._type_index[name]
         code = self[tag] = len(self.prefix)
         self.prefix.append(prefix)
         self.type_id.append(type_id)
@@ -429,9 +441,7 @@ def _per_sentence(m: _Matched, gold_mask=None, pred_mask=None) -> np.ndarray:
 def _strict(m: _Matched, gold_mask=None, pred_mask=None) -> PRF:
     gm = slice(None) if gold_mask is None else gold_mask
     pm = slice(None) if pred_mask is None else pred_mask
-    return PRF.from_counts(
-        int(np.count_nonzero(m.g_hit[gm])), len(m.p_hit[pm]), len(m.g_hit[gm])
-    )
+    return PRF.from_counts(int(np.count_nonzero(m.g_hit[gm])), len(m.p_hit[pm]), len(m.g_hit[gm]))
 
 
 def sentence_counts(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> np.ndarray:

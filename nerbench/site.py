@@ -27,11 +27,11 @@ from markupsafe import Markup, escape
 
 from nerbench.datasets import DEFAULT_SUITE, LONG_ENTITY_TOKENS, REGISTRY, Split, load_split, statistics
 from nerbench.errors import NerbenchError
+from nerbench.protocol import PROTOCOL, price_table
 from nerbench.scoring import LENGTH_BUCKETS
 from nerbench.site_compare import SIGNIFICANCE, Question, questions
 from nerbench.site_data import Model, Run, StoreData, read_store, slug
 from nerbench.site_svg import Point, chart
-from nerbench.protocol import PROTOCOL, price_table
 
 LEADERBOARD = Path(__file__).resolve().parent.parent / "leaderboard"
 DEFAULT_OUT = Path("leaderboard") / "_site"
@@ -44,16 +44,53 @@ PAPER = {
     "url": "https://arxiv.org/abs/2504.00664",
 }
 RESULT_COLUMNS = (
-    "run_id", "model_id", "family", "head", "dataset", "split", "source", "self_reported", "shown",
-    "created_at", "dataset_sha256", "precision", "recall", "f1", "f1_ci_low", "f1_ci_high", "long_f1",
-    "long_f1_ci_low", "long_f1_ci_high", "sentences_per_second", "cost_usd", "cost_per_1k_sentences_usd",
-    "device_name", "num_devices", "reference_hardware",
+    "run_id",
+    "model_id",
+    "family",
+    "head",
+    "dataset",
+    "split",
+    "source",
+    "self_reported",
+    "shown",
+    "created_at",
+    "dataset_sha256",
+    "precision",
+    "recall",
+    "f1",
+    "f1_ci_low",
+    "f1_ci_high",
+    "long_f1",
+    "long_f1_ci_low",
+    "long_f1_ci_high",
+    "sentences_per_second",
+    "cost_usd",
+    "cost_per_1k_sentences_usd",
+    "device_name",
+    "num_devices",
+    "reference_hardware",
 )
 _PARQUET_TYPES = {
-    "self_reported": "BOOLEAN", "shown": "BOOLEAN", "reference_hardware": "BOOLEAN", "num_devices": "INTEGER",
-    **{name: "DOUBLE" for name in ("precision", "recall", "f1", "f1_ci_low", "f1_ci_high", "long_f1",
-                                   "long_f1_ci_low", "long_f1_ci_high", "sentences_per_second", "cost_usd",
-                                   "cost_per_1k_sentences_usd")},
+    "self_reported": "BOOLEAN",
+    "shown": "BOOLEAN",
+    "reference_hardware": "BOOLEAN",
+    "num_devices": "INTEGER",
+    **{
+        name: "DOUBLE"
+        for name in (
+            "precision",
+            "recall",
+            "f1",
+            "f1_ci_low",
+            "f1_ci_high",
+            "long_f1",
+            "long_f1_ci_low",
+            "long_f1_ci_high",
+            "sentences_per_second",
+            "cost_usd",
+            "cost_per_1k_sentences_usd",
+        )
+    },
 }
 
 
@@ -122,20 +159,35 @@ def _result_rows(data: StoreData) -> list[dict[str, Any]]:
     rows = []
     for run in data.runs:
         timing = run.timing or {}
-        rows.append({
-            "run_id": run.run_id, "model_id": run.model_id, "family": run.family, "head": run.head,
-            "dataset": run.dataset, "split": run.split, "source": run.source, "self_reported": run.self_reported,
-            "shown": data.models[run.model_id].shown.get(run.dataset) is run, "created_at": run.created_at,
-            "dataset_sha256": run.dataset_sha256, "precision": run.precision, "recall": run.recall, "f1": run.f1,
-            "f1_ci_low": run.f1_ci[0] if run.f1_ci else None, "f1_ci_high": run.f1_ci[1] if run.f1_ci else None,
-            "long_f1": run.long_f1,
-            "long_f1_ci_low": run.long_f1_ci[0] if run.long_f1_ci else None,
-            "long_f1_ci_high": run.long_f1_ci[1] if run.long_f1_ci else None,
-            "sentences_per_second": timing.get("sentences_per_second"), "cost_usd": timing.get("cost_usd"),
-            "cost_per_1k_sentences_usd": timing.get("cost_per_1k_sentences_usd"),
-            "device_name": timing.get("device_name"), "num_devices": timing.get("num_devices"),
-            "reference_hardware": bool(timing.get("reference_hardware")),
-        })
+        rows.append(
+            {
+                "run_id": run.run_id,
+                "model_id": run.model_id,
+                "family": run.family,
+                "head": run.head,
+                "dataset": run.dataset,
+                "split": run.split,
+                "source": run.source,
+                "self_reported": run.self_reported,
+                "shown": data.models[run.model_id].shown.get(run.dataset) is run,
+                "created_at": run.created_at,
+                "dataset_sha256": run.dataset_sha256,
+                "precision": run.precision,
+                "recall": run.recall,
+                "f1": run.f1,
+                "f1_ci_low": run.f1_ci[0] if run.f1_ci else None,
+                "f1_ci_high": run.f1_ci[1] if run.f1_ci else None,
+                "long_f1": run.long_f1,
+                "long_f1_ci_low": run.long_f1_ci[0] if run.long_f1_ci else None,
+                "long_f1_ci_high": run.long_f1_ci[1] if run.long_f1_ci else None,
+                "sentences_per_second": timing.get("sentences_per_second"),
+                "cost_usd": timing.get("cost_usd"),
+                "cost_per_1k_sentences_usd": timing.get("cost_per_1k_sentences_usd"),
+                "device_name": timing.get("device_name"),
+                "num_devices": timing.get("num_devices"),
+                "reference_hardware": bool(timing.get("reference_hardware")),
+            }
+        )
     return rows
 
 
@@ -199,8 +251,10 @@ def hardware(run: Run) -> Markup:
     elif run.reference_hardware:
         out = f'<span class="mark ref" title="{escape(run.device_name or "")}">ref</span>'
     else:
-        out = (f'<span class="mark offref" title="{escape(run.device_name or "")}">not ref · '
-               f"{escape(run.device_class or '?')}</span>")
+        out = (
+            f'<span class="mark offref" title="{escape(run.device_name or "")}">not ref · '
+            f"{escape(run.device_class or '?')}</span>"
+        )
     if run.self_reported:
         out += ' <span class="mark self">self-reported</span>'
     return Markup(out)
@@ -231,8 +285,14 @@ def _environment(templates: Path) -> jinja2.Environment:
     )
     env.filters.update(f3=f3, ci=ci, usd=usd, pts=pts, sort_key=sort_key, pretty_json=pretty_json)
     env.globals.update(
-        hardware=hardware, family=family, f1ci=f1ci, slug=slug,
-        protocol=PROTOCOL, paper=PAPER, significance=SIGNIFICANCE, long_tokens=LONG_ENTITY_TOKENS,
+        hardware=hardware,
+        family=family,
+        f1ci=f1ci,
+        slug=slug,
+        protocol=PROTOCOL,
+        paper=PAPER,
+        significance=SIGNIFICANCE,
+        long_tokens=LONG_ENTITY_TOKENS,
         model_href=lambda model_id: f"models/{slug(model_id)}.html",
         dataset_href=lambda name: f"datasets/{slug(name)}.html",
     )
@@ -244,8 +304,11 @@ def _environment(templates: Path) -> jinja2.Environment:
 
 def _points(rows: Iterable[tuple[float | None, float | None, str, str, str, bool]]) -> list[Point]:
     """(F1, cost, label, link, family, reference) -> the points that have both an F1 and a cost."""
-    return [Point(cost, f1, label, href, family, ref)
-            for f1, cost, label, href, family, ref in rows if f1 is not None and cost is not None and cost > 0]
+    return [
+        Point(cost, f1, label, href, family, ref)
+        for f1, cost, label, href, family, ref in rows
+        if f1 is not None and cost is not None and cost > 0
+    ]
 
 
 def _clear(out: Path) -> None:
@@ -262,8 +325,9 @@ def _clear(out: Path) -> None:
     shutil.rmtree(out)
 
 
-def _analyse(data: StoreData, db: Path, data_dir: Path | None, suite: list[str], resamples: int,
-             seed: int) -> tuple[list[Question], dict[str, dict[str, Any]]]:
+def _analyse(
+    data: StoreData, db: Path, data_dir: Path | None, suite: list[str], resamples: int, seed: int
+) -> tuple[list[Question], dict[str, dict[str, Any]]]:
     """The part of the build that reads the test splits: paired tests and statistics."""
     splits = {name: _test_split(name, data_dir) for name in suite}  # each file read once
     asked = questions(data, db, splits, datasets=suite, resamples=resamples, seed=seed)
@@ -329,12 +393,22 @@ def build_site(
     charts = {}
     for dataset in suite:
         shown = [m.shown[dataset] for m in data.models.values() if dataset in m.shown]
-        points = _points((r.f1, r.cost_per_1k, r.model_id, f"models/{slug(r.model_id)}.html", r.family,
-                          r.reference_hardware) for r in shown)
+        points = _points(
+            (r.f1, r.cost_per_1k, r.model_id, f"models/{slug(r.model_id)}.html", r.family, r.reference_hardware)
+            for r in shown
+        )
         charts[dataset] = points
-    overall_points = _points((row["macro_f1"], row["cost"], row["model"].id,
-                              f"models/{row['model'].slug}.html", row["model"].family, row["reference"])
-                             for row in overview)
+    overall_points = _points(
+        (
+            row["macro_f1"],
+            row["cost"],
+            row["model"].id,
+            f"models/{row['model'].slug}.html",
+            row["model"].family,
+            row["reference"],
+        )
+        for row in overview
+    )
     overall = chart(overall_points, title="Macro F1 over datasets against cost", y_label="macro strict F1")
 
     _clear(out)
@@ -358,21 +432,28 @@ def build_site(
         return len(models)
 
     def dataset_tables(dataset: str) -> Markup:
-        runs = sorted((m.shown[dataset] for m in data.models.values() if dataset in m.shown),
-                      key=lambda r: (r.f1 is None, -(r.f1 or 0), r.model_id))
+        runs = sorted(
+            (m.shown[dataset] for m in data.models.values() if dataset in m.shown),
+            key=lambda r: (r.f1 is None, -(r.f1 or 0), r.model_id),
+        )
         order = REGISTRY[dataset].entity_types if dataset in REGISTRY else ()
-        types = sorted({t for r in runs for t in r.per_type},
-                       key=lambda t: (order.index(t) if t in order else len(order), t))
+        types = sorted(
+            {t for r in runs for t in r.per_type}, key=lambda t: (order.index(t) if t in order else len(order), t)
+        )
         html = env.get_template("dataset_tables.html").render(
-            root="../", name=dataset, runs=runs, types=types, buckets=LENGTH_BUCKETS,
-            chart=chart(charts[dataset], title=f"Strict F1 against cost on {dataset}", root="../"))
+            root="../",
+            name=dataset,
+            runs=runs,
+            types=types,
+            buckets=LENGTH_BUCKETS,
+            chart=chart(charts[dataset], title=f"Strict F1 against cost on {dataset}", root="../"),
+        )
         return Markup(html)  # autoescaped output of the template
 
     # The worker reads the test splits and runs the paired tests, then writes every other model
     # page; this process writes the rest and the downloads meanwhile.
     models = list(data.models.values())
-    worker = _start(lambda: (_analyse(data, db, data_dir, suite, resamples, seed), model_pages(models[1::2])),
-                    parallel)
+    worker = _start(lambda: (_analyse(data, db, data_dir, suite, resamples, seed), model_pages(models[1::2])), parallel)
     model_pages(models[::2])
     rows = _result_rows(data)
     write("downloads.html", "downloads.html", n_rows=len(rows), columns=RESULT_COLUMNS)
@@ -380,16 +461,26 @@ def build_site(
     # The tables of the dataset pages need no paired test: rendered while the worker runs.
     tables = {dataset: dataset_tables(dataset) for dataset in suite}
     write("index.html", "index.html", columns=columns, rows=overview, paper_rows=paper_rows)
-    write("cost.html", "cost.html", overall=overall, overall_points=overall_points,
-          charts=[(d, charts[d], chart(charts[d], title=f"Strict F1 against cost on {d}")) for d in suite],
-          rows=overview)
+    write(
+        "cost.html",
+        "cost.html",
+        overall=overall,
+        overall_points=overall_points,
+        charts=[(d, charts[d], chart(charts[d], title=f"Strict F1 against cost on {d}")) for d in suite],
+        rows=overview,
+    )
     asked, dataset_infos = worker()[0]
     write("compare.html", "compare.html", questions=asked)
     write("about.html", "about.html", datasets=[dataset_infos[d] for d in suite], prices=price_table())
     for dataset in suite:
-        write(f"datasets/{slug(dataset)}.html", "dataset.html", dataset=dataset_infos[dataset], tables=tables[dataset],
-              question=next(q for q in asked if q.dataset == dataset),
-              paper_rows=[r for r in paper_rows if r["dataset"] == dataset])
+        write(
+            f"datasets/{slug(dataset)}.html",
+            "dataset.html",
+            dataset=dataset_infos[dataset],
+            tables=tables[dataset],
+            question=next(q for q in asked if q.dataset == dataset),
+            paper_rows=[r for r in paper_rows if r["dataset"] == dataset],
+        )
     pages = sum(1 for _ in out.rglob("*.html"))
     return BuildReport(out=out, index=out / "index.html", pages=pages, models=len(data.models), runs=len(data.runs))
 
@@ -411,8 +502,11 @@ def _write_downloads(folder: Path, rows: list[dict[str, Any]]) -> None:
         if rows:
             select = f"SELECT * FROM read_json('{source}', format = 'array', columns = {{{columns}}})"
         else:  # read_json cannot infer anything from an empty array: an empty table of the same columns
-            select = "SELECT " + ", ".join(
-                f"NULL::{_PARQUET_TYPES.get(name, 'VARCHAR')} AS {name}" for name in RESULT_COLUMNS) + " LIMIT 0"
+            select = (
+                "SELECT "
+                + ", ".join(f"NULL::{_PARQUET_TYPES.get(name, 'VARCHAR')} AS {name}" for name in RESULT_COLUMNS)
+                + " LIMIT 0"
+            )
         conn.execute(f"COPY ({select}) TO '{target}' (FORMAT parquet)")
     finally:
         conn.close()

@@ -86,11 +86,15 @@ def verdict(q: Question) -> str:
     if q.llm is None:
         if q.encoder is None:
             return f"No runs on {name} yet."
-        return (f"No LLM has been evaluated on {name} yet; the best encoder, {q.encoder.model_id}, "
-                f"reaches strict F1 {q.encoder.f1:.3f}.")
+        return (
+            f"No LLM has been evaluated on {name} yet; the best encoder, {q.encoder.model_id}, "
+            f"reaches strict F1 {q.encoder.f1:.3f}."
+        )
     if q.encoder is None:
-        return (f"No encoder has been evaluated on {name} yet; the best LLM, {q.llm.model_id}, "
-                f"reaches strict F1 {q.llm.f1:.3f}.")
+        return (
+            f"No encoder has been evaluated on {name} yet; the best LLM, {q.llm.model_id}, "
+            f"reaches strict F1 {q.llm.f1:.3f}."
+        )
     gap = q.gap
     assert gap is not None, "best() picks only runs that have an F1"
     who = f"the best LLM ({q.llm.model_id}) and the best encoder ({q.encoder.model_id})"
@@ -106,14 +110,18 @@ def verdict(q: Question) -> str:
     else:
         side = "better" if gap > 0 else "worse"
         qualifier = "significantly " if q.paired is not None else ""
-        head = (f"On {name} the best LLM ({q.llm.model_id}) is {qualifier}{side} than the best encoder "
-                f"({q.encoder.model_id}) by {_points(gap)}{evidence}")
+        head = (
+            f"On {name} the best LLM ({q.llm.model_id}) is {qualifier}{side} than the best encoder "
+            f"({q.encoder.model_id}) by {_points(gap)}{evidence}"
+        )
     tail = []
     if q.long_gap is not None:
         tail.append(f"on entities of 3+ tokens the gap is {q.long_gap * 100:+.1f} points")
     if q.cost_ratio is not None:
-        tail.append(f"the LLM costs {q.cost_ratio:.3g}x as much per 1k sentences"
-                    + (" (timings not all on reference hardware)" if q.hardware_note else ""))
+        tail.append(
+            f"the LLM costs {q.cost_ratio:.3g}x as much per 1k sentences"
+            + (" (timings not all on reference hardware)" if q.hardware_note else "")
+        )
     else:
         tail.append("the cost ratio is unknown (a cost is missing)")
     return head + "; " + "; ".join(tail) + "."
@@ -124,8 +132,15 @@ def _paired(gold, pred_llm, pred_enc, resamples: int, seed: int, long_only: bool
     return Paired(result.delta, result.ci95, result.p_value, result.resamples)
 
 
-def questions(data: StoreData, db: Path, splits: Mapping[str, Split | None], *, datasets: list[str],
-              resamples: int = 1000, seed: int = 0) -> list[Question]:
+def questions(
+    data: StoreData,
+    db: Path,
+    splits: Mapping[str, Split | None],
+    *,
+    datasets: list[str],
+    resamples: int = 1000,
+    seed: int = 0,
+) -> list[Question]:
     """`splits` holds the local test split of each dataset (None where it is not available)."""
     out: list[Question] = []
     testable: list[tuple[Question, Run, Run, Split]] = []

@@ -143,19 +143,28 @@ def read_store(db: Path) -> StoreData:
 
 def _read(conn: duckdb.DuckDBPyConnection) -> StoreData:
     runs: dict[str, Run] = {}
-    for row in _rows(conn, "SELECT r.*, m.family FROM runs r JOIN models m ON m.id = r.model_id "
-                           "WHERE r.status = 'complete'"):
+    for row in _rows(
+        conn, "SELECT r.*, m.family FROM runs r JOIN models m ON m.id = r.model_id WHERE r.status = 'complete'"
+    ):
         runs[row["run_id"]] = Run(
-            run_id=row["run_id"], model_id=row["model_id"], family=row["family"], dataset=row["dataset"],
-            split=row["split"], source=row["source"], self_reported=bool(row["self_reported"]),
-            modified=bool(row["modified"]), created_at=_iso(row["created_at"]),
-            dataset_sha256=row["dataset_sha256"], record=RunRecord.model_validate_json(row["config"]),
+            run_id=row["run_id"],
+            model_id=row["model_id"],
+            family=row["family"],
+            dataset=row["dataset"],
+            split=row["split"],
+            source=row["source"],
+            self_reported=bool(row["self_reported"]),
+            modified=bool(row["modified"]),
+            created_at=_iso(row["created_at"]),
+            dataset_sha256=row["dataset_sha256"],
+            record=RunRecord.model_validate_json(row["config"]),
             details=json.loads(row["details"]) if row.get("details") else None,
         )
     # Tuples, not dicts: a store of 1,000 submissions holds over 100,000 metric rows.
     metric_rows = conn.execute(
         "SELECT run_id, scheme, entity_type, length_bucket, tp, n_pred, n_gold, precision, recall, f1, ci_low, "
-        "ci_high FROM metrics WHERE scheme = 'strict' OR (entity_type = '*' AND length_bucket = '*')").fetchall()
+        "ci_high FROM metrics WHERE scheme = 'strict' OR (entity_type = '*' AND length_bucket = '*')"
+    ).fetchall()
     for run_id, scheme, entity_type, bucket, tp, n_pred, n_gold, precision, recall, f1, low, high in metric_rows:
         run = runs.get(run_id)
         if run is None:
@@ -166,8 +175,15 @@ def _read(conn: duckdb.DuckDBPyConnection) -> StoreData:
             if scheme == "strict":
                 run.precision, run.recall, run.f1, run.f1_ci = precision, recall, f1, ci
             continue
-        cell = {"tp": tp, "n_pred": n_pred, "n_gold": n_gold, "precision": precision, "recall": recall,
-                "f1": f1, "ci": ci}
+        cell = {
+            "tp": tp,
+            "n_pred": n_pred,
+            "n_gold": n_gold,
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "ci": ci,
+        }
         if bucket == ALL:
             run.per_type[entity_type] = cell
         elif entity_type == ALL:
@@ -212,7 +228,9 @@ def predictions(db: Path, run_ids: list[str]) -> dict[str, list[list[str]]]:
     try:
         rows = conn.execute(
             "SELECT run_id, string_agg(tags, chr(10) ORDER BY sentence) FROM predictions "
-            "WHERE run_id IN (SELECT unnest(?)) GROUP BY run_id", [list(run_ids)]).fetchall()
+            "WHERE run_id IN (SELECT unnest(?)) GROUP BY run_id",
+            [list(run_ids)],
+        ).fetchall()
     finally:
         conn.close()
     for run_id, text in rows:

@@ -72,21 +72,29 @@ def chart(points: list[Point], *, title: str, y_label: str = "strict F1", root: 
         f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" class="plot"/>',
     ]
     for decade in range(lo, hi + 1):
-        px = _fmt(x(10.0 ** decade))
+        px = _fmt(x(10.0**decade))
         parts.append(f'<line x1="{px}" y1="{TOP}" x2="{px}" y2="{TOP + plot_h}" class="grid"/>')
-        parts.append(f'<text x="{px}" y="{TOP + plot_h + 18}" class="tick" text-anchor="middle">'
-                     f"{escape(_cost_label(10.0 ** decade))}</text>")
+        parts.append(
+            f'<text x="{px}" y="{TOP + plot_h + 18}" class="tick" text-anchor="middle">'
+            f"{escape(_cost_label(10.0**decade))}</text>"
+        )
     steps = round((f1_hi - f1_lo) * 10)
     for i in range(steps + 1):
         value = f1_lo + i / 10
         py = _fmt(y(value))
         parts.append(f'<line x1="{LEFT}" y1="{py}" x2="{LEFT + plot_w}" y2="{py}" class="grid"/>')
-        parts.append(f'<text x="{LEFT - 8}" y="{py}" class="tick" text-anchor="end" dominant-baseline="middle">'
-                     f"{value:.1f}</text>")
-    parts.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 8}" class="axis" text-anchor="middle">'
-                 "cost per 1k sentences, USD (log scale)</text>")
-    parts.append(f'<text x="14" y="{TOP + plot_h / 2:.1f}" class="axis" text-anchor="middle" '
-                 f'transform="rotate(-90 14 {TOP + plot_h / 2:.1f})">{escape(y_label)}</text>')
+        parts.append(
+            f'<text x="{LEFT - 8}" y="{py}" class="tick" text-anchor="end" dominant-baseline="middle">'
+            f"{value:.1f}</text>"
+        )
+    parts.append(
+        f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 8}" class="axis" text-anchor="middle">'
+        "cost per 1k sentences, USD (log scale)</text>"
+    )
+    parts.append(
+        f'<text x="14" y="{TOP + plot_h / 2:.1f}" class="axis" text-anchor="middle" '
+        f'transform="rotate(-90 14 {TOP + plot_h / 2:.1f})">{escape(y_label)}</text>'
+    )
     frontier = pareto(points)
     if len(frontier) > 1:
         path = " ".join(f"{_fmt(x(p.cost))},{_fmt(y(p.f1))}" for p in frontier)
@@ -95,8 +103,10 @@ def chart(points: list[Point], *, title: str, y_label: str = "strict F1", root: 
     for p in sorted(points, key=lambda p: (p.cost, p.f1, p.label)):
         colour = COLOURS.get(p.family, "#555")
         fill = colour if p.reference else "white"
-        shape = (f'<circle cx="{_fmt(x(p.cost))}" cy="{_fmt(y(p.f1))}" r="{6 if id(p) in on_frontier else 4.5}" '
-                 f'fill="{fill}" stroke="{colour}" stroke-width="2"/>')
+        shape = (
+            f'<circle cx="{_fmt(x(p.cost))}" cy="{_fmt(y(p.f1))}" r="{6 if id(p) in on_frontier else 4.5}" '
+            f'fill="{fill}" stroke="{colour}" stroke-width="2"/>'
+        )
         mark = "" if p.reference else ", not reference hardware"
         tip = f"{p.label} ({p.family}{mark}): F1 {p.f1:.3f}, ${p.cost:.4g} per 1k sentences"
         parts.append(f'<a href="{escape(root + p.href)}"><title>{escape(tip)}</title>{shape}</a>')
@@ -104,7 +114,9 @@ def chart(points: list[Point], *, title: str, y_label: str = "strict F1", root: 
         name = p.label if len(p.label) <= 28 else p.label[:27] + "…"
         anchor = "end" if x(p.cost) > LEFT + plot_w * 0.7 else "start"
         dx = -9 if anchor == "end" else 9
-        parts.append(f'<text x="{_fmt(x(p.cost) + dx)}" y="{_fmt(y(p.f1) - 8)}" class="label" '
-                     f'text-anchor="{anchor}">{escape(name)}</text>')
+        parts.append(
+            f'<text x="{_fmt(x(p.cost) + dx)}" y="{_fmt(y(p.f1) - 8)}" class="label" '
+            f'text-anchor="{anchor}">{escape(name)}</text>'
+        )
     parts.append("</svg>")
     return Markup("\n".join(parts))

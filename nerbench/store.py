@@ -17,11 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import duckdb
 from pydantic import ValidationError
@@ -36,8 +36,17 @@ FAMILIES = ("encoder", "llm")
 SOURCES = ("local", "submission")
 
 METRIC_FIELDS = (
-    "scheme", "entity_type", "length_bucket", "tp", "n_pred", "n_gold",
-    "precision", "recall", "f1", "ci_low", "ci_high",
+    "scheme",
+    "entity_type",
+    "length_bucket",
+    "tp",
+    "n_pred",
+    "n_gold",
+    "precision",
+    "recall",
+    "f1",
+    "ci_low",
+    "ci_high",
 )
 
 
@@ -157,9 +166,13 @@ def _v2_weights(model: dict[str, Any], sha256: str | None) -> run_record.Weights
     source = model.get("source") or "folder"
     name = str(model.get("name") or "")
     return run_record.Weights(
-        name=Path(name).name if source in ("folder", "adapter") else name, source=source,
-        hf_id=model.get("hf_id"), revision=model.get("revision"), registry_id=model.get("registry_id"),
-        package=model.get("package"), sha256=sha256,
+        name=Path(name).name if source in ("folder", "adapter") else name,
+        source=source,
+        hf_id=model.get("hf_id"),
+        revision=model.get("revision"),
+        registry_id=model.get("registry_id"),
+        package=model.get("package"),
+        sha256=sha256,
         base=_v2_weights(model["base"], None) if model.get("base") else None,
     )
 
@@ -172,7 +185,7 @@ def _v2_recipe(family: str, stored: dict[str, Any] | None, budget: run_record.Bu
     kind = EncoderRecipe if family == "encoder" else LLMRecipe
     if stored:
         return kind.model_validate({k: v for k, v in stored.items() if k in kind.model_fields})
-    overrides = {"max_epochs": budget.epochs, "learning_rate": budget.learning_rate}
+    overrides: dict[str, Any] = {"max_epochs": budget.epochs, "learning_rate": budget.learning_rate}
     if family == "llm":
         overrides |= {"head": head, "gradient_accumulation_steps": budget.gradient_accumulation_steps}
     return kind.model_validate({k: v for k, v in overrides.items() if v is not None})
@@ -182,18 +195,28 @@ def _record_from_v2(row: dict[str, Any]) -> RunRecord:
     """A schema-version-2 run's configuration dict as a typed record."""
     config = json.loads(row["config"])
     details = json.loads(row["details"]) if row.get("details") else {}
-    common = {"model_id": row["model_id"], "family": row["family"], "dataset": row["dataset"],
-              "dataset_sha256": row["dataset_sha256"], "modified_dataset": bool(row["modified"])}
+    common = {
+        "model_id": row["model_id"],
+        "family": row["family"],
+        "dataset": row["dataset"],
+        "dataset_sha256": row["dataset_sha256"],
+        "modified_dataset": bool(row["modified"]),
+    }
     if row["source"] == "submission":
         training = config.get("training") or {}
         return RunRecord(
-            **common, weights=run_record.Weights(name=row["hf_id"] or row["model_id"], source="submission",
-                                                 hf_id=row["hf_id"]),
-            head=config.get("head") or "token", quantization="nf4" if training.get("regime") == "qlora" else "none",
+            **common,
+            weights=run_record.Weights(name=row["hf_id"] or row["model_id"], source="submission", hf_id=row["hf_id"]),
+            head=config.get("head") or "token",
+            quantization="nf4" if training.get("regime") == "qlora" else "none",
             bootstrap=run_record.Bootstrap(resamples=1000, seed=0),  # what v2 validate re-scored with
-            submission=run_record.Submitted(id=config["submission_id"], content_sha256=config["submission_sha256"],
-                                            training=training, generation=config.get("generation"),
-                                            hardware=config.get("hardware") or {}),
+            submission=run_record.Submitted(
+                id=config["submission_id"],
+                content_sha256=config["submission_sha256"],
+                training=training,
+                generation=config.get("generation"),
+                hardware=config.get("hardware") or {},
+            ),
             nerbench_version=details.get("rescored_by") or "unknown",
         )
     llm = config.get("llm") or {}
@@ -204,18 +227,32 @@ def _record_from_v2(row: dict[str, Any]) -> RunRecord:
         budget = run_record.Budget(**config["profile"])
         stored = (details.get("training") or {}).get("recipe")
         training = run_record.Training(
-            base=_v2_weights(config["model"], None), dataset=row["dataset"], head=head, quantization=quantization,
-            budget=budget, recipe=_v2_recipe(row["family"], stored, budget, head), seed=config["seed"])
+            base=_v2_weights(config["model"], None),
+            dataset=row["dataset"],
+            head=head,
+            quantization=quantization,
+            budget=budget,
+            recipe=_v2_recipe(row["family"], stored, budget, head),
+            seed=config["seed"],
+        )
     lora = llm.get("lora")
     generation = llm.get("generation")
     return RunRecord(
-        **common, weights=_v2_weights(config["model"], config.get("weights_sha256")), head=head,
-        quantization=quantization, label_policy=config.get("label_policy"), training=training,
+        **common,
+        weights=_v2_weights(config["model"], config.get("weights_sha256")),
+        head=head,
+        quantization=quantization,
+        label_policy=config.get("label_policy"),
+        training=training,
         lora=run_record.Lora(**lora) if lora else None,
         decoding=run_record.Decoding(**{k: v for k, v in generation.items() if k in run_record.Decoding.model_fields})
-        if generation else None,
-        batch_size=config.get("batch_size"), device=config.get("device"), precision=config.get("precision"),
-        protocol=run_record.Protocol(**config["protocol"]), bootstrap=run_record.Bootstrap(**config["bootstrap"]),
+        if generation
+        else None,
+        batch_size=config.get("batch_size"),
+        device=config.get("device"),
+        precision=config.get("precision"),
+        protocol=run_record.Protocol(**config["protocol"]),
+        bootstrap=run_record.Bootstrap(**config["bootstrap"]),
         nerbench_version=details.get("nerbench_version") or "unknown",
     )
 
@@ -226,7 +263,8 @@ _RUN_TABLES = ("runs", "metrics", "timings", "environments", "predictions")
 def _migrate_to_typed_records(conn: duckdb.DuckDBPyConnection) -> None:
     cursor = conn.execute(
         "SELECT r.run_id, r.model_id, r.dataset, r.config, r.dataset_sha256, r.modified, r.source, r.details, "
-        "m.family, m.hf_id FROM runs r JOIN models m ON m.id = r.model_id ORDER BY r.created_at, r.run_id")
+        "m.family, m.hf_id FROM runs r JOIN models m ON m.id = r.model_id ORDER BY r.created_at, r.run_id"
+    )
     names = [d[0] for d in cursor.description]
     rows = [dict(zip(names, values)) for values in cursor.fetchall()]
     taken: dict[str, str] = {}
@@ -241,13 +279,16 @@ def _migrate_to_typed_records(conn: duckdb.DuckDBPyConnection) -> None:
         if new in taken:
             raise NerbenchError(f"runs {taken[new]} and {old} have the same identity (both would be run {new})")
         taken[new] = old
-        conn.execute("UPDATE runs SET config = ?, config_hash = ? WHERE run_id = ?",
-                     [record.canonical_json(), record.digest, old])
+        conn.execute(
+            "UPDATE runs SET config = ?, config_hash = ? WHERE run_id = ?",
+            [record.canonical_json(), record.digest, old],
+        )
         if new == old:
             continue
         for table in _RUN_TABLES:  # new rows first, then the old ones: no key is ever held twice
-            conn.execute(f"INSERT INTO {table} SELECT * REPLACE (?::VARCHAR AS run_id) FROM {table} WHERE run_id = ?",
-                         [new, old])
+            conn.execute(
+                f"INSERT INTO {table} SELECT * REPLACE (?::VARCHAR AS run_id) FROM {table} WHERE run_id = ?", [new, old]
+            )
             conn.execute(f"DELETE FROM {table} WHERE run_id = ?", [old])
 
 
@@ -346,8 +387,9 @@ def _parse_run_json(row: dict[str, Any]) -> dict[str, Any]:
 class Store:
     """One DuckDB results file. Use as a context manager, or call `close()`."""
 
-    def __init__(self, path: str | Path = DEFAULT_DB, *, create: bool = True,
-                 migrations: Sequence[Migration] = MIGRATIONS) -> None:
+    def __init__(
+        self, path: str | Path = DEFAULT_DB, *, create: bool = True, migrations: Sequence[Migration] = MIGRATIONS
+    ) -> None:
         self.path = Path(path)
         if not self.path.exists():
             if not create:
@@ -376,7 +418,7 @@ class Store:
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -411,12 +453,14 @@ class Store:
                 self._conn.commit()
             except (duckdb.Error, NerbenchError) as err:
                 self._conn.rollback()
-                raise NerbenchError(f"{self.path}: migration to schema version {step.version} failed ({err}); "
-                                    "the file is unchanged") from None
+                raise NerbenchError(
+                    f"{self.path}: migration to schema version {step.version} failed ({err}); the file is unchanged"
+                ) from None
 
     @property
     def schema_version(self) -> int:
-        return self._conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+        (version,) = _one(self._conn.execute("SELECT coalesce(max(version), 0) FROM schema_version"))
+        return int(version)
 
     def _columns(self, table: str) -> list[str]:
         return [row[1] for row in self._conn.execute(f"PRAGMA table_info('{table}')").fetchall()]
@@ -444,7 +488,7 @@ class Store:
             _validate(record)
         conn = self._conn
         conn.begin()
-        record = records[0] if records else None
+        first = records[0] if records else None
         try:
             for old in replaces:
                 if not self._run_exists(old):
@@ -456,7 +500,7 @@ class Store:
             conn.commit()
         except duckdb.Error as err:
             conn.rollback()
-            what = f"run of {record.model['id']} on {record.record.dataset}" if record is not None else "runs"
+            what = f"run of {first.model['id']} on {first.record.dataset}" if first is not None else "runs"
             raise NerbenchError(
                 f"{self.path}: {what} not stored, nothing was written ({str(err).splitlines()[0]})"
             ) from None
@@ -482,22 +526,34 @@ class Store:
             "INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
             "family = excluded.family, hf_id = excluded.hf_id, revision = excluded.revision, "
             "parameters = excluded.parameters, licence = excluded.licence, meta = excluded.meta",
-            [model["id"], model["family"], model.get("hf_id"), model.get("revision"),
-             model.get("parameters"), model.get("licence"), canonical_json(model, "model")],
+            [
+                model["id"],
+                model["family"],
+                model.get("hf_id"),
+                model.get("revision"),
+                model.get("parameters"),
+                model.get("licence"),
+                canonical_json(model, "model"),
+            ],
         )
         row = {
-            "run_id": run_id, "model_id": identity.model_id, "dataset": identity.dataset, "split": identity.split,
-            "config": identity.canonical_json(), "config_hash": identity.digest,
-            "dataset_sha256": identity.dataset_sha256, "modified": identity.modified_dataset,
-            "predictions_sha256": record.predictions_sha256, "source": record.source,
-            "self_reported": bool(record.self_reported), "created_at": record.created_at or _now(),
+            "run_id": run_id,
+            "model_id": identity.model_id,
+            "dataset": identity.dataset,
+            "split": identity.split,
+            "config": identity.canonical_json(),
+            "config_hash": identity.digest,
+            "dataset_sha256": identity.dataset_sha256,
+            "modified": identity.modified_dataset,
+            "predictions_sha256": record.predictions_sha256,
+            "source": record.source,
+            "self_reported": bool(record.self_reported),
+            "created_at": record.created_at or _now(),
             "status": record.status,
         }
         if record.details is not None:  # a column since schema version 2
             row["details"] = canonical_json(record.details, "details")
-        conn.execute(
-            f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", list(row.values())
-        )
+        conn.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", list(row.values()))
         if metric_rows:
             conn.executemany(
                 f"INSERT INTO metrics VALUES (?, {', '.join('?' for _ in METRIC_FIELDS)})",
@@ -506,8 +562,9 @@ class Store:
         if record.timing is not None:
             self._insert_timing(run_id, record.timing)
         if record.environment is not None:
-            conn.execute("INSERT INTO environments VALUES (?, ?)",
-                         [run_id, canonical_json(record.environment, "environment")])
+            conn.execute(
+                "INSERT INTO environments VALUES (?, ?)", [run_id, canonical_json(record.environment, "environment")]
+            )
         self._insert_predictions(run_id, record.predictions)
         return run_id
 
@@ -536,10 +593,8 @@ class Store:
             elif isinstance(value, tuple):
                 value = list(value)
             values.append(value)
-        self._conn.execute(
-            f"INSERT INTO timings (run_id, {', '.join(columns)}) VALUES ({', '.join('?' for _ in range(len(columns) + 1))})",
-            [run_id, *values],
-        )
+        marks = ", ".join("?" for _ in range(len(columns) + 1))
+        self._conn.execute(f"INSERT INTO timings (run_id, {', '.join(columns)}) VALUES ({marks})", [run_id, *values])
 
     def _insert_predictions(self, run_id: str, predictions: Sequence[Sequence[str]]) -> None:
         if not predictions:
@@ -551,7 +606,8 @@ class Store:
         )
 
     def _run_exists(self, run_id: str) -> bool:
-        return self._conn.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchone()[0] > 0
+        (count,) = _one(self._conn.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]))
+        return int(count) > 0
 
     def _delete(self, run_id: str) -> None:
         for table in ("predictions", "environments", "timings", "metrics", "runs"):
@@ -662,5 +718,12 @@ class Store:
         return rows
 
 
+def _one(cursor: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
+    """The one row an aggregate query returns."""
+    row = cursor.fetchone()
+    assert row is not None, "an aggregate query returns one row"
+    return row
+
+
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)

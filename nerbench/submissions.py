@@ -31,9 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from nerbench import __version__, scoring
 from nerbench.datasets import REGISTRY, load_split
 from nerbench.errors import NerbenchError
+from nerbench.protocol import is_reference_hardware, price_for
 from nerbench.record import Bootstrap, RunRecord, Submitted, Weights
 from nerbench.store import RunResult, Store, predictions_sha256, predictions_text
-from nerbench.protocol import is_reference_hardware, price_for
 
 SCHEMA_VERSION = 1
 TOML_NAME = "submission.toml"
@@ -70,7 +70,9 @@ class ModelSection(BaseModel):
     base_model: Short
     parameters: Annotated[int, Field(gt=0, le=10**13)]
     licence: Short
-    links: Annotated[list[Annotated[str, StringConstraints(max_length=500, pattern=r"^https://")]], Field(max_length=10)] = []
+    links: Annotated[
+        list[Annotated[str, StringConstraints(max_length=500, pattern=r"^https://")]], Field(max_length=10)
+    ] = []
     description: Text = ""
 
 
@@ -118,8 +120,13 @@ class GeneratedSection(BaseModel):
     sentence_latency_p50_s: Annotated[float, Field(ge=0, le=10**6)] | None = None
     sentence_latency_p95_s: Annotated[float, Field(ge=0, le=10**6)] | None = None
     stopped_at_limit: Annotated[int, Field(ge=0, le=10**9)] | None = None
-    parse: Annotated[dict[Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")],
-                          Annotated[int, Field(ge=0, le=10**12)]], Field(max_length=32)] | None = None
+    parse: (
+        Annotated[
+            dict[Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")], Annotated[int, Field(ge=0, le=10**12)]],
+            Field(max_length=32),
+        ]
+        | None
+    ) = None
 
 
 class ClaimedScores(BaseModel):
@@ -150,8 +157,10 @@ class Submission(BaseModel):
     training: TrainingSection
     generation: GenerationSection | None = None
     hardware: HardwareSection
-    datasets: Annotated[dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,64}$")], DatasetSection],
-                        Field(min_length=1, max_length=20)]
+    datasets: Annotated[
+        dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,64}$")], DatasetSection],
+        Field(min_length=1, max_length=20),
+    ]
 
 
 # ----------------------------------------------------------------------------- problems
@@ -204,8 +213,11 @@ def _scan(path: Path, v: Validation) -> dict[str, Path]:
         v.add(path, "is not a folder")
         return files
     if not ID_RE.match(path.name):
-        v.add(path, f"folder name {path.name!r} is not a valid submission id "
-                    "(lower-case letters, digits, '.', '_' and '-'; at most 64; no '..')")
+        v.add(
+            path,
+            f"folder name {path.name!r} is not a valid submission id "
+            "(lower-case letters, digits, '.', '_' and '-'; at most 64; no '..')",
+        )
     total = 0
 
     def visit(folder: Path, rel: str, allowed) -> None:
@@ -227,8 +239,13 @@ def _scan(path: Path, v: Validation) -> dict[str, Path]:
                 continue
             kind = allowed(name, entry)
             if kind is None:
-                v.add(shown, "unexpected " + ("folder" if entry.is_dir(follow_symlinks=False) else "file")
-                      + f" (a submission holds {TOML_NAME}, {PREDICTIONS_DIR}/<dataset>.tags and optionally {README_NAME})")
+                v.add(
+                    shown,
+                    "unexpected "
+                    + ("folder" if entry.is_dir(follow_symlinks=False) else "file")
+                    + f" (a submission holds {TOML_NAME}, {PREDICTIONS_DIR}/<dataset>.tags"
+                    + f" and optionally {README_NAME})",
+                )
                 continue
             if kind == "dir":
                 visit(Path(entry.path), f"{rel_name}/", _allowed_in_predictions)
@@ -350,15 +367,20 @@ def parse_tags(text: str, path: Path, gold, labels: set[str], v: Validation) -> 
 
     if len(lines) != len(gold):
         what = "missing" if len(lines) < len(gold) else "extra"
-        problem(f"{len(lines)} lines, but the test split has {len(gold)} sentences "
-                f"({abs(len(gold) - len(lines))} {what})", min(len(lines), len(gold)) + 1)
+        problem(
+            f"{len(lines)} lines, but the test split has {len(gold)} sentences ({abs(len(gold) - len(lines))} {what})",
+            min(len(lines), len(gold)) + 1,
+        )
     predictions = []
     for number, (line, sentence) in enumerate(zip(lines, gold), start=1):
         line = line.removesuffix("\r")
         tags = line.split(" ") if line else []
         if len(tags) != len(sentence.tokens):
-            problem(f"{len(tags)} tags, but sentence {number} has {len(sentence.tokens)} tokens "
-                    "(tags are separated by single spaces)", number)
+            problem(
+                f"{len(tags)} tags, but sentence {number} has {len(sentence.tokens)} tokens "
+                "(tags are separated by single spaces)",
+                number,
+            )
         bad = [t for t in tags if t not in labels]
         if bad:
             problem(f"tag {bad[0][:40]!r} is not one of the dataset's labels ({', '.join(sorted(labels))})", number)
@@ -371,12 +393,19 @@ def parse_tags(text: str, path: Path, gold, labels: set[str], v: Validation) -> 
 def _check_claims(path: Path, name: str, claimed: ClaimedScores | None, scores: scoring.Scores, v: Validation):
     if claimed is None:
         return
-    actual = {"strict_f1": scores.strict.f1, "strict_precision": scores.strict.precision,
-              "strict_recall": scores.strict.recall, "long_f1": scores.long_f1}
+    actual = {
+        "strict_f1": scores.strict.f1,
+        "strict_precision": scores.strict.precision,
+        "strict_recall": scores.strict.recall,
+        "long_f1": scores.long_f1,
+    }
     for key, value in claimed.model_dump().items():
         if value is not None and abs(value - actual[key]) > CLAIM_TOLERANCE:
-            v.add(path, f"field datasets.{name}.claimed.{key}: claims {value:.6f}, "
-                        f"but the predictions re-score to {actual[key]:.6f}")
+            v.add(
+                path,
+                f"field datasets.{name}.claimed.{key}: claims {value:.6f}, "
+                f"but the predictions re-score to {actual[key]:.6f}",
+            )
 
 
 # ----------------------------------------------------------------------------- validate
@@ -412,8 +441,9 @@ def validate(path: str | os.PathLike, data_dir: Path | None = None) -> Validatio
             v.add(toml_path, f"field datasets.{name}: not a public test set, so nerbench cannot re-score it")
             continue
         if entry.sha256 != registered:
-            v.add(toml_path, f"field datasets.{name}.sha256: {entry.sha256} is not the registered test split "
-                             f"{registered}")
+            v.add(
+                toml_path, f"field datasets.{name}.sha256: {entry.sha256} is not the registered test split {registered}"
+            )
             continue
         if expected not in files:
             v.add(path / expected, "missing (named in submission.toml)")
@@ -430,8 +460,13 @@ def validate(path: str | os.PathLike, data_dir: Path | None = None) -> Validatio
         if predictions is None:
             continue
         gold = [list(s.tags) for s in split.sentences]
-        scores = scoring.score(gold, predictions, types=info.entity_types,
-                               bootstrap=scoring.BOOTSTRAP_RESAMPLES, seed=scoring.BOOTSTRAP_SEED)
+        scores = scoring.score(
+            gold,
+            predictions,
+            types=info.entity_types,
+            bootstrap=scoring.BOOTSTRAP_RESAMPLES,
+            seed=scoring.BOOTSTRAP_SEED,
+        )
         v.scores[name], v.predictions[name], v.split_sha256[name] = scores, predictions, split.sha256
         _check_claims(toml_path, name, entry.claimed, scores, v)
     for rel in sorted(files):
@@ -474,20 +509,38 @@ def _timing(submission: Submission, name: str, n_sentences: int, n_tokens: int) 
 
 def _records(v: Validation, data_dir: Path | None) -> list[RunResult]:
     s = v.submission
-    model = {"id": s.model.id, "family": s.model.family, "hf_id": s.model.base_model, "revision": None,
-             "parameters": s.model.parameters, "licence": s.model.licence, "links": list(s.model.links),
-             "description": s.model.description, "submission": s.id}
+    if s is None:  # callers store valid submissions only
+        raise NerbenchError("a submission without a valid submission.toml cannot be stored")
+    model = {
+        "id": s.model.id,
+        "family": s.model.family,
+        "hf_id": s.model.base_model,
+        "revision": None,
+        "parameters": s.model.parameters,
+        "licence": s.model.licence,
+        "links": list(s.model.links),
+        "description": s.model.description,
+        "submission": s.id,
+    }
     records = []
     for name in sorted(v.scores):
         predictions = v.predictions[name]
         record = RunRecord(
-            model_id=s.model.id, family=s.model.family, dataset=name, dataset_sha256=v.split_sha256[name],
+            model_id=s.model.id,
+            family=s.model.family,
+            dataset=name,
+            dataset_sha256=v.split_sha256[name],
             weights=Weights(name=s.model.base_model, source="submission", hf_id=s.model.base_model),
-            head=s.training.head, quantization="nf4" if s.training.regime == "qlora" else "none",
+            head=s.training.head,
+            quantization="nf4" if s.training.regime == "qlora" else "none",
             bootstrap=Bootstrap(resamples=scoring.BOOTSTRAP_RESAMPLES, seed=scoring.BOOTSTRAP_SEED),
-            submission=Submitted(id=s.id, content_sha256=v.content_sha256, training=s.training.model_dump(),
-                                 generation=s.generation.model_dump() if s.generation else None,
-                                 hardware=s.hardware.model_dump()),
+            submission=Submitted(
+                id=s.id,
+                content_sha256=v.content_sha256,
+                training=s.training.model_dump(),
+                generation=s.generation.model_dump() if s.generation else None,
+                hardware=s.hardware.model_dump(),
+            ),
             nerbench_version=__version__,
         )
         n_tokens = sum(len(t) for t in predictions)
@@ -495,12 +548,20 @@ def _records(v: Validation, data_dir: Path | None) -> list[RunResult]:
         generated = s.datasets[name].generation
         if generated is not None:  # where `nerbench results` finds a local run's parse counts
             details["generation"] = generated.model_dump(exclude_none=True) | {"self_reported": True}
-        records.append(RunResult(
-            model=model, record=record, predictions=predictions, predictions_sha256=predictions_sha256(predictions),
-            metrics=v.scores[name].metric_rows(), timing=_timing(s, name, len(predictions), n_tokens),
-            environment={"self_reported": s.hardware.model_dump(), "nerbench_version": s.nerbench_version},
-            source="submission", self_reported=True, details=details,
-        ))
+        records.append(
+            RunResult(
+                model=model,
+                record=record,
+                predictions=predictions,
+                predictions_sha256=predictions_sha256(predictions),
+                metrics=v.scores[name].metric_rows(),
+                timing=_timing(s, name, len(predictions), n_tokens),
+                environment={"self_reported": s.hardware.model_dump(), "nerbench_version": s.nerbench_version},
+                source="submission",
+                self_reported=True,
+                details=details,
+            )
+        )
     return records
 
 
@@ -518,6 +579,7 @@ def ingest(path: str | os.PathLike, db: Path, *, data_dir: Path | None = None, r
         listed = "; ".join(str(p) for p in v.problems[:5])
         more = f" (and {len(v.problems) - 5} more)" if len(v.problems) > 5 else ""
         raise NerbenchError(f"{path}: not ingested, the submission is invalid: {listed}{more}")
+    assert v.submission is not None  # a valid submission has parsed
     sid = v.submission.id
     with Store(db) as store:
         existing = store.runs_of_submission(sid)
@@ -525,8 +587,7 @@ def ingest(path: str | os.PathLike, db: Path, *, data_dir: Path | None = None, r
             return IngestOutcome(sid, "unchanged", [r["run_id"] for r in existing])
         if existing and not replace:
             raise NerbenchError(
-                f"{path}: submission {sid!r} is already stored with other content "
-                "(pass --replace to replace it)"
+                f"{path}: submission {sid!r} is already stored with other content (pass --replace to replace it)"
             )
         run_ids = store.save_runs(_records(v, data_dir), replaces=[r["run_id"] for r in existing])
     return IngestOutcome(sid, "replaced" if existing else "stored", run_ids)
@@ -539,8 +600,12 @@ def _claims(store: Store, run_id: str) -> dict[str, float]:
     rows = {(m["scheme"], m["entity_type"], m["length_bucket"]): m for m in store.metrics(run_id)}
     strict = rows[("strict", scoring.ALL, scoring.ALL)]
     long = rows[("strict", scoring.ALL, scoring.LONG_BUCKET)]
-    return {"strict_f1": strict["f1"], "strict_precision": strict["precision"],
-            "strict_recall": strict["recall"], "long_f1": long["f1"]}
+    return {
+        "strict_f1": strict["f1"],
+        "strict_precision": strict["precision"],
+        "strict_recall": strict["recall"],
+        "long_f1": long["f1"],
+    }
 
 
 def _decoding_settings(record: RunRecord) -> dict:
@@ -552,8 +617,10 @@ def _decoding_settings(record: RunRecord) -> dict:
 
 def _training_section(record: RunRecord) -> dict:
     """The submission's [training] section, from the run record."""
-    training = {"regime": "full" if record.family == "encoder" else ("qlora" if record.quantization == "nf4" else "lora"),
-                "head": record.head}
+    training: dict[str, Any] = {
+        "regime": "full" if record.family == "encoder" else ("qlora" if record.quantization == "nf4" else "lora"),
+        "head": record.head,
+    }
     if record.budget is not None:
         training["profile"] = record.budget.name
         if record.budget.epochs:
@@ -568,12 +635,20 @@ def _training_section(record: RunRecord) -> dict:
 def _generation_stats(stats: dict) -> dict:
     """The submittable summary of a stored run's generation statistics (no per-sentence lists)."""
     keys = ("sentence_latency_p50_s", "sentence_latency_p95_s", "stopped_at_limit", "parse")
-    return {"generated_tokens_per_sentence": stats["generated_tokens_per_sentence_mean"]} | \
-        {k: stats[k] for k in keys if stats.get(k) is not None}
+    return {"generated_tokens_per_sentence": stats["generated_tokens_per_sentence_mean"]} | {
+        k: stats[k] for k in keys if stats.get(k) is not None
+    }
 
 
-def package(run_ids: list[str], out: Path, db: Path, *, submitted_by: str = "", overwrite: bool = False,
-            model_id: str | None = None) -> Path:
+def package(
+    run_ids: list[str],
+    out: Path,
+    db: Path,
+    *,
+    submitted_by: str = "",
+    overwrite: bool = False,
+    model_id: str | None = None,
+) -> Path:
     """Write a submission folder from stored runs of one model (one run per dataset).
 
     `model_id` names the leaderboard entry (default: the stored model's id). The leaderboard has one
@@ -594,7 +669,10 @@ def package(run_ids: list[str], out: Path, db: Path, *, submitted_by: str = "", 
         datasets = [r["dataset"] for r in runs]
         if len(set(datasets)) != len(datasets):
             raise NerbenchError("two runs on the same dataset: give one run per dataset")
-        meta = store.model(runs[0]["model_id"])["meta"]
+        model_row = store.model(runs[0]["model_id"])
+        if model_row is None:
+            raise NerbenchError(f"run {runs[0]['run_id']}: its model {runs[0]['model_id']} is not in {db}")
+        meta = model_row["meta"]
         first = runs[0]
         record = first["record"]
         device = store.timing(first["run_id"]) or {}
@@ -604,12 +682,24 @@ def package(run_ids: list[str], out: Path, db: Path, *, submitted_by: str = "", 
             if run["record"].split != "test" or run["record"].modified_dataset:
                 raise NerbenchError(f"run {run['run_id']}: only runs on the unmodified test split can be submitted")
             timing = store.timing(run["run_id"])
-            entry = {"split": "test", "sha256": run["dataset_sha256"],
-                     "predictions": f"{PREDICTIONS_DIR}/{run['dataset']}{TAGS_SUFFIX}",
-                     "claimed": _claims(store, run["run_id"])}
+            entry = {
+                "split": "test",
+                "sha256": run["dataset_sha256"],
+                "predictions": f"{PREDICTIONS_DIR}/{run['dataset']}{TAGS_SUFFIX}",
+                "claimed": _claims(store, run["run_id"]),
+            }
             if timing and timing.get("wall_seconds"):
-                entry["timing"] = {k: timing[k] for k in ("wall_seconds", "sentences_per_second", "tokens_per_second",
-                                                          "peak_memory_bytes", "cost_usd") if timing.get(k) is not None}
+                entry["timing"] = {
+                    k: timing[k]
+                    for k in (
+                        "wall_seconds",
+                        "sentences_per_second",
+                        "tokens_per_second",
+                        "peak_memory_bytes",
+                        "cost_usd",
+                    )
+                    if timing.get(k) is not None
+                }
             if timing and timing.get("generation"):
                 entry["generation"] = _generation_stats(timing["generation"])
             entries[run["dataset"]] = entry
@@ -620,11 +710,19 @@ def package(run_ids: list[str], out: Path, db: Path, *, submitted_by: str = "", 
         "id": out.name,
         "nerbench_version": __version__,
         "submitted_by": submitted_by,
-        "model": {"id": model_id or meta["id"], "family": family, "base_model": meta.get("hf_id") or meta["id"],
-                  "parameters": int(meta.get("parameters") or 1), "licence": meta.get("licence") or "unknown"},
+        "model": {
+            "id": model_id or meta["id"],
+            "family": family,
+            "base_model": meta.get("hf_id") or meta["id"],
+            "parameters": int(meta.get("parameters") or 1),
+            "licence": meta.get("licence") or "unknown",
+        },
         "training": _training_section(record),
         **_decoding_settings(record),
-        "hardware": {"device": device.get("device_name") or "unknown", "num_devices": int(device.get("num_devices") or 1)},
+        "hardware": {
+            "device": device.get("device_name") or "unknown",
+            "num_devices": int(device.get("num_devices") or 1),
+        },
         "datasets": entries,
     }
     Submission.model_validate(submission)  # what we write must be what we accept

@@ -19,7 +19,6 @@ Choices, written once here:
 
 from __future__ import annotations
 
-import json
 import re
 import resource
 import statistics
@@ -27,8 +26,6 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -37,6 +34,7 @@ import numpy as np
 from nerbench.environment import describe_device
 from nerbench.errors import NerbenchError
 from nerbench.protocol import BF16, FP32, NF4, PROTOCOL, TimingProtocol, is_reference_hardware, price_for
+
 
 @runtime_checkable
 class Predictor(Protocol):
@@ -167,7 +165,7 @@ class TimingReport:
         out["pass_seconds"] = list(self.pass_seconds)
         return out
 
-    def with_generation(self, stats: dict[str, Any]) -> "TimingReport":
+    def with_generation(self, stats: dict[str, Any]) -> TimingReport:
         return replace(self, generation=dict(stats))
 
 
@@ -262,9 +260,7 @@ def run_timed(
             )
     for index, (sentence, tags) in enumerate(zip(sentences, predictions)):
         if len(tags) != len(_tokens(sentence)):
-            raise NerbenchError(
-                f"predictor: sentence {index} has {len(_tokens(sentence))} words but {len(tags)} tags"
-            )
+            raise NerbenchError(f"predictor: sentence {index} has {len(_tokens(sentence))} words but {len(tags)} tags")
 
     pass_seconds = tuple(float(p[0]) for p in passes)
     wall = float(statistics.median(pass_seconds))

@@ -43,31 +43,68 @@ def damaged(gold: list[list[str]], every: int, offset: int) -> list[list[str]]:
 def timing(device_name: str, reference: bool, sentences: int, seconds: float, price: float | None) -> dict:
     cost = seconds / 3600 * price if price is not None else None
     return {
-        "wall_seconds": seconds, "pass_seconds": [seconds, seconds, seconds], "repeats": 3, "warmup_batches": 3,
-        "batch_size": 8, "precision": "bf16", "sentences": sentences, "word_tokens": sentences * 25,
-        "sentences_per_second": sentences / seconds, "tokens_per_second": sentences * 25 / seconds,
-        "batch_latency_p50_s": 0.01, "batch_latency_p95_s": 0.02, "peak_memory_bytes": 2 ** 30,
-        "memory_kind": "test", "device": "cuda" if reference else "cpu", "device_name": device_name,
-        "num_devices": 1, "reference_hardware": reference, "device_hours": seconds / 3600,
-        "price_per_device_hour": price, "price_source": "test data" if price is not None else None,
-        "cost_usd": cost, "cost_per_1k_sentences_usd": cost * 1000 / sentences if cost is not None else None,
+        "wall_seconds": seconds,
+        "pass_seconds": [seconds, seconds, seconds],
+        "repeats": 3,
+        "warmup_batches": 3,
+        "batch_size": 8,
+        "precision": "bf16",
+        "sentences": sentences,
+        "word_tokens": sentences * 25,
+        "sentences_per_second": sentences / seconds,
+        "tokens_per_second": sentences * 25 / seconds,
+        "batch_latency_p50_s": 0.01,
+        "batch_latency_p95_s": 0.02,
+        "peak_memory_bytes": 2**30,
+        "memory_kind": "test",
+        "device": "cuda" if reference else "cpu",
+        "device_name": device_name,
+        "num_devices": 1,
+        "reference_hardware": reference,
+        "device_hours": seconds / 3600,
+        "price_per_device_hour": price,
+        "price_source": "test data" if price is not None else None,
+        "cost_usd": cost,
+        "cost_per_1k_sentences_usd": cost * 1000 / sentences if cost is not None else None,
     }
 
 
-def record(model_id: str, family: str, dataset: str, data_dir: Path, *, every: int, offset: int,
-           head: str, timing_: dict | None, source: str = "local", day: int = 1) -> tuple[RunResult, scoring.Scores]:
+def record(
+    model_id: str,
+    family: str,
+    dataset: str,
+    data_dir: Path,
+    *,
+    every: int,
+    offset: int,
+    head: str,
+    timing_: dict | None,
+    source: str = "local",
+    day: int = 1,
+) -> tuple[RunResult, scoring.Scores]:
     split = load_split(dataset, "test", data_dir)
     gold = [list(s.tags) for s in split.sentences]
     pred = damaged(gold, every, offset)
     scores = scoring.score(gold, pred, types=get_dataset(dataset).entity_types, bootstrap=200, seed=0)
     submission = "test-data-submission" if source == "submission" else None
     rec = RunResult(
-        model={"id": model_id, "family": family, "hf_id": f"test/{model_id}", "parameters": 1000,
-               "licence": "test data", "links": ["https://example.org/test-model", "javascript:alert(2)"]},
+        model={
+            "id": model_id,
+            "family": family,
+            "hf_id": f"test/{model_id}",
+            "parameters": 1000,
+            "licence": "test data",
+            "links": ["https://example.org/test-model", "javascript:alert(2)"],
+        },
         record=run_record(model_id, family, dataset, split.sha256, head=head, submission=submission),
-        predictions=pred, predictions_sha256=predictions_sha256(pred),
-        metrics=scores.metric_rows(), timing=timing_, environment={"test_data": True, "torch": "test"},
-        source=source, self_reported=source == "submission", created_at=datetime(2026, 1, day, 12, 0, 0),
+        predictions=pred,
+        predictions_sha256=predictions_sha256(pred),
+        metrics=scores.metric_rows(),
+        timing=timing_,
+        environment={"test_data": True, "torch": "test"},
+        source=source,
+        self_reported=source == "submission",
+        created_at=datetime(2026, 1, day, 12, 0, 0),
         details={"training": {"epochs": 1, "test_data": True}},
     )
     return rec, scores
@@ -85,8 +122,9 @@ def make_store(path: Path, data_dir: Path) -> dict[tuple[str, str], scoring.Scor
     expected = {}
     with Store(path) as store:
         for model_id, family, dataset, every, offset, head, timed, source in runs:
-            rec, scores = record(model_id, family, dataset, data_dir, every=every, offset=offset, head=head,
-                                 timing_=timed, source=source)
+            rec, scores = record(
+                model_id, family, dataset, data_dir, every=every, offset=offset, head=head, timing_=timed, source=source
+            )
             store.save_run(rec)
             expected[(model_id, dataset)] = scores
     return expected

@@ -23,12 +23,18 @@ from nerbench.models.generative import build_prompt, target_text
 LABELS = ("O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease")
 ENTITY_TYPES = ("Chemical", "Disease")
 SENTENCES = [
-    (["Naloxone", "reverses", "the", "antihypertensive", "effect", "of", "clonidine", "."],
-     ["B-Chemical", "O", "O", "O", "O", "O", "B-Chemical", "O"]),
-    (["Lithium", "-", "induced", "nephrogenic", "diabetes", "insipidus", "."],
-     ["B-Chemical", "O", "O", "B-Disease", "I-Disease", "I-Disease", "O"]),
-    (["Acute", "renal", "failure", "after", "cisplatin", ":", "a", "case", "."],
-     ["B-Disease", "I-Disease", "I-Disease", "O", "B-Chemical", "O", "O", "O", "O"]),
+    (
+        ["Naloxone", "reverses", "the", "antihypertensive", "effect", "of", "clonidine", "."],
+        ["B-Chemical", "O", "O", "O", "O", "O", "B-Chemical", "O"],
+    ),
+    (
+        ["Lithium", "-", "induced", "nephrogenic", "diabetes", "insipidus", "."],
+        ["B-Chemical", "O", "O", "B-Disease", "I-Disease", "I-Disease", "O"],
+    ),
+    (
+        ["Acute", "renal", "failure", "after", "cisplatin", ":", "a", "case", "."],
+        ["B-Disease", "I-Disease", "I-Disease", "O", "B-Chemical", "O", "O", "O", "O"],
+    ),
     (["Hypotension", "."], ["B-Disease", "O"]),
 ]
 SPECIALS = ["<unk>", "<s>", "</s>"]
@@ -39,8 +45,9 @@ def _corpus() -> list[str]:
 
 
 def _wrap(tok: Tokenizer) -> PreTrainedTokenizerFast:
-    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>",
-                                   eos_token="</s>", pad_token="</s>")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="</s>"
+    )
 
 
 def byte_level_tokenizer(vocab_size: int = 400) -> PreTrainedTokenizerFast:
@@ -48,9 +55,12 @@ def byte_level_tokenizer(vocab_size: int = 400) -> PreTrainedTokenizerFast:
     tok = Tokenizer(models.BPE(unk_token=None))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(_corpus(), trainer)
     return _wrap(tok)
 
@@ -60,12 +70,18 @@ def sentencepiece_tokenizer(vocab_size: int = 400) -> PreTrainedTokenizerFast:
     tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
     tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
     tok.pre_tokenizer = pre_tokenizers.Split("\n", behavior="isolated")
-    tok.decoder = decoders.Sequence([
-        decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0),
-    ])
+    tok.decoder = decoders.Sequence(
+        [
+            decoders.Replace("▁", " "),
+            decoders.ByteFallback(),
+            decoders.Fuse(),
+            decoders.Strip(" ", 1, 0),
+        ]
+    )
     byte_tokens = [f"<0x{b:02X}>" for b in range(256)]
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size + 256, special_tokens=SPECIALS + byte_tokens,
-                                  show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size + 256, special_tokens=SPECIALS + byte_tokens, show_progress=False
+    )
     tok.train_from_iterator(_corpus(), trainer)
     tok.post_processor = processors.TemplateProcessing(
         single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", tok.token_to_id("<s>"))]
@@ -74,10 +90,18 @@ def sentencepiece_tokenizer(vocab_size: int = 400) -> PreTrainedTokenizerFast:
 
 
 def _dims(tokenizer) -> dict:
-    return dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id)
+    return dict(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
 
 
 def tiny_llama(seed: int = 0):

@@ -17,8 +17,15 @@ def minilm_folder() -> Path:
 
 
 def tiny_config(tokenizer, **kw) -> BertConfig:
-    return BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
-                      num_attention_heads=2, intermediate_size=64, max_position_embeddings=512, **kw)
+    return BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        **kw,
+    )
 
 
 def save_tiny_bert(folder: Path, labels: tuple[str, ...] | None = None, seed: int = 0) -> Path:
@@ -28,9 +35,14 @@ def save_tiny_bert(folder: Path, labels: tuple[str, ...] | None = None, seed: in
     if labels is None:
         model = BertModel(tiny_config(tokenizer))
     else:
-        model = BertForTokenClassification(tiny_config(
-            tokenizer, num_labels=len(labels), id2label=dict(enumerate(labels)),
-            label2id={label: i for i, label in enumerate(labels)}))
+        model = BertForTokenClassification(
+            tiny_config(
+                tokenizer,
+                num_labels=len(labels),
+                id2label=dict(enumerate(labels)),
+                label2id={label: i for i, label in enumerate(labels)},
+            )
+        )
     model.config.nerbench_random_init = True  # `nerbench eval` refuses to store its scores
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)

@@ -64,7 +64,7 @@ def test_training_labels_first_and_majority(tok):
 def test_decode_first_and_majority_with_ties(tok):
     words = ["supercalifragilistic"]  # many sub-tokens
     enc = encode([words], tok, max_length=64)
-    (_, pos), = enc.windows[0].owned
+    ((_, pos),) = enc.windows[0].owned
     n = len(enc.windows[0].input_ids)
 
     def preds(per_piece):
@@ -156,8 +156,13 @@ def test_owned_words_sit_away_from_cut_edges(tok):
 
 @settings(max_examples=40, deadline=None)
 @given(
-    st.lists(st.lists(st.sampled_from(["a", "fever", "hydroxychloroquine", "\u200b", "IL-2", "ß",
-                                       "Na+", "x" * 30]), max_size=60), min_size=1, max_size=4),
+    st.lists(
+        st.lists(
+            st.sampled_from(["a", "fever", "hydroxychloroquine", "\u200b", "IL-2", "ß", "Na+", "x" * 30]), max_size=60
+        ),
+        min_size=1,
+        max_size=4,
+    ),
     st.integers(min_value=6, max_value=40),
 )
 def test_every_word_gets_exactly_one_prediction(tok, sentences, max_length):

@@ -3,14 +3,20 @@
 from pathlib import Path
 
 from nerbench.pipeline.checkpoints import IDENTITY_FILE, checkpoint_dir, clear_identity, is_trained, write_identity
-from nerbench.record import Budget, Training, Weights
 from nerbench.recipes import EncoderRecipe
+from nerbench.record import Budget, Training, Weights
 
 
 def training(**kw) -> Training:
-    base = dict(base=Weights(name="minilm-l6", source="registry", registry_id="minilm-l6"), dataset="bc5cdr",
-                head="token", quantization="none", budget=Budget(name="quick", epochs=1), recipe=EncoderRecipe(),
-                seed=0)
+    base = dict(
+        base=Weights(name="minilm-l6", source="registry", registry_id="minilm-l6"),
+        dataset="bc5cdr",
+        head="token",
+        quantization="none",
+        budget=Budget(name="quick", epochs=1),
+        recipe=EncoderRecipe(),
+        seed=0,
+    )
     return Training(**(base | kw))
 
 
@@ -22,9 +28,13 @@ def test_the_folder_names_model_dataset_head_budget_and_identity():
 
 def test_every_part_of_the_training_identity_gives_another_folder():
     one = checkpoint_dir(Path("runs"), "m", training())
-    others = [training(seed=1), training(recipe=EncoderRecipe(label_policy="majority")),
-              training(recipe=EncoderRecipe(learning_rate=1e-4)), training(budget=Budget(name="quick", epochs=2)),
-              training(base=Weights(name="x", source="folder", sha256="0" * 64))]
+    others = [
+        training(seed=1),
+        training(recipe=EncoderRecipe(label_policy="majority")),
+        training(recipe=EncoderRecipe(learning_rate=1e-4)),
+        training(budget=Budget(name="quick", epochs=2)),
+        training(base=Weights(name="x", source="folder", sha256="0" * 64)),
+    ]
     folders = {checkpoint_dir(Path("runs"), "m", t) for t in others}
     assert one not in folders and len(folders) == len(others)
 

@@ -45,8 +45,13 @@ def test_list_json_gives_statistics_of_every_split(app, data_dir, manifest):
             continue
         entry = manifest["datasets"][row["dataset"]][row["split"]]
         assert row["status"] == "ok"
-        for key in ("sentences", "tokens", "entity_mentions_per_type", "entities_ge3_tokens",
-                    "entities_ge3_tokens_share"):
+        for key in (
+            "sentences",
+            "tokens",
+            "entity_mentions_per_type",
+            "entities_ge3_tokens",
+            "entities_ge3_tokens_share",
+        ):
             assert row[key] == entry[key], (row["dataset"], row["split"], key)
 
 
@@ -120,8 +125,9 @@ def test_fetch_from_a_file_mirror(app, data_dir, tmp_path):
     for split in ("train", "dev", "test"):
         name = f"{split}.conll"
         assert (target / "linnaeus" / name).read_bytes() == (data_dir / "linnaeus" / name).read_bytes()
-    again = _run(app, "fetch", "linnaeus", "--json", "--data-dir", str(target),
-                 env={"NERBENCH_DATA_MIRROR": data_dir.as_uri()})
+    again = _run(
+        app, "fetch", "linnaeus", "--json", "--data-dir", str(target), env={"NERBENCH_DATA_MIRROR": data_dir.as_uri()}
+    )
     assert again.exit_code == 0, again.output
     # Progress goes to stderr so that stdout stays pure JSON.
     assert [r["action"] for r in json.loads(again.stdout)] == ["present"] * 3

@@ -25,8 +25,17 @@ def calls(monkeypatch):
         training_progress(TrainingProgress(epoch=1, max_epochs=1, step=1, steps=1, loss=0.5))
         training_progress(TrainingProgress(epoch=1, max_epochs=1, step=1, steps=1, loss=0.5, dev_f1=0.625))
         return [
-            EvalOutcome("bc5cdr", "stored", "abc123", 0.81234, 0.5, 12.345, trained=True, profile="quick",
-                        details={"generation": {"parse": PARSE}}),
+            EvalOutcome(
+                "bc5cdr",
+                "stored",
+                "abc123",
+                0.81234,
+                0.5,
+                12.345,
+                trained=True,
+                profile="quick",
+                details={"generation": {"parse": PARSE}},
+            ),
             EvalOutcome("ncbi_disease", "skipped", "def456", None, None, profile="quick"),
         ]
 
@@ -35,15 +44,41 @@ def calls(monkeypatch):
 
 
 def test_options_reach_the_library_as_given(calls, tmp_path):
-    args = ["eval", "tiny", "--dataset", "bc5cdr", "--dataset", "ncbi_disease", "--profile", "quick",
-            "--seed", "3", "--label-policy", "majority", "--head", "generative", "--quantize", "none",
-            "--revision", "v1", "--trust-remote-code", "--db", str(tmp_path / "r.duckdb"), "--json"]
+    args = [
+        "eval",
+        "tiny",
+        "--dataset",
+        "bc5cdr",
+        "--dataset",
+        "ncbi_disease",
+        "--profile",
+        "quick",
+        "--seed",
+        "3",
+        "--label-policy",
+        "majority",
+        "--head",
+        "generative",
+        "--quantize",
+        "none",
+        "--revision",
+        "v1",
+        "--trust-remote-code",
+        "--db",
+        str(tmp_path / "r.duckdb"),
+        "--json",
+    ]
     result = CliRunner().invoke(nerbench.cli.app, args)
     assert result.exit_code == 0, result.output
     ((model, options),) = calls
     assert model == "tiny" and options.datasets == ("bc5cdr", "ncbi_disease") and options.profile == "quick"
     assert (options.seed, options.label_policy, options.head, options.quantize, options.revision) == (
-        3, "majority", "generative", "none", "v1")
+        3,
+        "majority",
+        "generative",
+        "none",
+        "v1",
+    )
     assert options.trust_remote_code is True and options.db == tmp_path / "r.duckdb"
 
 
@@ -56,8 +91,9 @@ def test_json_carries_the_parse_counts_and_not_the_details(calls, tmp_path):
 
 
 def test_table_shows_progress_lines_scores_and_parse_counts(calls, tmp_path):
-    result = CliRunner().invoke(nerbench.cli.app, ["eval", "tiny", "--db", str(tmp_path / "r.duckdb")],
-                                env={"COLUMNS": "200"})
+    result = CliRunner().invoke(
+        nerbench.cli.app, ["eval", "tiny", "--db", str(tmp_path / "r.duckdb")], env={"COLUMNS": "200"}
+    )
     assert result.exit_code == 0, result.output
     out = result.output
     assert "bc5cdr: fine-tuning" in out and "epoch 1/1: mean loss 0.5000, dev strict F1 0.6250" in out

@@ -23,8 +23,9 @@ def _record(model_id, family, dataset, f1, long_f1, timing, source="local", head
     predictions = [["O", "B-Chemical"], ["O"]]
     return RunResult(
         model={"id": model_id, "family": family},
-        record=run_record(model_id, family, dataset, "a" * 64, head=head,
-                          submission=model_id if source == "submission" else None),
+        record=run_record(
+            model_id, family, dataset, "a" * 64, head=head, submission=model_id if source == "submission" else None
+        ),
         details=details,
         predictions=predictions,
         predictions_sha256=predictions_sha256(predictions),
@@ -42,14 +43,37 @@ def _record(model_id, family, dataset, f1, long_f1, timing, source="local", head
 def db(tmp_path):
     path = tmp_path / "results.duckdb"
     with Store(path) as store:
-        store.save_run(_record("minilm", "encoder", "bc5cdr", 0.812, 0.55, {
-            "sentences_per_second": 250.0, "cost_usd": None, "device_name": "CPU: AMD EPYC (2 threads)",
-            "reference_hardware": False,
-        }))
-        store.save_run(_record("llama-8b", "llm", "bc5cdr", 0.861, 0.70, {
-            "sentences_per_second": 41.5, "cost_usd": 0.0123, "device_name": "NVIDIA H100 80GB HBM3",
-            "reference_hardware": True,
-        }, source="submission"))
+        store.save_run(
+            _record(
+                "minilm",
+                "encoder",
+                "bc5cdr",
+                0.812,
+                0.55,
+                {
+                    "sentences_per_second": 250.0,
+                    "cost_usd": None,
+                    "device_name": "CPU: AMD EPYC (2 threads)",
+                    "reference_hardware": False,
+                },
+            )
+        )
+        store.save_run(
+            _record(
+                "llama-8b",
+                "llm",
+                "bc5cdr",
+                0.861,
+                0.70,
+                {
+                    "sentences_per_second": 41.5,
+                    "cost_usd": 0.0123,
+                    "device_name": "NVIDIA H100 80GB HBM3",
+                    "reference_hardware": True,
+                },
+                source="submission",
+            )
+        )
         store.save_run(_record("minilm", "encoder", "ncbi_disease", 0.7, 0.4, None))
     return path
 
@@ -59,7 +83,10 @@ def test_json_rows(db):
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     assert [(r["model_id"], r["dataset"]) for r in rows] == [
-        ("llama-8b", "bc5cdr"), ("minilm", "bc5cdr"), ("minilm", "ncbi_disease")]
+        ("llama-8b", "bc5cdr"),
+        ("minilm", "bc5cdr"),
+        ("minilm", "ncbi_disease"),
+    ]
     top = rows[0]
     assert top["family"] == "llm" and top["f1"] == 0.861 and top["long_f1"] == 0.70
     assert top["f1_ci_low"] == pytest.approx(0.811) and top["reference_hardware"] is True
@@ -100,8 +127,18 @@ PARSE = {"sentences": 2, "missing": 1, "extra": 0, "renamed": 3, "malformed": 0}
 def _llm_runs(path, datasets):
     with Store(path) as store:
         for dataset in datasets:
-            store.save_run(_record("tiny-llm", "llm", dataset, 0.5, 0.2, None,
-                                   head="generative", details={"generation": {"parse": PARSE}}))
+            store.save_run(
+                _record(
+                    "tiny-llm",
+                    "llm",
+                    dataset,
+                    0.5,
+                    0.2,
+                    None,
+                    head="generative",
+                    details={"generation": {"parse": PARSE}},
+                )
+            )
             store.save_run(_record("tiny-llm", "llm", dataset, 0.6, 0.3, None, head="token"))
 
 
@@ -124,8 +161,9 @@ def _statements_of_results(monkeypatch, path) -> list[str]:
 
     statements: list[str] = []
     connect = nerbench.store.duckdb.connect
-    monkeypatch.setattr(nerbench.store.duckdb, "connect",
-                        lambda *a, **k: _CountingConnection(connect(*a, **k), statements))
+    monkeypatch.setattr(
+        nerbench.store.duckdb, "connect", lambda *a, **k: _CountingConnection(connect(*a, **k), statements)
+    )
     result = runner.invoke(nerbench.cli.app, ["results", "--db", str(path), "--json"])
     monkeypatch.setattr(nerbench.store.duckdb, "connect", connect)
     assert result.exit_code == 0, result.output
@@ -154,7 +192,9 @@ def test_head_and_parse_in_json_csv_and_table(tmp_path):
     out = runner.invoke(nerbench.cli.app, ["results", "--db", str(path), "--csv"]).output
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [(r["head"], json.loads(r["parse"]) if r["parse"] else None) for r in rows] == [
-        ("token", None), ("generative", PARSE)]
+        ("token", None),
+        ("generative", PARSE),
+    ]
     table = runner.invoke(nerbench.cli.app, ["results", "--db", str(path)], env={"COLUMNS": "250"}).output
     assert "llm token" in table and "llm generative" in table and "1/0/3/0" in table
 
@@ -163,5 +203,7 @@ def test_encoder_runs_have_the_token_head_and_no_parse(db):
     rows = json.loads(runner.invoke(nerbench.cli.app, ["results", "--db", str(db), "--json"]).output)
     # Every run record names a head now: an encoder's (and these runs') is the token head; no parse counts.
     assert [(r["model_id"], r["family"], r["head"], r["parse"]) for r in rows] == [
-        ("llama-8b", "llm", "token", None), ("minilm", "encoder", "token", None),
-        ("minilm", "encoder", "token", None)]
+        ("llama-8b", "llm", "token", None),
+        ("minilm", "encoder", "token", None),
+        ("minilm", "encoder", "token", None),
+    ]

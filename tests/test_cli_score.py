@@ -20,10 +20,14 @@ def write(path, sentences):
     return path
 
 
-GOLD = [[("Aspirin", "B-Chemical"), ("causes", "O"), ("renal", "B-Disease"), ("failure", "I-Disease")],
-        [("No", "O"), ("effect", "O")]]
-PRED = [[("Aspirin", "B-Chemical"), ("causes", "O"), ("renal", "O"), ("failure", "I-Disease")],
-        [("No", "O"), ("effect", "O")]]
+GOLD = [
+    [("Aspirin", "B-Chemical"), ("causes", "O"), ("renal", "B-Disease"), ("failure", "I-Disease")],
+    [("No", "O"), ("effect", "O")],
+]
+PRED = [
+    [("Aspirin", "B-Chemical"), ("causes", "O"), ("renal", "O"), ("failure", "I-Disease")],
+    [("No", "O"), ("effect", "O")],
+]
 
 
 def test_score_json(tmp_path):

@@ -17,10 +17,15 @@ from _records import run_record
 
 def _store_run(store, model_id, dataset, split, predictions, sha):
     assert split == "test"  # a run record is of the test split
-    return store.save_run(RunResult(
-        model={"id": model_id, "family": "encoder"}, record=run_record(model_id, "encoder", dataset, sha),
-        predictions=predictions, predictions_sha256=predictions_sha256(predictions), metrics=[],
-    ))
+    return store.save_run(
+        RunResult(
+            model={"id": model_id, "family": "encoder"},
+            record=run_record(model_id, "encoder", dataset, sha),
+            predictions=predictions,
+            predictions_sha256=predictions_sha256(predictions),
+            metrics=[],
+        )
+    )
 
 
 @pytest.fixture
@@ -55,7 +60,8 @@ def test_runs_on_different_sets_are_refused(two_runs, data_dir):
 def test_cli_compare_runs(two_runs, data_dir):
     db, a, b, _, _, _ = two_runs
     cli._register()
-    result = CliRunner().invoke(cli.app, ["compare", a, b, "--db", str(db), "--data-dir", str(data_dir),
-                                          "--json", "--resamples", "500"])
+    result = CliRunner().invoke(
+        cli.app, ["compare", a, b, "--db", str(db), "--data-dir", str(data_dir), "--json", "--resamples", "500"]
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["f1_a"] == 1.0

@@ -56,10 +56,7 @@ def test_tab_lines_keep_spaces_inside_the_token():
 
 def test_crlf_bom_docstart_and_many_blank_lines():
     raw = (
-        "\ufeff-DOCSTART-\tO\r\n\r\n\r\n"
-        "a\tO\r\nb\tB-X\r\n   \r\n\t\r\n\r\n"
-        "-DOCSTART-\tO\r\n"
-        "c\tI-X\r\n\r\n\r\n\r\n"
+        "\ufeff-DOCSTART-\tO\r\n\r\n\r\na\tO\r\nb\tB-X\r\n   \r\n\t\r\n\r\n-DOCSTART-\tO\r\nc\tI-X\r\n\r\n\r\n\r\n"
     ).encode("utf-8")
     sentences = parse_conll(raw, "f")
     assert sentences == [
@@ -162,7 +159,8 @@ _tokens = st.text(
 _tags = st.sampled_from(["O", "B-X", "I-X", "B-cell_line", "I-cell_line"])
 _sentences = st.lists(
     st.integers(1, 6).flatmap(
-        lambda n: st.tuples(st.lists(_tokens, min_size=n, max_size=n), st.lists(_tags, min_size=n, max_size=n))),
+        lambda n: st.tuples(st.lists(_tokens, min_size=n, max_size=n), st.lists(_tags, min_size=n, max_size=n))
+    ),
     max_size=5,
 )
 

@@ -295,8 +295,13 @@ def _fake_raw_sources(data_dir: Path, root: Path, name: str, corrupt: bool = Fal
         if corrupt:
             blocks[0] = blocks[0].replace("\tO", "\tB-Disease", 1)
         half = len(blocks) // 2
-        text = ("-DOCSTART-\tO\n\n" + "\n\n".join(blocks[:half]) + "\n\n-DOCSTART-\tO\n\n\n"
-                + "\n\n".join(blocks[half:]) + "\n\n\n")
+        text = (
+            "-DOCSTART-\tO\n\n"
+            + "\n\n".join(blocks[:half])
+            + "\n\n-DOCSTART-\tO\n\n\n"
+            + "\n\n".join(blocks[half:])
+            + "\n\n\n"
+        )
         path.write_text(text, encoding="utf-8")
 
 
@@ -308,8 +313,9 @@ def test_fetch_re_serialises_the_pinned_public_source(data_dir, tmp_path, monkey
     target = tmp_path / "cache"
     results = fetch(["ncbi_disease"], target)
     assert [r.action for r in results] == ["fetched"] * 3
-    assert results[0].url.endswith("/cambridgeltl/MTL-Bioinformatics-2016/df0df02fae6dbb87d88ffcf323b9096528f06f84"
-                                   "/data/NCBI-disease-IOB/train.tsv")
+    assert results[0].url.endswith(
+        "/cambridgeltl/MTL-Bioinformatics-2016/df0df02fae6dbb87d88ffcf323b9096528f06f84/data/NCBI-disease-IOB/train.tsv"
+    )
     for split in ("train", "dev", "test"):
         name = f"{split}.conll"
         assert (target / "ncbi_disease" / name).read_bytes() == (data_dir / "ncbi_disease" / name).read_bytes()

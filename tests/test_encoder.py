@@ -17,8 +17,26 @@ SENTENCES = [
     ["Ataxia", "-", "telangiectasia"],
     ["The", "\u200b", "gene"],
     [],
-    ["Mutations", "in", "BRCA1", "cause", "breast", "and", "ovarian", "cancer", "in", "families",
-     "with", "a", "history", "of", "early", "onset", "disease", "."],
+    [
+        "Mutations",
+        "in",
+        "BRCA1",
+        "cause",
+        "breast",
+        "and",
+        "ovarian",
+        "cancer",
+        "in",
+        "families",
+        "with",
+        "a",
+        "history",
+        "of",
+        "early",
+        "onset",
+        "disease",
+        ".",
+    ],
     ["a"],
 ]
 
@@ -85,8 +103,7 @@ def test_predictions_depend_on_the_weights(tiny_classifier, tmp_path):
 
 def test_label_policy_comes_from_training_json(tiny_classifier, tmp_path):
     folder = save_tiny_bert(tmp_path / "trained", labels=NCBI_LABELS)
-    (folder / "training.json").write_text(json.dumps({"recipe": {"label_policy": "majority",
-                                                                 "max_length": 128}}))
+    (folder / "training.json").write_text(json.dumps({"recipe": {"label_policy": "majority", "max_length": 128}}))
     p = EncoderPredictor.load(str(folder), NCBI_LABELS)
     assert (p.label_policy, p.max_length) == ("majority", 128)
     assert EncoderPredictor.load(str(folder), NCBI_LABELS, label_policy="first").label_policy == "first"

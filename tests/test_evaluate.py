@@ -4,12 +4,12 @@ the plumbing (their scores live in temporary stores and are never reported)."""
 
 import pytest
 
+from nerbench.conll import Sentence, read_conll, write_conll
+from nerbench.errors import NerbenchError
 from nerbench.pipeline import evaluate as ev
 from nerbench.pipeline import profiles
 from nerbench.pipeline.checkpoints import weights_sha256
 from nerbench.record import Budget
-from nerbench.conll import Sentence, read_conll, write_conll
-from nerbench.errors import NerbenchError
 from nerbench.store import Store, predictions_sha256
 
 from _tiny_models import save_tiny_bert
@@ -34,8 +34,15 @@ def small_data(data_dir, tmp_path_factory):
 
 
 def options(tmp_path, data, **kw):
-    base = dict(datasets=("ncbi_disease",), profile="tiny", data_dir=data, db=tmp_path / "r.duckdb",
-                runs_dir=tmp_path / "runs", allow_modified=True, price_per_hour=2.0)
+    base = dict(
+        datasets=("ncbi_disease",),
+        profile="tiny",
+        data_dir=data,
+        db=tmp_path / "r.duckdb",
+        runs_dir=tmp_path / "runs",
+        allow_modified=True,
+        price_per_hour=2.0,
+    )
     base.update(kw)
     return ev.EvalOptions(**base)
 
@@ -175,8 +182,9 @@ def test_the_store_is_not_locked_while_a_dataset_is_predicted(tmp_path, small_da
     read = "import sys; from nerbench.store import Store; print(len(Store(sys.argv[1]).runs()))"
 
     def reading_meanwhile(*args, **kw):
-        out = subprocess.run([sys.executable, "-c", read, str(tmp_path / "r.duckdb")],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", read, str(tmp_path / "r.duckdb")], capture_output=True, text=True, check=True
+        )
         seen.append(int(out.stdout))
         return real_run_timed(*args, **kw)
 
@@ -189,15 +197,18 @@ def _sentences(lengths):
     return [Sentence(tuple("w" * n), tuple("O" * n), 0) for n in lengths]
 
 
-@pytest.mark.parametrize("profile, lengths, expected", [
-    (Budget(name="p", max_train_tokens=10), [4, 4, 4, 4], 2),  # the third would reach 12
-    (Budget(name="p", max_train_tokens=8), [4, 4, 4], 2),  # exactly on the budget
-    (Budget(name="p", max_train_tokens=3), [50, 1], 1),  # one long sentence is still kept
-    (Budget(name="p", max_train_tokens=100, max_train_sentences=2), [1, 1, 1, 1], 2),
-    (Budget(name="p", max_train_tokens=100), [30, 30], 2),  # fewer sentences than the budget
-    (Budget(name="p", max_train_sentences=3), [100, 100, 100, 100], 3),
-    (Budget(name="p"), [5, 5], None),
-])
+@pytest.mark.parametrize(
+    "profile, lengths, expected",
+    [
+        (Budget(name="p", max_train_tokens=10), [4, 4, 4, 4], 2),  # the third would reach 12
+        (Budget(name="p", max_train_tokens=8), [4, 4, 4], 2),  # exactly on the budget
+        (Budget(name="p", max_train_tokens=3), [50, 1], 1),  # one long sentence is still kept
+        (Budget(name="p", max_train_tokens=100, max_train_sentences=2), [1, 1, 1, 1], 2),
+        (Budget(name="p", max_train_tokens=100), [30, 30], 2),  # fewer sentences than the budget
+        (Budget(name="p", max_train_sentences=3), [100, 100, 100, 100], 3),
+        (Budget(name="p"), [5, 5], None),
+    ],
+)
 def test_training_budget_in_sentences_and_word_tokens(profile, lengths, expected):
     assert profile.train_sentence_count(_sentences(lengths)) == expected
 
@@ -208,4 +219,4 @@ def test_quick_profile_budget_on_biored_is_by_tokens(data_dir):
     count = profile.train_sentence_count(train)
     assert count < profile.max_train_sentences  # BioRED's long sentences end the budget first
     assert sum(len(s.tokens) for s in train[:count]) <= profile.max_train_tokens
-    assert sum(len(s.tokens) for s in train[:count + 1]) > profile.max_train_tokens
+    assert sum(len(s.tokens) for s in train[: count + 1]) > profile.max_train_tokens

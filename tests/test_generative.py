@@ -63,8 +63,7 @@ def test_every_sentence_gets_one_label_per_word_and_counts_are_recorded(predicto
     assert stats["words"] == sum(map(len, WORDS))
     assert parse["matched"] + parse["renamed"] + parse["missing"] == stats["words"]
     assert sum(stats["generated_tokens_per_sentence"]) == stats["generated_tokens"] > 0
-    assert all(0 < g <= b for g, b in zip(stats["generated_tokens_per_sentence"],
-                                          stats["budget_per_sentence"]))
+    assert all(0 < g <= b for g, b in zip(stats["generated_tokens_per_sentence"], stats["budget_per_sentence"]))
     assert stats["max_new_tokens"] == max(stats["budget_per_sentence"])
     assert stats["prompt_tokens"] == sum(len(predictor.prompt_ids(w)) for w in WORDS)
     predictor.reset_stats()
@@ -88,8 +87,9 @@ def test_checkpoint_sampling_defaults_are_recorded_and_not_applied():
     model, tokenizer = tiny_llama()
     prompt = tokenizer(build_prompt(WORDS[0], ENTITY_TYPES))["input_ids"]
     clean = GenerativePredictor(model, tokenizer, LABELS, ENTITY_TYPES)._generate([prompt], [12])
-    model.generation_config.update(do_sample=True, temperature=0.3, top_k=2, top_p=0.5,
-                                   repetition_penalty=3.0, no_repeat_ngram_size=1)
+    model.generation_config.update(
+        do_sample=True, temperature=0.3, top_k=2, top_p=0.5, repetition_penalty=3.0, no_repeat_ngram_size=1
+    )
     p = GenerativePredictor(model, tokenizer, LABELS, ENTITY_TYPES)
     assert p.ignored_defaults["do_sample"] is True and p.ignored_defaults["repetition_penalty"] == 3.0
     torch.manual_seed(1)
@@ -120,7 +120,7 @@ def test_answer_text_is_recovered_from_generated_ids(family):
         prompt = p.prompt_ids(words)
         whole = tokenizer(build_prompt(words, ENTITY_TYPES) + target_text(words, tags))["input_ids"]
         assert whole[: len(prompt)] == prompt
-        assert p.continuation_text(prompt, whole[len(prompt):]) == target_text(words, tags)
+        assert p.continuation_text(prompt, whole[len(prompt) :]) == target_text(words, tags)
 
 
 def _overfit(model, tokenizer, steps: int) -> None:
@@ -161,12 +161,14 @@ def test_load_from_folder_with_a_lora_adapter(tmp_path):
     model, tokenizer = tiny_llama()
     model.save_pretrained(tmp_path / "base")
     tokenizer.save_pretrained(tmp_path / "base")
-    peft_model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
-                                                  task_type="CAUSAL_LM", init_lora_weights=False))
+    peft_model = get_peft_model(
+        model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM", init_lora_weights=False)
+    )
     peft_model.save_pretrained(tmp_path / "adapter")
     plain = GenerativePredictor.load(tmp_path / "base", LABELS, ENTITY_TYPES, device="cpu")
-    adapted = GenerativePredictor.load(tmp_path / "base", LABELS, ENTITY_TYPES, device="cpu",
-                                       adapter_path=tmp_path / "adapter")
+    adapted = GenerativePredictor.load(
+        tmp_path / "base", LABELS, ENTITY_TYPES, device="cpu", adapter_path=tmp_path / "adapter"
+    )
     assert adapted.model.__class__.__name__.startswith("Peft")
     prompts, budgets = [plain.prompt_ids(WORDS[0])], [10]
     # the adapter is active: its (non-zero) LoRA weights change the greedy answer's logits

@@ -16,8 +16,11 @@ def test_smoke_run_writes_a_report_per_architecture(data_dir, tmp_path):
     assert module.main(["--smoke", "--sentences", "6", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["sentences"] == 6
-    assert set(report["reports"]) == {"bert-large (random weights)", "deberta-v3-large (random weights)",
-                                      "minilm-l6 (real weights, fresh head)"}
+    assert set(report["reports"]) == {
+        "bert-large (random weights)",
+        "deberta-v3-large (random weights)",
+        "minilm-l6 (real weights, fresh head)",
+    }
     for r in report["reports"].values():
         assert r["repeats"] == 3 and r["sentences"] == 6 and r["wall_seconds"] > 0
         assert not {"f1", "precision_score", "strict"} & set(r)  # timing only: no score of random weights

@@ -12,13 +12,23 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_gpu_llm_timing_smoke_runs_all_four_modes(data_dir, tmp_path):
     out = tmp_path / "timing.json"
     env = os.environ | {"NERBENCH_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_llm_timing.py"), "--smoke",
-                           "--json", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_llm_timing.py"), "--smoke", "--json", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(out.read_text())
     assert report["smoke"] and len(report["rows"]) == 4
     assert {(r["precision"], r["head"]) for r in report["rows"]} == {
-        ("bf16", "token"), ("nf4", "token"), ("bf16", "generative"), ("nf4", "generative")}
+        ("bf16", "token"),
+        ("nf4", "token"),
+        ("bf16", "generative"),
+        ("nf4", "generative"),
+    }
     for row in report["rows"]:
         assert row["sentences"] == 3 and row["sentences_per_second"] > 0
         assert row["device"] == "cpu"

@@ -8,17 +8,18 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from nerbench.conll import read_conll, write_conll
+from nerbench.errors import NerbenchError
 from nerbench.pipeline import evaluate as ev
 from nerbench.pipeline import profiles
 from nerbench.record import Budget
-from nerbench.conll import read_conll, write_conll
-from nerbench.errors import NerbenchError
 from nerbench.store import Store
 
 from _tiny_llm import save_tiny
 
-TINY = Budget(name="tiny", epochs=1, learning_rate=1e-3, max_train_sentences=8, max_dev_sentences=3,
-                          gradient_accumulation_steps=1)
+TINY = Budget(
+    name="tiny", epochs=1, learning_rate=1e-3, max_train_sentences=8, max_dev_sentences=3, gradient_accumulation_steps=1
+)
 
 
 @pytest.fixture(autouse=True)
@@ -37,8 +38,16 @@ def small_data(data_dir, tmp_path_factory):
 
 
 def options(tmp_path, data, **kw):
-    base = dict(datasets=("ncbi_disease",), profile="tiny", data_dir=data, db=tmp_path / "r.duckdb",
-                runs_dir=tmp_path / "runs", allow_modified=True, price_per_hour=2.0, allow_random_init=True)
+    base = dict(
+        datasets=("ncbi_disease",),
+        profile="tiny",
+        data_dir=data,
+        db=tmp_path / "r.duckdb",
+        runs_dir=tmp_path / "runs",
+        allow_modified=True,
+        price_per_hour=2.0,
+        allow_random_init=True,
+    )
     return ev.EvalOptions(**(base | kw))
 
 
@@ -52,8 +61,19 @@ def _adapter(tmp_path, family, head, data):
     train = load_split("ncbi_disease", "train", data, allow_modified=True).sentences
     dev = load_split("ncbi_disease", "dev", data, allow_modified=True).sentences
     out = tmp_path / f"{family}-{head}-adapter"
-    train_llm(str(base), train, dev, info.labels, info.entity_types, LLMRecipe(lora_r=4, lora_alpha=8), out,
-              head=head, epochs=1, lr=1e-3, gradient_accumulation_steps=1)
+    train_llm(
+        str(base),
+        train,
+        dev,
+        info.labels,
+        info.entity_types,
+        LLMRecipe(lora_r=4, lora_alpha=8),
+        out,
+        head=head,
+        epochs=1,
+        lr=1e-3,
+        gradient_accumulation_steps=1,
+    )
     return out
 
 
@@ -106,7 +126,9 @@ def test_a_registry_style_base_is_trained_per_head_then_resumed(tmp_path, small_
         assert run["details"]["training"]["llm"]["head"] == "token" and run["record"].budget.name == "tiny"
         folder = Path(run["details"]["checkpoint"])
     assert (folder / "adapter_model.safetensors").is_file()
-    assert folder.parent == tmp_path / "runs" / "smollm2-135m" / "ncbi_disease" and folder.name.startswith("token-tiny-")
+    assert folder.parent == tmp_path / "runs" / "smollm2-135m" / "ncbi_disease" and folder.name.startswith(
+        "token-tiny-"
+    )
     (again,) = ev.evaluate("smollm2-135m", options(tmp_path, small_data))
     assert again.status == "skipped" and again.run_id == first.run_id
 
@@ -132,6 +154,7 @@ def test_results_show_the_head_and_parse_counts(tmp_path, small_data):
     assert out.exit_code == 0, out.output
     (row,) = json.loads(out.output)
     assert row["head"] == "generative" and row["parse"]["sentences"] == 6
-    table = CliRunner().invoke(nerbench.cli.app, ["results", "--db", str(tmp_path / "r.duckdb")],
-                               env={"COLUMNS": "250"})
+    table = CliRunner().invoke(
+        nerbench.cli.app, ["results", "--db", str(tmp_path / "r.duckdb")], env={"COLUMNS": "250"}
+    )
     assert table.exit_code == 0 and "generative" in table.output and "parse" in table.output

@@ -131,15 +131,35 @@ def test_cli_train_an_llm_folder_writes_the_adapter(data_dir, tmp_path, monkeypa
         nerbench.cli._register()
     base = save_tiny(tmp_path / "tiny-llama", "llama")
     out = tmp_path / "adapter"
-    args = ["train", str(base), "--dataset", "ncbi_disease", "--epochs", "1", "--max-train-sentences", "8",
-            "--head", "token", "--quantize", "none", "--gradient-accumulation-steps", "2", "--out", str(out),
-            "--data-dir", str(data_dir), "--json"]
+    args = [
+        "train",
+        str(base),
+        "--dataset",
+        "ncbi_disease",
+        "--epochs",
+        "1",
+        "--max-train-sentences",
+        "8",
+        "--head",
+        "token",
+        "--quantize",
+        "none",
+        "--gradient-accumulation-steps",
+        "2",
+        "--out",
+        str(out),
+        "--data-dir",
+        str(data_dir),
+        "--json",
+    ]
     result = CliRunner().invoke(nerbench.cli.app, args)
     assert result.exit_code == 0, result.output
     record = json.loads((out / "training.json").read_text())
     assert record["llm"]["head"] == "token" and record["recipe"]["gradient_accumulation_steps"] == 2
     assert record["recipe"]["lora_r"] == 128 and record["sentences"]["train"] == 6
     assert (out / "adapter_model.safetensors").is_file()
-    encoder = CliRunner().invoke(nerbench.cli.app, ["train", "minilm-l6", "--dataset", "ncbi_disease",
-                                                    "--head", "generative", "--data-dir", str(data_dir)])
+    encoder = CliRunner().invoke(
+        nerbench.cli.app,
+        ["train", "minilm-l6", "--dataset", "ncbi_disease", "--head", "generative", "--data-dir", str(data_dir)],
+    )
     assert isinstance(encoder.exception, NerbenchError) and "LLMs only" in str(encoder.exception)

@@ -68,8 +68,9 @@ def test_minilm_parameter_count_matches_its_weights():
 
 @pytest.mark.parametrize("model_id, vocab", [("bert-large-uncased", 30522), ("bert-large-cased", 28996)])
 def test_bert_large_parameter_counts_match_the_architecture(model_id, vocab):
-    config = BertConfig(vocab_size=vocab, hidden_size=1024, num_hidden_layers=24,
-                        num_attention_heads=16, intermediate_size=4096)
+    config = BertConfig(
+        vocab_size=vocab, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096
+    )
     with torch.device("meta"):
         model = BertModel(config, add_pooling_layer=False)
     assert sum(p.numel() for p in model.parameters()) == get_model(model_id).parameters
@@ -94,12 +95,13 @@ def test_hub_id_offline_and_not_cached_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
     with pytest.raises(NerbenchError, match="google-bert/bert-large-uncased.*HF_HUB_OFFLINE"):
         resolve_model("bert-large-uncased")
-    with pytest.raises(NerbenchError,
-                       match="someone/some-model.*not in the Hugging Face cache|someone/some-model.*HF_HUB_OFFLINE"):
+    with pytest.raises(
+        NerbenchError, match="someone/some-model.*not in the Hugging Face cache|someone/some-model.*HF_HUB_OFFLINE"
+    ):
         resolve_model("someone/some-model")
 
 
-def _folder(tmp_path, config="{\"model_type\": \"bert\"}", weights=("model.safetensors",)):
+def _folder(tmp_path, config='{"model_type": "bert"}', weights=("model.safetensors",)):
     tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "config.json").write_text(config)
     for name in weights:
@@ -130,7 +132,7 @@ def test_pickle_only_folder_is_refused(tmp_path):
 
 
 def test_corrupt_config_names_file_and_line(tmp_path):
-    folder = _folder(tmp_path / "ckpt", config="{\n  \"model_type\": \"bert\",\n  oops\n}")
+    folder = _folder(tmp_path / "ckpt", config='{\n  "model_type": "bert",\n  oops\n}')
     with pytest.raises(NerbenchError, match=r"config.json:3: corrupt JSON"):
         resolve_model(str(folder))
 
@@ -172,8 +174,9 @@ def _fake_hub_cache(cache, repo_id, files):
 def test_cached_hub_id_resolves_offline_to_its_snapshot(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
-    snapshot = _fake_hub_cache(tmp_path, "someone/tagger",
-                               {"config.json": '{"model_type": "bert"}', "model.safetensors": "x"})
+    snapshot = _fake_hub_cache(
+        tmp_path, "someone/tagger", {"config.json": '{"model_type": "bert"}', "model.safetensors": "x"}
+    )
     ref = resolve_model("someone/tagger")
     assert (ref.source, ref.hf_id, ref.path) == ("hub", "someone/tagger", snapshot)
 
@@ -181,8 +184,7 @@ def test_cached_hub_id_resolves_offline_to_its_snapshot(monkeypatch, tmp_path):
 def test_cached_hub_id_with_pickled_weights_only_is_refused(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
-    _fake_hub_cache(tmp_path, "someone/old", {"config.json": '{"model_type": "bert"}',
-                                               "pytorch_model.bin": "x"})
+    _fake_hub_cache(tmp_path, "someone/old", {"config.json": '{"model_type": "bert"}', "pytorch_model.bin": "x"})
     with pytest.raises(NerbenchError, match="safetensors"):
         resolve_model("someone/old")
 
@@ -214,11 +216,22 @@ def test_llm_recipe_is_the_papers_qlora():
         ModelMeta.model_validate(data)
 
 
-@pytest.mark.parametrize("config, vocab", [
-    (dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
-          num_key_value_heads=8, tie_word_embeddings=False), {"llama-3.1-8b-instruct": 128_256,
-                                                               "mistral-7b-instruct-v0.3": 32_768}),
-])
+@pytest.mark.parametrize(
+    "config, vocab",
+    [
+        (
+            dict(
+                hidden_size=4096,
+                intermediate_size=14336,
+                num_hidden_layers=32,
+                num_attention_heads=32,
+                num_key_value_heads=8,
+                tie_word_embeddings=False,
+            ),
+            {"llama-3.1-8b-instruct": 128_256, "mistral-7b-instruct-v0.3": 32_768},
+        ),
+    ],
+)
 def test_paper_llm_parameter_counts_match_the_architecture(config, vocab):
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -282,7 +295,8 @@ def test_every_package_says_how_its_files_load():
 
 
 def test_a_folder_package_that_is_missing_names_its_pip_line():
-    package = OfflinePackage(requirement="not-a-model-package==1.0", module="not_a_model_package_xyz",
-                             subfolder="model", loader="folder")
+    package = OfflinePackage(
+        requirement="not-a-model-package==1.0", module="not_a_model_package_xyz", subfolder="model", loader="folder"
+    )
     with pytest.raises(NerbenchError, match=r"pip install --no-deps not-a-model-package==1\.0`"):
         package.locate()

@@ -173,8 +173,14 @@ def test_agrees_with_seqeval_and_nervaluate_on_every_test_set(test_sets, perturb
 def test_spans_equal_seqeval_entities_on_every_test_set(test_sets):
     for name, gold in test_sets.items():
         spans = scoring.extract_spans(gold)
-        ours = sorted(zip(spans.sentence.tolist(), (spans.types[t] for t in spans.type_id), spans.start.tolist(),
-                          spans.end.tolist()))
+        ours = sorted(
+            zip(
+                spans.sentence.tolist(),
+                (spans.types[t] for t in spans.type_id),
+                spans.start.tolist(),
+                spans.end.tolist(),
+            )
+        )
         theirs = sorted((i, *s) for i, seq in enumerate(gold) for s in _spans(seq))
         assert ours == theirs, name
 
@@ -210,8 +216,9 @@ def test_random_sequences_agree(corpus):
 def test_random_spans_equal_seqeval(corpus):
     gold, _ = corpus
     spans = scoring.extract_spans(gold)
-    ours = sorted(zip(spans.sentence.tolist(), (spans.types[t] for t in spans.type_id), spans.start.tolist(),
-                      spans.end.tolist()))
+    ours = sorted(
+        zip(spans.sentence.tolist(), (spans.types[t] for t in spans.type_id), spans.start.tolist(), spans.end.tolist())
+    )
     assert ours == sorted((i, *s) for i, seq in enumerate(gold) for s in _spans(seq))
 
 
@@ -276,9 +283,17 @@ def test_json_shape():
 def test_metric_rows_cover_schemes_types_and_buckets():
     s = scoring.score([["B-A", "O", "B-B", "I-B", "I-B"]], [["B-A", "O", "B-B", "I-B", "O"]], bootstrap=10)
     keys = {(r.scheme, r.entity_type, r.length_bucket) for r in s.metric_rows()}
-    assert keys == {("strict", "*", "*"), ("exact", "*", "*"), ("partial", "*", "*"), ("type", "*", "*"),
-                    ("strict", "A", "*"), ("strict", "B", "*"),
-                    ("strict", "*", "1"), ("strict", "*", "2"), ("strict", "*", "3+")}
+    assert keys == {
+        ("strict", "*", "*"),
+        ("exact", "*", "*"),
+        ("partial", "*", "*"),
+        ("type", "*", "*"),
+        ("strict", "A", "*"),
+        ("strict", "B", "*"),
+        ("strict", "*", "1"),
+        ("strict", "*", "2"),
+        ("strict", "*", "3+"),
+    }
 
 
 # ----------------------------------------------------------------------------- bootstrap and comparison

@@ -92,7 +92,7 @@ def test_every_internal_link_resolves_and_nothing_is_fetched_from_elsewhere(site
                 other.feed(target.read_text("utf-8"))
                 assert parts.fragment in other.ids, f"{page.name}: {link}"
         assert "javascript:" not in " ".join(parser.links)
-        assert "<link rel=\"stylesheet\" href=\"" in page.read_text("utf-8")
+        assert '<link rel="stylesheet" href="' in page.read_text("utf-8")
 
 
 def test_overview_numbers_equal_the_stores(store, site):
@@ -103,8 +103,10 @@ def test_overview_numbers_equal_the_stores(store, site):
     for key, scores in expected.items():
         assert summary[key]["f1"] == scores.strict.f1
         # The exact stored value is the sort key; the shown text is it rounded to 3 places.
-        assert f'data-sort="{scores.strict.f1!r}" title="95% CI [{scores.ci95["f1"][0]:.3f}, ' \
-               f'{scores.ci95["f1"][1]:.3f}]">{scores.strict.f1:.3f}</td>' in html
+        assert (
+            f'data-sort="{scores.strict.f1!r}" title="95% CI [{scores.ci95["f1"][0]:.3f}, '
+            f'{scores.ci95["f1"][1]:.3f}]">{scores.strict.f1:.3f}</td>' in html
+        )
     # The encoder ran on both datasets of the table: macro and long F1 are means over them.
     a, b = expected[(ENCODER, "biored")], expected[(ENCODER, "ncbi_disease")]
     assert f'data-sort="{(a.strict.f1 + b.strict.f1) / 2!r}"' in html
@@ -127,11 +129,13 @@ def test_comparison_page_shows_the_paired_test_of_the_stored_predictions(store, 
     html = (site / "compare.html").read_text("utf-8")
     llm_f1, encoder_f1 = expected[(LLM, "ncbi_disease")].strict.f1, expected[(ENCODER, "ncbi_disease")].strict.f1
     assert result.delta == pytest.approx(llm_f1 - encoder_f1)
-    assert (f"{result.delta * 100:+.1f} <span class=\"ci\">"
-            f"[{result.ci95[0] * 100:+.1f}, {result.ci95[1] * 100:+.1f}]</span>") in html
+    assert (
+        f'{result.delta * 100:+.1f} <span class="ci">[{result.ci95[0] * 100:+.1f}, {result.ci95[1] * 100:+.1f}]</span>'
+    ) in html
     assert f'<td class="num pvalue">{result.p_value:.3g}</td>' in html
-    assert (f"{long.delta * 100:+.1f} <span class=\"ci\">"
-            f"[{long.ci95[0] * 100:+.1f}, {long.ci95[1] * 100:+.1f}]</span>") in html
+    assert (
+        f'{long.delta * 100:+.1f} <span class="ci">[{long.ci95[0] * 100:+.1f}, {long.ci95[1] * 100:+.1f}]</span>'
+    ) in html
     enc_cost = 20.0 / 3600 * 0.1 * 1000 / 940
     llm_cost = 60.0 / 3600 * 3.2 * 1000 / 940
     assert f"{llm_cost / enc_cost:.3g}×" in html
@@ -154,7 +158,7 @@ def test_marks_for_hardware_and_self_reported_timing(site):
     html = (site / "index.html").read_text("utf-8")
     row = re.search(r'<tr data-family="encoder">\s*<th scope="row" data-sort="test-data-encoder">.*?</tr>', html, re.S)
     assert row and "not ref · CPU" in row.group(0) and "self-reported" not in row.group(0)
-    xss_row = html[html.index("&lt;script&gt;alert(1)"):]
+    xss_row = html[html.index("&lt;script&gt;alert(1)") :]
     xss_row = xss_row[: xss_row.index("</tr>")]
     assert '<span class="mark ref">ref</span>' in xss_row and "self-reported" in xss_row
     compare = (site / "compare.html").read_text("utf-8")
@@ -196,9 +200,23 @@ def test_reference_rows_need_a_source_and_are_labelled(store, tmp_path, data_dir
     with pytest.raises(NerbenchError, match=r"rows\[0\]\.source: missing"):
         paper_results(bad)
     good = tmp_path / "good.json"  # TEST DATA: not the paper's numbers
-    good.write_text(json.dumps({"citation": "a test citation", "status": "", "rows": [
-        {"model": "Test-LLM (test data)", "family": "llm", "dataset": "ncbi_disease", "f1": 0.5,
-         "source": "Table T"}]}))
+    good.write_text(
+        json.dumps(
+            {
+                "citation": "a test citation",
+                "status": "",
+                "rows": [
+                    {
+                        "model": "Test-LLM (test data)",
+                        "family": "llm",
+                        "dataset": "ncbi_disease",
+                        "f1": 0.5,
+                        "source": "Table T",
+                    }
+                ],
+            }
+        )
+    )
     out = tmp_path / "site"
     build_site(store[0], out, data_dir=data_dir, paper_file=good)
     html = (out / "index.html").read_text("utf-8")
@@ -207,9 +225,22 @@ def test_reference_rows_need_a_source_and_are_labelled(store, tmp_path, data_dir
 
 
 def _run(model: str, family: str, f1: float, long_f1: float, cost: float | None) -> Run:
-    run = Run(run_id=model, model_id=model, family=family, dataset="d", split="test", source="local",
-              self_reported=False, modified=False, created_at="2026-01-01T00:00:00", dataset_sha256="x",
-              record=run_record(model, family, "d", "x"), details=None, f1=f1, long_f1=long_f1)
+    run = Run(
+        run_id=model,
+        model_id=model,
+        family=family,
+        dataset="d",
+        split="test",
+        source="local",
+        self_reported=False,
+        modified=False,
+        created_at="2026-01-01T00:00:00",
+        dataset_sha256="x",
+        record=run_record(model, family, "d", "x"),
+        details=None,
+        f1=f1,
+        long_f1=long_f1,
+    )
     run.timing = {"cost_per_1k_sentences_usd": cost, "reference_hardware": True, "device_name": "NVIDIA H100 80GB HBM3"}
     return run
 
@@ -217,9 +248,11 @@ def _run(model: str, family: str, f1: float, long_f1: float, cost: float | None)
 def test_verdicts_follow_the_numbers():
     enc, llm = _run("e", "encoder", 0.80, 0.60, 0.01), _run("l", "llm", 0.83, 0.70, 0.5)
     q = Question("d", enc, llm, paired=Paired(0.03, (0.01, 0.05), 0.002, 1000))
-    assert verdict(q) == ("On d the best LLM (l) is significantly better than the best encoder (e) by 3.0 F1 points "
-                          "(95% CI +1.0 to +5.0, p = 0.002); on entities of 3+ tokens the gap is +10.0 points; "
-                          "the LLM costs 50x as much per 1k sentences.")
+    assert verdict(q) == (
+        "On d the best LLM (l) is significantly better than the best encoder (e) by 3.0 F1 points "
+        "(95% CI +1.0 to +5.0, p = 0.002); on entities of 3+ tokens the gap is +10.0 points; "
+        "the LLM costs 50x as much per 1k sentences."
+    )
     q = Question("d", enc, llm, paired=Paired(0.03, (-0.01, 0.07), 0.2, 1000))
     assert verdict(q).startswith("On d the best LLM (l) and the best encoder (e) do not differ significantly: gap +3.0")
     assert "is worse than" in verdict(Question("d", _run("e", "encoder", 0.9, 0.6, None), llm))
@@ -229,16 +262,22 @@ def test_verdicts_follow_the_numbers():
 
 
 def test_pareto_frontier_keeps_only_unbeaten_points():
-    points = [Point(1.0, 0.8, "a", "", "encoder", True), Point(2.0, 0.7, "b", "", "llm", True),
-              Point(3.0, 0.9, "c", "", "llm", True), Point(0.5, 0.6, "d", "", "encoder", False)]
+    points = [
+        Point(1.0, 0.8, "a", "", "encoder", True),
+        Point(2.0, 0.7, "b", "", "llm", True),
+        Point(3.0, 0.9, "c", "", "llm", True),
+        Point(0.5, 0.6, "d", "", "encoder", False),
+    ]
     assert [p.label for p in pareto(points)] == ["d", "a", "c"]
 
 
 def test_cli_builds_and_prints_the_index_path(store, tmp_path, data_dir):
     _register()
     out = tmp_path / "cli-site"
-    result = CliRunner().invoke(app, ["site", "build", "--db", str(store[0]), "--out", str(out),
-                                      "--data-dir", str(data_dir), "--resamples", "200"])
+    result = CliRunner().invoke(
+        app,
+        ["site", "build", "--db", str(store[0]), "--out", str(out), "--data-dir", str(data_dir), "--resamples", "200"],
+    )
     assert result.exit_code == 0, result.output
     assert str((out / "index.html").resolve()) in result.output
     assert (out / "index.html").is_file()
@@ -246,8 +285,9 @@ def test_cli_builds_and_prints_the_index_path(store, tmp_path, data_dir):
 
 def test_cli_missing_database_is_a_clear_error(tmp_path):
     _register()
-    result = CliRunner().invoke(app, ["site", "build", "--db", str(tmp_path / "none.duckdb"),
-                                      "--out", str(tmp_path / "s")])
+    result = CliRunner().invoke(
+        app, ["site", "build", "--db", str(tmp_path / "none.duckdb"), "--out", str(tmp_path / "s")]
+    )
     assert result.exit_code != 0
     assert isinstance(result.exception, NerbenchError) and "no results database here" in str(result.exception)
 

@@ -22,8 +22,15 @@ from nerbench.site import build_site
 from _site_store import ENCODER, LLM, XSS_MODEL, make_store
 
 CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -58,7 +65,10 @@ def browser(tmp_path_factory):
     profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh user data dir
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), headless=True, args=FLAGS,
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=FLAGS,
             viewport={"width": 1400, "height": 900},
         )
         try:
@@ -75,8 +85,9 @@ class Watched:
         self.errors: list[str] = []
         self.dialogs: list[str] = []
         self.requests: list[str] = []
-        self.page.on("console",
-                     lambda m: self.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        self.page.on(
+            "console", lambda m: self.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None
+        )
         self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         self.page.on("requestfailed", lambda r: self.errors.append(f"failed request: {r.url} {r.failure}"))
         self.page.on("request", lambda r: self.requests.append(r.url))
@@ -99,11 +110,15 @@ class Watched:
 def _column(page, header: str) -> list[str]:
     index = page.eval_on_selector_all(
         "#overview thead th",
-        "(ths, name) => ths.findIndex(th => th.textContent.replace('\u21c5', '').trim() === name)", header)
+        "(ths, name) => ths.findIndex(th => th.textContent.replace('\u21c5', '').trim() === name)",
+        header,
+    )
     assert index >= 0, header
     return page.eval_on_selector_all(
         "#overview tbody tr:not([hidden])",
-        "(rows, i) => rows.map(r => r.cells[i].getAttribute('data-sort') ?? r.cells[i].textContent.trim())", index)
+        "(rows, i) => rows.map(r => r.cells[i].getAttribute('data-sort') ?? r.cells[i].textContent.trim())",
+        index,
+    )
 
 
 def test_every_page_loads_without_errors_and_requests_only_local_files(browser, site):
@@ -127,7 +142,8 @@ def test_every_internal_link_resolves_to_an_existing_file(browser, site):
         page = watched.open(path)
         # getAttribute, resolved against the page: SVG links have no plain string .href
         hrefs = page.eval_on_selector_all(
-            "a[href]", "as => as.map(a => new URL(a.getAttribute('href'), document.baseURI).href)")
+            "a[href]", "as => as.map(a => new URL(a.getAttribute('href'), document.baseURI).href)"
+        )
         assert len(hrefs) >= 5
         for href in hrefs:
             parts = urlsplit(href)

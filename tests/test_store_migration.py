@@ -33,8 +33,11 @@ def _rows(path: Path) -> dict[str, tuple]:
         out = {}
         for (run_id,) in conn.execute("SELECT run_id FROM runs").fetchall():
             out[run_id] = tuple(
-                conn.execute(f"SELECT * EXCLUDE (run_id) FROM {table} WHERE run_id = ? ORDER BY ALL", [run_id]).fetchall()
-                for table in ("predictions", "metrics", "timings", "environments"))
+                conn.execute(
+                    f"SELECT * EXCLUDE (run_id) FROM {table} WHERE run_id = ? ORDER BY ALL", [run_id]
+                ).fetchall()
+                for table in ("predictions", "metrics", "timings", "environments")
+            )
         return out
     finally:
         conn.close()
@@ -58,10 +61,15 @@ def test_every_run_migrates_to_a_typed_record_whose_hash_is_its_id(old_store):
             assert run["run_id"] == record.run_id and run["config_hash"] == record.digest
             assert record.dataset == run["dataset"] and record.model_id == run["model_id"]
         # each run kept its rows, under its new id
-        after = {run["run_id"]: tuple(
-            store._conn.execute(f"SELECT * EXCLUDE (run_id) FROM {table} WHERE run_id = ? ORDER BY ALL",
-                                [run["run_id"]]).fetchall()
-            for table in ("predictions", "metrics", "timings", "environments")) for run in runs}
+        after = {
+            run["run_id"]: tuple(
+                store._conn.execute(
+                    f"SELECT * EXCLUDE (run_id) FROM {table} WHERE run_id = ? ORDER BY ALL", [run["run_id"]]
+                ).fetchall()
+                for table in ("predictions", "metrics", "timings", "environments")
+            )
+            for run in runs
+        }
     assert sorted(after.values()) == sorted(before.values())
     by_model = {}
     for run in runs:

@@ -24,9 +24,17 @@ from nerbench.store import RunResult, Store, predictions_sha256
 from _records import run_record
 
 DATASETS = ("ncbi_disease", "biored")
-TIMING = {"wall_seconds": 2.0, "sentences_per_second": 470.0, "tokens_per_second": 12000.0,
-          "peak_memory_bytes": 10**9, "device_name": "CPU: Test CPU (2 threads)", "num_devices": 1,
-          "reference_hardware": False, "device_hours": 2.0 / 3600, "cost_usd": 0.0000453}
+TIMING = {
+    "wall_seconds": 2.0,
+    "sentences_per_second": 470.0,
+    "tokens_per_second": 12000.0,
+    "peak_memory_bytes": 10**9,
+    "device_name": "CPU: Test CPU (2 threads)",
+    "num_devices": 1,
+    "reference_hardware": False,
+    "device_hours": 2.0 / 3600,
+    "cost_usd": 0.0000453,
+}
 
 
 def _predictions(gold):
@@ -44,22 +52,35 @@ def source_store(data_dir, tmp_path_factory):
             gold = [list(s.tags) for s in split.sentences]
             pred = _predictions(gold)
             scores = scoring.score(gold, pred, bootstrap=50)
-            run_ids.append(store.save_run(RunResult(
-                model={"id": "test-encoder", "family": "encoder", "hf_id": "org/test-encoder",
-                       "parameters": 1000, "licence": "mit"},
-                record=run_record("test-encoder", "encoder", name, split.sha256, profile="quick", epochs=1,
-                                  head="token"),
-                predictions=pred,
-                predictions_sha256=predictions_sha256(pred), metrics=scores.metric_rows(), timing=dict(TIMING),
-            )))
+            run_ids.append(
+                store.save_run(
+                    RunResult(
+                        model={
+                            "id": "test-encoder",
+                            "family": "encoder",
+                            "hf_id": "org/test-encoder",
+                            "parameters": 1000,
+                            "licence": "mit",
+                        },
+                        record=run_record(
+                            "test-encoder", "encoder", name, split.sha256, profile="quick", epochs=1, head="token"
+                        ),
+                        predictions=pred,
+                        predictions_sha256=predictions_sha256(pred),
+                        metrics=scores.metric_rows(),
+                        timing=dict(TIMING),
+                    )
+                )
+            )
     return db, run_ids
 
 
 @pytest.fixture(scope="module")
 def packaged(source_store, tmp_path_factory):
     db, run_ids = source_store
-    return submissions.package(run_ids, tmp_path_factory.mktemp("subs") / "test-encoder-quick", db,
-                               submitted_by="nerbench tests")
+    return submissions.package(
+        run_ids, tmp_path_factory.mktemp("subs") / "test-encoder-quick", db, submitted_by="nerbench tests"
+    )
 
 
 @pytest.fixture
@@ -162,11 +183,19 @@ def test_path_traversal_in_fields(sub, data_dir, tmp_path):
     def change(d):
         d["id"] = "../../etc"
         d["datasets"]["ncbi_disease"]["predictions"] = "../../../etc/passwd"
+
     edit_toml(sub, change)
-    refused(sub, data_dir, tmp_path, "field id: String should match pattern",
-            "field datasets.ncbi_disease.predictions: String should match pattern")
-    edit_toml(sub, lambda d: (d.update(id=sub.name),
-                              d["datasets"]["ncbi_disease"].update(predictions="predictions/biored.tags")))
+    refused(
+        sub,
+        data_dir,
+        tmp_path,
+        "field id: String should match pattern",
+        "field datasets.ncbi_disease.predictions: String should match pattern",
+    )
+    edit_toml(
+        sub,
+        lambda d: (d.update(id=sub.name), d["datasets"]["ncbi_disease"].update(predictions="predictions/biored.tags")),
+    )
     refused(sub, data_dir, tmp_path, "field datasets.ncbi_disease.predictions: must be 'predictions/ncbi_disease.tags'")
 
 
@@ -193,8 +222,14 @@ def test_hidden_and_extra_files(sub, data_dir, tmp_path):
     (sub / ".hidden").write_text("x")
     (sub / "notes.txt").write_text("x")
     (sub / "predictions" / "bc5cdr.tags").write_text("O\n")
-    refused(sub, data_dir, tmp_path, ".hidden: hidden files are not allowed", "notes.txt: unexpected file",
-            "bc5cdr.tags: unexpected file: no dataset in submission.toml names it")
+    refused(
+        sub,
+        data_dir,
+        tmp_path,
+        ".hidden: hidden files are not allowed",
+        "notes.txt: unexpected file",
+        "bc5cdr.tags: unexpected file: no dataset in submission.toml names it",
+    )
 
 
 def test_file_larger_than_the_limit(sub, data_dir, tmp_path):
@@ -256,6 +291,7 @@ def test_wrong_split_sha256(sub, data_dir, tmp_path):
 def test_unknown_dataset(sub, data_dir, tmp_path):
     def change(d):
         d["datasets"]["no_such_set"] = dict(d["datasets"]["biored"], predictions="predictions/no_such_set.tags")
+
     edit_toml(sub, change)
     (sub / "predictions" / "no_such_set.tags").write_text("O\n")
     refused(sub, data_dir, tmp_path, "field datasets.no_such_set: unknown dataset")
@@ -277,22 +313,37 @@ def test_wrong_tag_count_and_unknown_labels(sub, data_dir, tmp_path):
     lines[9] = lines[9].replace("O", "B-Gene", 1)
     path.write_text("\n".join(lines) + "\n")
     n = len(load_split("ncbi_disease", "test", data_dir).sentences[4].tokens)
-    refused(sub, data_dir, tmp_path, f"ncbi_disease.tags:5: {n + 1} tags, but sentence 5 has {n} tokens",
-            "ncbi_disease.tags:10: tag 'B-Gene' is not one of the dataset's labels")
+    refused(
+        sub,
+        data_dir,
+        tmp_path,
+        f"ncbi_disease.tags:5: {n + 1} tags, but sentence 5 has {n} tokens",
+        "ncbi_disease.tags:10: tag 'B-Gene' is not one of the dataset's labels",
+    )
 
 
 def test_claimed_scores_that_differ(sub, data_dir, tmp_path):
     edit_toml(sub, lambda d: d["datasets"]["ncbi_disease"]["claimed"].update(strict_f1=0.99))
-    refused(sub, data_dir, tmp_path, "field datasets.ncbi_disease.claimed.strict_f1: claims 0.990000, but the "
-                                     "predictions re-score to")
+    refused(
+        sub,
+        data_dir,
+        tmp_path,
+        "field datasets.ncbi_disease.claimed.strict_f1: claims 0.990000, but the predictions re-score to",
+    )
 
 
 def test_all_problems_are_reported_at_once(sub, data_dir, tmp_path):
     (sub / ".git").mkdir()
     edit_toml(sub, lambda d: d["datasets"]["biored"].update(sha256="1" * 64))
     (sub / "predictions" / "ncbi_disease.tags").write_text("O\n")
-    text = refused(sub, data_dir, tmp_path, ".git: hidden files", "datasets.biored.sha256",
-                   "ncbi_disease.tags:2: 1 lines, but the test split has 940 sentences")
+    text = refused(
+        sub,
+        data_dir,
+        tmp_path,
+        ".git: hidden files",
+        "datasets.biored.sha256",
+        "ncbi_disease.tags:2: 1 lines, but the test split has 940 sentences",
+    )
     assert len(text.splitlines()) >= 3
 
 
@@ -335,33 +386,68 @@ def test_submit_carries_an_llm_runs_lora_and_decoding_settings(data_dir, tmp_pat
     from nerbench.models.generative import ParseCounts
 
     parse = ParseCounts(sentences=940, lines=9000, matched=8000, missing=120, extra=700, malformed=300).to_dict()
-    generation = {"generated_tokens_per_sentence": [150, 170], "generated_tokens_per_sentence_mean": 160.0,
-                  "sentence_latency_p50_s": 2.5, "sentence_latency_p95_s": 7.0, "stopped_at_limit": 3,
-                  "parse": parse}
+    generation = {
+        "generated_tokens_per_sentence": [150, 170],
+        "generated_tokens_per_sentence_mean": 160.0,
+        "sentence_latency_p50_s": 2.5,
+        "sentence_latency_p95_s": 7.0,
+        "stopped_at_limit": 3,
+        "parse": parse,
+    }
     split = load_split("ncbi_disease", "test", data_dir)
     pred = _predictions([list(s.tags) for s in split.sentences])
     db = tmp_path / "llm.duckdb"
     with Store(db) as store:
-        run_id = store.save_run(RunResult(
-            model={"id": "test-llm", "family": "llm", "hf_id": "org/test-llm", "parameters": 1000, "licence": "mit"},
-            record=run_record(
-                "test-llm", family="llm", dataset="ncbi_disease", dataset_sha256=split.sha256, head="generative",
-                quantization="nf4", profile="quick", epochs=1,
-                lora=Lora(r=16, alpha=32, dropout=0.05, target_modules=("q_proj",)),
-                decoding=Decoding(max_new_tokens="per sentence: ceil(1.1 x longest single-label answer in tokens) + 8",
-                                  prompt="the paper's prompt")),
-            predictions=pred, predictions_sha256=predictions_sha256(pred),
-            metrics=scoring.score([list(s.tags) for s in split.sentences], pred, bootstrap=20).metric_rows(),
-            timing=dict(TIMING, generation=generation)))
+        run_id = store.save_run(
+            RunResult(
+                model={
+                    "id": "test-llm",
+                    "family": "llm",
+                    "hf_id": "org/test-llm",
+                    "parameters": 1000,
+                    "licence": "mit",
+                },
+                record=run_record(
+                    "test-llm",
+                    family="llm",
+                    dataset="ncbi_disease",
+                    dataset_sha256=split.sha256,
+                    head="generative",
+                    quantization="nf4",
+                    profile="quick",
+                    epochs=1,
+                    lora=Lora(r=16, alpha=32, dropout=0.05, target_modules=("q_proj",)),
+                    decoding=Decoding(
+                        max_new_tokens="per sentence: ceil(1.1 x longest single-label answer in tokens) + 8",
+                        prompt="the paper's prompt",
+                    ),
+                ),
+                predictions=pred,
+                predictions_sha256=predictions_sha256(pred),
+                metrics=scoring.score([list(s.tags) for s in split.sentences], pred, bootstrap=20).metric_rows(),
+                timing=dict(TIMING, generation=generation),
+            )
+        )
     folder = submissions.package([run_id], tmp_path / "test-llm-generative", db)
     data = tomllib.loads((folder / "submission.toml").read_text())
-    assert data["training"] == {"regime": "qlora", "head": "generative", "profile": "quick", "epochs": 1,
-                                "lora_rank": 16, "lora_alpha": 32, "quantization_bits": 4}
+    assert data["training"] == {
+        "regime": "qlora",
+        "head": "generative",
+        "profile": "quick",
+        "epochs": 1,
+        "lora_rank": 16,
+        "lora_alpha": 32,
+        "quantization_bits": 4,
+    }
     assert data["generation"]["decoding"] == "greedy"
     assert data["generation"]["max_new_tokens_rule"].startswith("per sentence: ceil(")
     assert data["datasets"]["ncbi_disease"]["generation"] == {
-        "generated_tokens_per_sentence": 160.0, "sentence_latency_p50_s": 2.5, "sentence_latency_p95_s": 7.0,
-        "stopped_at_limit": 3, "parse": parse}
+        "generated_tokens_per_sentence": 160.0,
+        "sentence_latency_p50_s": 2.5,
+        "sentence_latency_p95_s": 7.0,
+        "stopped_at_limit": 3,
+        "parse": parse,
+    }
     entries = tmp_path / "entries.duckdb"
     submissions.ingest(folder, entries, data_dir=data_dir)
     with Store(entries) as store:
@@ -376,8 +462,11 @@ def test_submit_carries_an_llm_runs_lora_and_decoding_settings(data_dir, tmp_pat
 def test_a_submissions_partial_parse_counts_are_shown_not_a_crash(sub, tmp_path, data_dir):
     def add_generation(data):
         data["training"]["head"] = "generative"
-        data["datasets"]["ncbi_disease"]["generation"] = {"generated_tokens_per_sentence": 12.5,
-                                                          "parse": {"missing": 4}}
+        data["datasets"]["ncbi_disease"]["generation"] = {
+            "generated_tokens_per_sentence": 12.5,
+            "parse": {"missing": 4},
+        }
+
     edit_toml(sub, add_generation)
     entries = tmp_path / "partial.duckdb"
     submissions.ingest(sub, entries, data_dir=data_dir)
@@ -385,12 +474,15 @@ def test_a_submissions_partial_parse_counts_are_shown_not_a_crash(sub, tmp_path,
     assert result.exit_code == 0 and "4/?/?/?" in result.output, result.output
 
 
-@pytest.mark.parametrize("generation, field", [
-    ({"generated_tokens_per_sentence": -1.0}, "generated_tokens_per_sentence"),
-    ({"generated_tokens_per_sentence": 3.0, "parse": {"<b>": 1}}, "parse"),
-    ({"generated_tokens_per_sentence": 3.0, "parse": {"missing": -2}}, "parse.missing"),
-    ({"generated_tokens_per_sentence": 3.0, "text": "the generated answers"}, "text"),
-])
+@pytest.mark.parametrize(
+    "generation, field",
+    [
+        ({"generated_tokens_per_sentence": -1.0}, "generated_tokens_per_sentence"),
+        ({"generated_tokens_per_sentence": 3.0, "parse": {"<b>": 1}}, "parse"),
+        ({"generated_tokens_per_sentence": 3.0, "parse": {"missing": -2}}, "parse.missing"),
+        ({"generated_tokens_per_sentence": 3.0, "text": "the generated answers"}, "text"),
+    ],
+)
 def test_a_hostile_generation_section_is_refused_by_field(sub, data_dir, generation, field):
     edit_toml(sub, lambda data: data["datasets"]["ncbi_disease"].update(generation=generation))
     v = submissions.validate(sub, data_dir=data_dir)
@@ -431,8 +523,9 @@ submissions.ingest(sys.argv[1], Path(sys.argv[2]), data_dir=Path(sys.argv[4]))
 
 
 def _python(code, *args):
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
-                            stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *map(str, args)], stdout=subprocess.PIPE, text=True
+    )
 
 
 def test_a_second_ingest_while_the_store_is_busy_fails_clearly(sub, data_dir, tmp_path):

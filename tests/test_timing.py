@@ -177,8 +177,14 @@ def test_batches_must_cover_every_sentence_once():
 def test_cost_is_hours_times_price():
     clock = FakeClock()
     _, report = run_timed(
-        FakePredictor(clock), SENTENCES, PROTOCOL, clock=clock, memory=FakeMemory(),
-        price_per_hour=2.5, device_name="NVIDIA H100 80GB HBM3", num_devices=2,
+        FakePredictor(clock),
+        SENTENCES,
+        PROTOCOL,
+        clock=clock,
+        memory=FakeMemory(),
+        price_per_hour=2.5,
+        device_name="NVIDIA H100 80GB HBM3",
+        num_devices=2,
     )
     assert report.device_hours == pytest.approx(report.wall_seconds * 2 / 3600)
     assert report.cost_usd == pytest.approx(report.device_hours * 2.5)
@@ -190,8 +196,13 @@ def test_cost_is_hours_times_price():
 def test_price_from_table_and_reference_mark():
     clock = FakeClock()
     _, report = run_timed(
-        FakePredictor(clock), SENTENCES, PROTOCOL, clock=clock, memory=FakeMemory(),
-        device_name="NVIDIA H100 80GB HBM3", num_devices=1,
+        FakePredictor(clock),
+        SENTENCES,
+        PROTOCOL,
+        clock=clock,
+        memory=FakeMemory(),
+        device_name="NVIDIA H100 80GB HBM3",
+        num_devices=1,
     )
     expected = price_for("NVIDIA H100 80GB HBM3")
     assert report.reference_hardware is True
@@ -201,8 +212,14 @@ def test_price_from_table_and_reference_mark():
 
 def test_unknown_device_has_unknown_cost_not_zero():
     clock = FakeClock()
-    _, report = run_timed(FakePredictor(clock), SENTENCES, PROTOCOL, clock=clock, memory=FakeMemory(),
-                          device_name="CPU: Some Processor (96 threads)")
+    _, report = run_timed(
+        FakePredictor(clock),
+        SENTENCES,
+        PROTOCOL,
+        clock=clock,
+        memory=FakeMemory(),
+        device_name="CPU: Some Processor (96 threads)",
+    )
     assert report.reference_hardware is False
     assert report.price_per_device_hour is None and report.cost_usd is None
     assert report.cost_per_1k_sentences_usd is None

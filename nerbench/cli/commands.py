@@ -4,8 +4,16 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from nerbench.cli import (datasets_cmd, eval_cmd, models_cmd, results_cmd, score_cmd, site_cmd,
-                              submissions_cmd, train_cmd)
+    from nerbench.cli import (
+        datasets_cmd,
+        eval_cmd,
+        models_cmd,
+        results_cmd,
+        score_cmd,
+        site_cmd,
+        submissions_cmd,
+        train_cmd,
+    )
 
     app.add_typer(datasets_cmd.app, name="datasets")
     app.add_typer(models_cmd.app, name="models")

@@ -1,7 +1,7 @@
 """`nerbench datasets`: list, show, verify and fetch the registered datasets."""
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -13,7 +13,7 @@ from nerbench.cli._util import DataDir, Json
 app = typer.Typer(no_args_is_help=True, help="The dataset registry: statistics, checksums, downloads.")
 
 Names = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Argument(help="Dataset names (default: the default suite).", show_default=False),
 ]
 _STATUS_STYLE = {"ok": "green", "unpinned": "yellow", "modified": "bold red", "missing": "red"}
@@ -36,7 +36,9 @@ def list_(data_dir: DataDir = None, as_json: Json = False) -> None:
         return
     table = Table(title=f"Datasets in {datasets.resolve_data_dir(data_dir)}")
     for column in ("dataset", "split", "status", "sentences", "tokens", "mentions per type", ">=3 tokens", "share"):
-        table.add_column(column, justify="right" if column in ("sentences", "tokens", ">=3 tokens", "share") else "left")
+        table.add_column(
+            column, justify="right" if column in ("sentences", "tokens", ">=3 tokens", "share") else "left"
+        )
     for row in rows:
         stats = row.statistics
         cells = [row.status.dataset, row.status.split, _status(row.status.status)]
@@ -72,7 +74,9 @@ def show(
     console = Console()
     console.print(f"[bold]{info.name}[/]: {info.title}")
     console.print(f"entity types: {', '.join(info.entity_types)}")
-    console.print(f"suite: {info.suite}; paper set: {'yes' if info.paper_set else 'no'}; public: {'yes' if info.public else 'no'}")
+    console.print(
+        f"suite: {info.suite}; paper set: {'yes' if info.paper_set else 'no'}; public: {'yes' if info.public else 'no'}"
+    )
     console.print(f"citation: {info.citation}", highlight=False)
     console.print(f"licence: {info.licence}", highlight=False)
     console.print(f"note: {info.note}", highlight=False)
@@ -83,7 +87,8 @@ def show(
             stats = row.statistics
             console.print(
                 f"  {stats.sentences:,} sentences, {stats.tokens:,} tokens, {stats.mentions:,} mentions, "
-                f"{stats.long_entities:,} of >=3 tokens ({stats.long_share:.1%}), longest sentence {stats.longest_sentence}",
+                f"{stats.long_entities:,} of >=3 tokens ({stats.long_share:.1%}), "
+                f"longest sentence {stats.longest_sentence}",
                 highlight=False,
             )
         for source in split.sources:
@@ -114,7 +119,7 @@ def fetch(
     names: Names = None,
     data_dir: DataDir = None,
     mirror: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--mirror",
             envvar=datasets.MIRROR_ENV,

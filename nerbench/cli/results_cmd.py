@@ -5,7 +5,7 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -50,7 +50,7 @@ def results(
     db: Db = DEFAULT_DB,
     as_json: Json = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
-    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Only runs on this dataset.")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Only runs on this dataset.")] = None,
 ) -> None:
     """One row per stored run: strict P/R/F1 with 95% CI, long-entity F1, speed, cost, device."""
     if as_json and as_csv:
@@ -68,21 +68,31 @@ def results(
             writer.writeheader()
             writer.writerows(rows)
         return
-    table = Table(title=f"Runs in {db}", caption="F1 = strict micro F1 with its 95% bootstrap CI; long = entities "
-                  "of >= 3 tokens; token/generative = LLM head; parse = generative output lines missing/extra/renamed/"
-                  "malformed; ref = reference hardware (one H100 80GB); self = self-reported timing; "
-                  "P/R and more with --json or --csv")
+    table = Table(
+        title=f"Runs in {db}",
+        caption="F1 = strict micro F1 with its 95% bootstrap CI; long = entities "
+        "of >= 3 tokens; token/generative = LLM head; parse = generative output lines missing/extra/renamed/"
+        "malformed; ref = reference hardware (one H100 80GB); self = self-reported timing; "
+        "P/R and more with --json or --csv",
+    )
     has_parse = any(row["parse"] for row in rows)
     columns = ("run", "model", "dataset", "F1 [CI]", "long F1", "sent/s", "cost", "device", "marks") + (
-        ("parse: miss/extra/renamed/malformed",) if has_parse else ())
+        ("parse: miss/extra/renamed/malformed",) if has_parse else ()
+    )
     for column in columns:
         table.add_column(column, justify="right" if column in ("sent/s", "cost") else "left")
     for row in rows:
         speed = row["sentences_per_second"]
-        marks = ([row["family"]] + ([row["head"]] if row["family"] == "llm" and row["head"] else [])
-                 + (["ref"] if row["reference_hardware"] else []) + (["self"] if row["self_reported"] else []))
+        marks = (
+            [row["family"]]
+            + ([row["head"]] if row["family"] == "llm" and row["head"] else [])
+            + (["ref"] if row["reference_hardware"] else [])
+            + (["self"] if row["self_reported"] else [])
+        )
         table.add_row(
-            row["run_id"], row["model_id"], row["dataset"],
+            row["run_id"],
+            row["model_id"],
+            row["dataset"],
             _score(row["f1"], row["f1_ci_low"], row["f1_ci_high"]),
             _score(row["long_f1"]),
             "—" if speed is None else f"{speed:,.1f}",

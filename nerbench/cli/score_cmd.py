@@ -36,9 +36,13 @@ def score(
         prf = getattr(scores, name)
         table.add_row(name, pct(prf.precision), pct(prf.recall), pct(prf.f1), str(prf.n_pred), str(prf.n_gold))
     for name, prf in scores.per_type.items():
-        table.add_row(f"strict, type {name}", pct(prf.precision), pct(prf.recall), pct(prf.f1), str(prf.n_pred), str(prf.n_gold))
+        table.add_row(
+            f"strict, type {name}", pct(prf.precision), pct(prf.recall), pct(prf.f1), str(prf.n_pred), str(prf.n_gold)
+        )
     for name, prf in scores.per_length.items():
-        table.add_row(f"strict, {name} tokens", pct(prf.precision), pct(prf.recall), pct(prf.f1), str(prf.n_pred), str(prf.n_gold))
+        table.add_row(
+            f"strict, {name} tokens", pct(prf.precision), pct(prf.recall), pct(prf.f1), str(prf.n_pred), str(prf.n_gold)
+        )
     console = Console()
     console.print(table)
     low, high = scores.ci95["f1"]
@@ -60,8 +64,9 @@ def compare(
 ) -> None:
     """Paired significance of the F1 difference between two predictions of the same test set."""
     if len(items) == 2:
-        result, _, _ = compare_runs(db, items[0], items[1], data_dir=data_dir, resamples=resamples, seed=seed,
-                                    long_only=long_only)
+        result, _, _ = compare_runs(
+            db, items[0], items[1], data_dir=data_dir, resamples=resamples, seed=seed, long_only=long_only
+        )
     elif len(items) == 3:
         gold, pred_a, pred_b = map(Path, items)
         result = compare_files(gold, pred_a, pred_b, resamples=resamples, seed=seed, long_only=long_only)

@@ -16,9 +16,13 @@ app = typer.Typer(no_args_is_help=True, help="The static leaderboard site.")
 @app.command("build")
 def build(
     db: Db = DEFAULT_DB,
-    out: Annotated[Path, typer.Option("--out", help="Folder to write the site into: new, empty, or an earlier build (replaced).")] = DEFAULT_OUT,
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder to write the site into: new, empty, or an earlier build (replaced).")
+    ] = DEFAULT_OUT,
     data_dir: DataDir = None,
-    resamples: Annotated[int, typer.Option("--resamples", min=1, help="Resamples of the paired LLM-vs-encoder tests.")] = 1000,
+    resamples: Annotated[
+        int, typer.Option("--resamples", min=1, help="Resamples of the paired LLM-vs-encoder tests.")
+    ] = 1000,
 ) -> None:
     """Render HTML pages, downloads and charts from the store into OUT; prints the index page's path."""
     report = build_site(Path(db), out, data_dir=data_dir, resamples=resamples)

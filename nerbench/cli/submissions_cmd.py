@@ -1,7 +1,7 @@
 """`nerbench submit`, `nerbench validate` and `nerbench ingest`: submissions in, out and checked."""
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,8 +15,12 @@ def submit(
     out: Annotated[Path, typer.Option("--out", help="The submission folder to write, e.g. submissions/my-model.")],
     submitted_by: Annotated[str, typer.Option(help="Who submits (free text).")] = "",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
-    model_id: Annotated[Optional[str], typer.Option(
-        help="The leaderboard entry's id (default: the stored model's); give each budget of one model its own.")] = None,
+    model_id: Annotated[
+        str | None,
+        typer.Option(
+            help="The leaderboard entry's id (default: the stored model's); give each budget of one model its own."
+        ),
+    ] = None,
     db: Db = DEFAULT_DB,
 ) -> None:
     """Package stored runs as a submission folder (tags only, never corpus text)."""
@@ -29,7 +33,7 @@ def submit(
 def validate(
     paths: Annotated[list[Path], typer.Argument(help="Submission folders.")],
     summary: Annotated[
-        Optional[Path], typer.Option(help="Also append a Markdown table to this file (a CI job summary).")
+        Path | None, typer.Option(help="Also append a Markdown table to this file (a CI job summary).")
     ] = None,
     data_dir: DataDir = None,
 ) -> None:

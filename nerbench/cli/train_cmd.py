@@ -2,7 +2,7 @@
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -24,20 +24,20 @@ from nerbench.cli._util import (
 def train(
     model: Annotated[str, typer.Argument(help="Registry id, checkpoint folder or Hugging Face id.")],
     dataset: Annotated[str, typer.Option("--dataset", help="A registered dataset name.")],
-    epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs (recipe: 20).")] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate (recipes: 2e-5 encoders, 4e-5 LLMs).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Training batch size (recipes: 8 encoders, 4 LLMs).")] = None,
-    seed: TrainSeed = 0,
-    max_train_sentences: Annotated[
-        Optional[int], typer.Option(help="Train on the first N train sentences only.")
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs (recipe: 20).")] = None,
+    lr: Annotated[
+        float | None, typer.Option("--lr", help="Peak learning rate (recipes: 2e-5 encoders, 4e-5 LLMs).")
     ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Training batch size (recipes: 8 encoders, 4 LLMs).")] = None,
+    seed: TrainSeed = 0,
+    max_train_sentences: Annotated[int | None, typer.Option(help="Train on the first N train sentences only.")] = None,
     label_policy: LabelPolicy = None,
     head: Head = None,
     quantize: Quantize = None,
     gradient_accumulation_steps: Annotated[
-        Optional[int], typer.Option(help="LLMs: micro-batches per optimizer step (recipe: 4).")
+        int | None, typer.Option(help="LLMs: micro-batches per optimizer step (recipe: 4).")
     ] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default runs/<model>/<dataset>).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default runs/<model>/<dataset>).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a previous run in the output folder.")] = False,
     revision: Revision = None,
     trust_remote_code: TrustRemoteCode = False,
@@ -53,15 +53,32 @@ def train(
     quiet_libraries()
     console = Console(stderr=as_json)
     # Given only when set, so that the library's defaults (the recipe's, or the adapter's) apply.
-    optional: dict[str, Any] = {k: v for k, v in {"head": head, "quantize": quantize,
-                                                   "gradient_accumulation_steps": gradient_accumulation_steps}.items()
-                                if v is not None}
+    optional: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "head": head,
+            "quantize": quantize,
+            "gradient_accumulation_steps": gradient_accumulation_steps,
+        }.items()
+        if v is not None
+    }
     with TrainingBars(console) as progress:
         record, folder = train_on_dataset(
-            model, dataset, data_dir=data_dir, out_dir=out, label_policy=label_policy,
-            revision=revision, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-            max_train_sentences=max_train_sentences, progress=progress, overwrite=overwrite,
-            trust_remote_code=trust_remote_code, **optional,
+            model,
+            dataset,
+            data_dir=data_dir,
+            out_dir=out,
+            label_policy=label_policy,
+            revision=revision,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            seed=seed,
+            max_train_sentences=max_train_sentences,
+            progress=progress,
+            overwrite=overwrite,
+            trust_remote_code=trust_remote_code,
+            **optional,
         )
     if as_json:
         typer.echo(json.dumps(record.to_dict() | {"out": str(folder)}, indent=2))

@@ -14,8 +14,8 @@ has nothing to predict from: it is tagged `O` (`EMPTY_WORD_TAG`) and counted, ne
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from nerbench.recipes import LabelPolicy
 
@@ -157,11 +157,8 @@ def encode(
     nonempty = [i for i, s in enumerate(sentences) if len(s)]
     # Byte-level BPE tokenizers (Llama-3, SmolLM2) need each word's leading space to split it as
     # in running text; WordPiece and SentencePiece tokenizers get the bare words, as before.
-    enc = (
-        tokenize_words(tokenizer, [list(sentences[i]) for i in nonempty], add_special_tokens=False)
-        if nonempty
-        else None
-    )
+    if nonempty:
+        enc = tokenize_words(tokenizer, [list(sentences[i]) for i in nonempty], add_special_tokens=False)
     for j, s in enumerate(nonempty):
         ids = enc["input_ids"][j]
         pieces: list[list[int]] = [[] for _ in range(n_words[s])]

@@ -10,8 +10,10 @@ from nerbench.errors import NerbenchError
 from nerbench.models.schema import ModelMeta, OfflinePackage
 from nerbench.recipes import EncoderRecipe, LLMRecipe
 
-_DECODER_CODE = ("motasem-obeidat/Do-LLMs-Surpass-Encoders-for-Biomedical-NER at commit "
-                 "72f3d8bb4ad6eea7a34334651dfe3b888731843f, decoders/")
+_DECODER_CODE = (
+    "motasem-obeidat/Do-LLMs-Surpass-Encoders-for-Biomedical-NER at commit "
+    "72f3d8bb4ad6eea7a34334651dfe3b888731843f, decoders/"
+)
 _PAPER_CODE = "bionlproc/LLMs-vs-Encoders-for-BioNER (encoders/, README)"
 
 REGISTRY: dict[str, ModelMeta] = {
@@ -93,8 +95,7 @@ REGISTRY: dict[str, ModelMeta] = {
             licence="apache-2.0",
             cased=True,
             id_source="paper-code",
-            id_source_note=f"{_DECODER_CODE}: run_decoder_train.py --model_name "
-            "mistralai/Mistral-7B-Instruct-v0.3",
+            id_source_note=f"{_DECODER_CODE}: run_decoder_train.py --model_name mistralai/Mistral-7B-Instruct-v0.3",
             recipe=LLMRecipe(),
         ),
         ModelMeta(

@@ -5,18 +5,18 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
 from nerbench.errors import NerbenchError
 from nerbench.models.align import Encoded, decode, encode
-from nerbench.recipes import LabelPolicy
 from nerbench.models.predictor import length_sorted_batches
 from nerbench.models.registry import ResolvedModel, read_config, resolve_model
 from nerbench.protocol import ENCODER, PROTOCOL
+from nerbench.recipes import LabelPolicy
 
 # The timing protocol fixes one batch size per family; this module only reads it.
 ENCODER_BATCH_SIZE = PROTOCOL.batch_size(ENCODER)
@@ -42,12 +42,9 @@ def model_labels(config_id2label: dict, source: str, labels: Sequence[str]) -> t
             f"so it was not fine-tuned for the dataset's labels {list(labels)}: "
             "fine-tune it first (`nerbench train`)"
         )
-    if sorted(by_id) != list(range(len(by_id))) or set(id2label) != set(labels) or len(
-        id2label
-    ) != len(set(id2label)):
+    if sorted(by_id) != list(range(len(by_id))) or set(id2label) != set(labels) or len(id2label) != len(set(id2label)):
         raise NerbenchError(
-            f"label map mismatch: {source} id2label has {list(id2label)} but the dataset's "
-            f"labels are {list(labels)}"
+            f"label map mismatch: {source} id2label has {list(id2label)} but the dataset's labels are {list(labels)}"
         )
     return id2label
 
@@ -83,9 +80,7 @@ class EncoderPredictor:
         overlap: int | None = None,
     ):
         if not getattr(tokenizer, "is_fast", False):
-            raise NerbenchError(
-                f"{type(tokenizer).__name__} is not a fast tokenizer: word alignment needs word_ids()"
-            )
+            raise NerbenchError(f"{type(tokenizer).__name__} is not a fast tokenizer: word alignment needs word_ids()")
         if label_policy not in ("first", "majority"):
             raise NerbenchError(f"label policy must be 'first' or 'majority', not {label_policy!r}")
         self.model = model
@@ -112,7 +107,7 @@ class EncoderPredictor:
         label_policy: LabelPolicy | None = None,
         trust_remote_code: bool = False,
         revision: str | None = None,
-    ) -> "EncoderPredictor":
+    ) -> EncoderPredictor:
         """Load a fine-tuned token classifier (registry id, folder or hub id) for inference.
 
         A folder written by `nerbench train` carries training.json; its label policy and window
@@ -136,15 +131,15 @@ class EncoderPredictor:
             dtype=inference_dtype(device),
         )
         model.to(device).eval()
-        return cls(model, tokenizer, labels, batch_size=batch_size, max_length=window,
-                   label_policy=label_policy)
+        return cls(model, tokenizer, labels, batch_size=batch_size, max_length=window, label_policy=label_policy)
 
     def sub_token_lengths(self, sentences: Sequence[Sequence[str]]) -> list[int]:
         lengths = [0] * len(sentences)
         nonempty = [i for i, s in enumerate(sentences) if len(s)]
         if nonempty:
-            enc = self.tokenizer([list(sentences[i]) for i in nonempty], is_split_into_words=True,
-                                 add_special_tokens=False)
+            enc = self.tokenizer(
+                [list(sentences[i]) for i in nonempty], is_split_into_words=True, add_special_tokens=False
+            )
             for i, ids in zip(nonempty, enc["input_ids"]):
                 lengths[i] = len(ids)
         return lengths

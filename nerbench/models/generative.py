@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
-from typing import Iterator, Sequence
+from typing import Any
 
 import torch
 
@@ -75,7 +76,7 @@ class ParseCounts:
     truncated: int = 0  # sentences whose last word got no line: the output ended too early
     empty: int = 0  # sentences whose output had no non-blank line at all
 
-    def __add__(self, other: "ParseCounts") -> "ParseCounts":
+    def __add__(self, other: ParseCounts) -> ParseCounts:
         return ParseCounts(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
 
     def to_dict(self) -> dict[str, int]:
@@ -224,7 +225,7 @@ def _per_row_budget(prompt_width: int, budgets: Sequence[int], device):
 
     class PerRowBudget(StoppingCriteria):
         def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
-            return (input_ids.shape[1] - prompt_width) >= limits
+            return torch.BoolTensor((input_ids.shape[1] - prompt_width) >= limits)
 
     limits = torch.tensor(list(budgets), device=device)
     return PerRowBudget()
@@ -259,7 +260,9 @@ class GenerativePredictor:
         batch_size: int = 8,
         budget_ratio: float = BUDGET_RATIO,
         budget_extra: int = BUDGET_EXTRA,
+        precision: str | None = None,  # as the timing protocol names it; None: read off the model
     ):
+        self.precision = precision
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model
@@ -290,14 +293,14 @@ class GenerativePredictor:
         dtype: torch.dtype | None = None,
         batch_size: int = 8,
         trust_remote_code: bool = False,
-    ) -> "GenerativePredictor":
+    ) -> GenerativePredictor:
         """Load a causal LM from a local checkpoint folder (safetensors only), plus a LoRA adapter."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(
+        model: Any = AutoModelForCausalLM.from_pretrained(
             model_path, use_safetensors=True, dtype=dtype, trust_remote_code=trust_remote_code
         )
         if adapter_path is not None:
@@ -339,11 +342,16 @@ class GenerativePredictor:
             ended = next((k for k, t in enumerate(new) if t in self.eos_ids), None)
             answer = new if ended is None else new[:ended]
             result = parse_generation(self.continuation_text(prompt, answer), tokens, self.labels)
-            self.records.append(GenerationRecord(
-                words=len(tokens), prompt_tokens=len(prompt), budget=budget,
-                generated_tokens=len(new) if ended is None else ended + 1,
-                stopped_at_limit=ended is None, counts=result.counts,
-            ))
+            self.records.append(
+                GenerationRecord(
+                    words=len(tokens),
+                    prompt_tokens=len(prompt),
+                    budget=budget,
+                    generated_tokens=len(new) if ended is None else ended + 1,
+                    stopped_at_limit=ended is None,
+                    counts=result.counts,
+                )
+            )
             out.append(result.tags)
         return out
 
@@ -364,7 +372,7 @@ class GenerativePredictor:
         head = self.tokenizer.decode(list(prompt_ids), **kw)
         whole = self.tokenizer.decode(list(prompt_ids) + list(answer_ids), **kw)
         if whole.startswith(head):
-            return whole[len(head):]
+            return whole[len(head) :]
         return self.tokenizer.decode(list(answer_ids), **kw)
 
     def _generate(self, prompts: list[list[int]], budgets: list[int]) -> list[list[int]]:
@@ -381,17 +389,22 @@ class GenerativePredictor:
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(prompts), width), dtype=torch.long)
         for row, p in enumerate(prompts):
-            ids[row, width - len(p):] = torch.tensor(p, dtype=torch.long)
-            mask[row, width - len(p):] = 1
+            ids[row, width - len(p) :] = torch.tensor(p, dtype=torch.long)
+            mask[row, width - len(p) :] = 1
         config = GenerationConfig(
-            do_sample=False, num_beams=1, max_new_tokens=max(budgets),
-            eos_token_id=list(self.eos_ids), pad_token_id=self.pad_id,
+            do_sample=False,
+            num_beams=1,
+            max_new_tokens=max(budgets),
+            eos_token_id=list(self.eos_ids),
+            pad_token_id=self.pad_id,
         )
         stop = StoppingCriteriaList([_per_row_budget(width, budgets, self.device)])
         with torch.inference_mode(), _only_this_config(self.model, config):
             out = self.model.generate(
-                input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                generation_config=config, stopping_criteria=stop,
+                input_ids=ids.to(self.device),
+                attention_mask=mask.to(self.device),
+                generation_config=config,
+                stopping_criteria=stop,
             )
         new = out[:, width:].cpu().tolist()
         return [row[:budget] for row, budget in zip(new, budgets)]
@@ -409,8 +422,11 @@ class GenerativePredictor:
         generated = [r.generated_tokens for r in self.records]
         return {
             "decoding": "greedy",
-            "budget_rule": {"ratio": self.budget_ratio, "extra_tokens": self.budget_extra,
-                            "basis": "longest single-label answer, tokenized"},
+            "budget_rule": {
+                "ratio": self.budget_ratio,
+                "extra_tokens": self.budget_extra,
+                "basis": "longest single-label answer, tokenized",
+            },
             "ignored_generation_defaults": dict(self.ignored_defaults),
             "sentences": len(self.records),
             "words": sum(r.words for r in self.records),
@@ -444,10 +460,26 @@ def _eos_ids(tokenizer, generation_config) -> tuple[int, ...]:
 # Settings of a checkpoint's generation_config that would change greedy decoding or steer it to
 # sampling; they are recorded and switched off.
 _DECODING_FIELDS = (
-    "do_sample", "num_beams", "temperature", "top_k", "top_p", "min_p", "typical_p",
-    "repetition_penalty", "no_repeat_ngram_size", "min_length", "min_new_tokens", "bad_words_ids",
-    "suppress_tokens", "begin_suppress_tokens", "forced_bos_token_id", "forced_eos_token_id",
-    "sequence_bias", "exponential_decay_length_penalty", "max_length", "max_new_tokens",
+    "do_sample",
+    "num_beams",
+    "temperature",
+    "top_k",
+    "top_p",
+    "min_p",
+    "typical_p",
+    "repetition_penalty",
+    "no_repeat_ngram_size",
+    "min_length",
+    "min_new_tokens",
+    "bad_words_ids",
+    "suppress_tokens",
+    "begin_suppress_tokens",
+    "forced_bos_token_id",
+    "forced_eos_token_id",
+    "sequence_bias",
+    "exponential_decay_length_penalty",
+    "max_length",
+    "max_new_tokens",
 )
 
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import torch
 
@@ -34,14 +35,14 @@ from nerbench.models.registry import (
     read_config,
     resolve_model,
 )
-from nerbench.recipes import LLMRecipe
 from nerbench.protocol import LLM, NF4, PROTOCOL
+from nerbench.recipes import LLMRecipe
 
 Head = Literal["token", "generative"]
 LLM_BATCH_SIZE = PROTOCOL.batch_size(LLM)
 HEAD_MODULE = "score"  # the classification head of *ForTokenClassification decoders
 _TASK_TYPE = {"token": "TOKEN_CLS", "generative": "CAUSAL_LM"}
-_HEAD_OF_TASK = {v: k for k, v in _TASK_TYPE.items()}
+_HEAD_OF_TASK: dict[str, Head] = {"TOKEN_CLS": "token", "CAUSAL_LM": "generative"}
 
 
 def load_tokenizer(path: Path, trust_remote_code: bool = False):
@@ -101,9 +102,13 @@ def load_base(
     if head == "token":
         labels = tuple(labels)
         model = AutoModelForTokenClassification.from_pretrained(
-            path, num_labels=len(labels), id2label=dict(enumerate(labels)),
-            label2id={label: i for i, label in enumerate(labels)}, pad_token_id=pad_token_id,
-            ignore_mismatched_sizes=True, **kwargs,
+            path,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)},
+            pad_token_id=pad_token_id,
+            ignore_mismatched_sizes=True,
+            **kwargs,
         )
     else:
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
@@ -165,10 +170,26 @@ def is_quantized(model) -> bool:
 class LLMTokenPredictor(EncoderPredictor):
     """A decoder token classifier under the encoder predictor's batching and word alignment."""
 
-    def __init__(self, model, tokenizer, labels: Sequence[str], *, batch_size: int = LLM_BATCH_SIZE,
-                 max_length: int = MAX_WINDOW, overlap: int | None = None, precision: str | None = None):
-        super().__init__(model, tokenizer, labels, batch_size=batch_size, max_length=max_length,
-                         label_policy="first", overlap=overlap)
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        labels: Sequence[str],
+        *,
+        batch_size: int = LLM_BATCH_SIZE,
+        max_length: int = MAX_WINDOW,
+        overlap: int | None = None,
+        precision: str | None = None,
+    ):
+        super().__init__(
+            model,
+            tokenizer,
+            labels,
+            batch_size=batch_size,
+            max_length=max_length,
+            label_policy="first",
+            overlap=overlap,
+        )
         self.precision = precision
         self.pad_id = tokenizer.pad_token_id
 
@@ -232,7 +253,7 @@ def load_llm_predictor(
     ref = model_ref if isinstance(model_ref, ResolvedModel) else resolve_model(model_ref)
     device = device or default_device()
     adapter = ref.path if ref.source == "adapter" else None
-    base_path = ref.base.path if adapter is not None else ref.path
+    base_path = ref.base.path if adapter is not None and ref.base is not None else ref.path
     record = training_record(adapter) if adapter is not None else {}
     if adapter is not None:
         found = adapter_head(adapter)
@@ -246,17 +267,28 @@ def load_llm_predictor(
     if head == "token" and adapter is None:
         config = read_config(base_path / "config.json")
         model_labels(config.get("id2label") or {}, f"{base_path / 'config.json'}", labels)
-    tokenizer = load_tokenizer(adapter if adapter is not None and (adapter / "tokenizer.json").is_file()
-                               else base_path, trust_remote_code)
+    tokenizer = load_tokenizer(
+        adapter if adapter is not None and (adapter / "tokenizer.json").is_file() else base_path, trust_remote_code
+    )
     if head == "token" and adapter is None:
         from transformers import AutoModelForTokenClassification
 
         model = AutoModelForTokenClassification.from_pretrained(
-            base_path, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=base_dtype(device),
+            base_path,
+            use_safetensors=True,
+            trust_remote_code=trust_remote_code,
+            dtype=base_dtype(device),
         ).to(device)
     else:
-        model = load_base(base_path, head, head_labels, device=device, quantize=precision == NF4,
-                          pad_token_id=tokenizer.pad_token_id, trust_remote_code=trust_remote_code)
+        model = load_base(
+            base_path,
+            head,
+            head_labels,
+            device=device,
+            quantize=precision == NF4,
+            pad_token_id=tokenizer.pad_token_id,
+            trust_remote_code=trust_remote_code,
+        )
     if adapter is not None:
         from peft import PeftModel
 
@@ -265,9 +297,6 @@ def load_llm_predictor(
             model = model.merge_and_unload()
     model.eval()
     if head == "generative":
-        predictor = GenerativePredictor(model, tokenizer, labels, entity_types, batch_size=batch_size)
-        predictor.precision = precision
-        return predictor
+        return GenerativePredictor(model, tokenizer, labels, entity_types, batch_size=batch_size, precision=precision)
     window = int(record.get("recipe", {}).get("max_length") or LLMRecipe().max_length)
-    return LLMTokenPredictor(model, tokenizer, labels, batch_size=batch_size, max_length=window,
-                             precision=precision)
+    return LLMTokenPredictor(model, tokenizer, labels, batch_size=batch_size, max_length=window, precision=precision)

@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 
@@ -38,24 +38,24 @@ from nerbench.models.llm import (
     lora_config,
 )
 from nerbench.models.registry import ADAPTER_CONFIG, ResolvedModel, read_config, resolve_model
-from nerbench.recipes import LLMRecipe
 from nerbench.models.training import (
     DevEvaluator,
     TrainingProgress,
     TrainingRecord,
-    prepare_out_dir,
     checked_recipe,
     fit,
     optimizer_steps_per_epoch,
+    prepare_out_dir,
     seed_everything,
     sentences_sha256,
     strict_f1,
     training_inputs,
 )
+from nerbench.recipes import LLMRecipe
 
 
 def effective_quantization(recipe: LLMRecipe, quantize: str | None, device: str) -> str:
-    """"nf4" or "none": asked for explicitly, else the recipe's on CUDA and none on CPU."""
+    """ "nf4" or "none": asked for explicitly, else the recipe's on CUDA and none on CPU."""
     if quantize is not None:
         if quantize not in ("none", "nf4"):
             raise NerbenchError(f"--quantize: must be 'none' or 'nf4', not {quantize!r}")
@@ -97,7 +97,9 @@ def _optimizer(params, recipe: LLMRecipe, device: str):
     if device.startswith("cuda"):
         import bitsandbytes as bnb
 
-        return bnb.optim.PagedAdamW8bit(params, lr=recipe.learning_rate, weight_decay=recipe.weight_decay), recipe.optimizer
+        return bnb.optim.PagedAdamW8bit(
+            params, lr=recipe.learning_rate, weight_decay=recipe.weight_decay
+        ), recipe.optimizer
     return torch.optim.AdamW(params, lr=recipe.learning_rate, weight_decay=recipe.weight_decay), recipe.cpu_optimizer
 
 
@@ -139,9 +141,17 @@ def train_llm(
     from peft import get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 
     started = time.perf_counter()
-    overrides = {k: v for k, v in {"max_epochs": epochs, "learning_rate": lr, "batch_size": batch_size,
-                                   "gradient_accumulation_steps": gradient_accumulation_steps,
-                                   "head": head}.items() if v is not None}
+    overrides: dict[str, object] = {
+        k: v
+        for k, v in {
+            "max_epochs": epochs,
+            "learning_rate": lr,
+            "batch_size": batch_size,
+            "gradient_accumulation_steps": gradient_accumulation_steps,
+            "head": head,
+        }.items()
+        if v is not None
+    }
     recipe = checked_recipe(recipe, overrides)
     head = recipe.head
     labels = tuple(labels)
@@ -161,8 +171,16 @@ def train_llm(
 
     seed_everything(seed)  # before loading: the new head and the LoRA matrices are drawn from it
     tokenizer = load_tokenizer(ref.path, trust_remote_code)
-    model = load_base(ref.path, head, labels, device=device, quantize=quantization == "nf4", recipe=recipe,
-                      pad_token_id=tokenizer.pad_token_id, trust_remote_code=trust_remote_code)
+    model = load_base(
+        ref.path,
+        head,
+        labels,
+        device=device,
+        quantize=quantization == "nf4",
+        recipe=recipe,
+        pad_token_id=tokenizer.pad_token_id,
+        trust_remote_code=trust_remote_code,
+    )
     four_bit_layers = 0
     if quantization == "nf4":
         from peft import prepare_model_for_kbit_training
@@ -188,15 +206,22 @@ def train_llm(
     record = TrainingRecord(
         model=ref.describe() | {"path": ref.path.name if ref.source == "folder" else None},
         dataset=dataset,
-        data={"files": dict(data_sha256 or {}), "train_sentences_sha256": sentences_sha256(train),
-              "dev_sentences_sha256": sentences_sha256(dev)},
+        data={
+            "files": dict(data_sha256 or {}),
+            "train_sentences_sha256": sentences_sha256(train),
+            "dev_sentences_sha256": sentences_sha256(dev),
+        },
         recipe=recipe.model_dump(mode="json") | {"max_length": max_length},
         overrides=overrides,
         seed=seed,
         device=device,
-        versions={"nerbench": nerbench.__version__, "torch": torch.__version__,
-                  "transformers": transformers.__version__, "peft": peft.__version__,
-                  "python": platform.python_version()},
+        versions={
+            "nerbench": nerbench.__version__,
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "peft": peft.__version__,
+            "python": platform.python_version(),
+        },
         sentences={"train": len(train), "dev": len(dev)},
         windows=windows,
         empty_words=empty,
@@ -207,9 +232,13 @@ def train_llm(
             "weights": "nf4 4-bit base" if quantization == "nf4" else f"{str(next(model.parameters()).dtype)[6:]} base",
             "compute_dtype": "bf16" if device.startswith("cuda") else "fp32",
             "optimizer": optimizer_name,
-            "lora": {"r": recipe.lora_r, "alpha": recipe.lora_alpha, "dropout": recipe.lora_dropout,
-                     "target_modules": list(recipe.target_modules),
-                     "modules_to_save": ["score"] if head == "token" else []},
+            "lora": {
+                "r": recipe.lora_r,
+                "alpha": recipe.lora_alpha,
+                "dropout": recipe.lora_dropout,
+                "target_modules": list(recipe.target_modules),
+                "modules_to_save": ["score"] if head == "token" else [],
+            },
             "trainable_parameters": trainable,
             "loss": "first sub-token of each word" if head == "token" else "answer tokens and EOS only",
             "entity_types": list(entity_types),
@@ -217,18 +246,33 @@ def train_llm(
             "optimizer_steps_per_epoch": steps_per_epoch,
         },
     )
+
     def dev_predictor():
         if head == "token":
             return LLMTokenPredictor(model, tokenizer, labels, max_length=max_length)
         return GenerativePredictor(model, tokenizer, labels, entity_types, batch_size=LLM_BATCH_SIZE)
 
-    best_state = fit(model, rows, optimizer, record, batch_size=recipe.batch_size, max_epochs=recipe.max_epochs,
-                     patience=recipe.patience, warmup_ratio=recipe.warmup_ratio, pad_id=tokenizer.pad_token_id,
-                     seed=seed, device=device, dev=dev, dev_predictor=dev_predictor, dev_evaluator=dev_evaluator,
-                     trained_state=lambda: get_peft_model_state_dict(model),
-                     accumulate=recipe.gradient_accumulation_steps, progress=progress,
-                     # every epoch: a dev pass came in between
-                     after_first_backward=lambda: check_lora_gradients(model))
+    best_state = fit(
+        model,
+        rows,
+        optimizer,
+        record,
+        batch_size=recipe.batch_size,
+        max_epochs=recipe.max_epochs,
+        patience=recipe.patience,
+        warmup_ratio=recipe.warmup_ratio,
+        pad_id=tokenizer.pad_token_id,
+        seed=seed,
+        device=device,
+        dev=dev,
+        dev_predictor=dev_predictor,
+        dev_evaluator=dev_evaluator,
+        trained_state=lambda: get_peft_model_state_dict(model),
+        accumulate=recipe.gradient_accumulation_steps,
+        progress=progress,
+        # every epoch: a dev pass came in between
+        after_first_backward=lambda: check_lora_gradients(model),
+    )
     set_peft_model_state_dict(model, best_state)
     model.save_pretrained(out_dir, safe_serialization=True)
     _name_portable_base(out_dir / ADAPTER_CONFIG, _adapter_base_name(ref))

@@ -4,7 +4,7 @@ reuse them). The `Predictor` protocol they serve is defined by the timing layer,
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from nerbench.timing import Predictor
 

@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from nerbench.errors import NerbenchError
 from nerbench.models.catalogue import REGISTRY
@@ -35,17 +35,17 @@ class ResolvedModel:
     hf_id: str | None
     revision: str | None
     meta: ModelMeta | None
-    base: "ResolvedModel | None" = None  # for "adapter": the base model it was trained on
+    base: ResolvedModel | None = None  # for "adapter": the base model it was trained on
 
     @property
     def family(self) -> str | None:
-        """"llm" for LLM registry entries and adapters on them, "encoder" for encoder entries."""
+        """ "llm" for LLM registry entries and adapters on them, "encoder" for encoder entries."""
         if self.meta is not None:
             return self.meta.family
         return self.base.family or "llm" if self.base is not None else None
 
     def describe(self) -> dict:
-        out = {
+        out: dict[str, Any] = {
             "name": self.name,
             "source": self.source,
             "hf_id": self.hf_id,
@@ -59,8 +59,18 @@ class ResolvedModel:
 
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_HUB_FILES = ["config.json", "*.safetensors", "*.safetensors.index.json", "tokenizer*", "vocab*",
-              "special_tokens_map.json", "merges.txt", "spm.model", "*.model", "training.json"]
+_HUB_FILES = [
+    "config.json",
+    "*.safetensors",
+    "*.safetensors.index.json",
+    "tokenizer*",
+    "vocab*",
+    "special_tokens_map.json",
+    "merges.txt",
+    "spm.model",
+    "*.model",
+    "training.json",
+]
 
 
 def check_checkpoint_folder(folder: Path) -> Path:
@@ -113,9 +123,7 @@ def _from_hub(repo_id: str, revision: str | None) -> Path:
 
     offline = _hub_offline()
     try:
-        folder = snapshot_download(
-            repo_id, revision=revision, allow_patterns=_HUB_FILES, local_files_only=offline
-        )
+        folder = snapshot_download(repo_id, revision=revision, allow_patterns=_HUB_FILES, local_files_only=offline)
     except (LocalEntryNotFoundError, OfflineModeIsEnabled, FileNotFoundError):
         at = f" at revision {revision}" if revision else ""
         why = "HF_HUB_OFFLINE is set" if offline else "the hub cannot be reached"
@@ -155,9 +163,7 @@ def _resolve_adapter(folder: Path, revision: str | None) -> ResolvedModel:
     if not isinstance(base_name, str) or not base_name:
         raise NerbenchError(f"{folder / ADAPTER_CONFIG}: field base_model_name_or_path is missing")
     if not (folder / "adapter_model.safetensors").is_file():
-        raise NerbenchError(
-            f"{folder} holds no adapter_model.safetensors: nerbench loads safetensors adapters only"
-        )
+        raise NerbenchError(f"{folder} holds no adapter_model.safetensors: nerbench loads safetensors adapters only")
     try:
         base = resolve_model(base_name, revision)
     except NerbenchError as err:

@@ -52,9 +52,11 @@ def default_cache_dir() -> Path:
 
 
 def _is_complete(folder: Path) -> bool:
-    return (folder / "config.json").is_file() and any(folder.glob("*.safetensors")) and (
-        folder / "tokenizer.json"
-    ).is_file()
+    return (
+        (folder / "config.json").is_file()
+        and any(folder.glob("*.safetensors"))
+        and (folder / "tokenizer.json").is_file()
+    )
 
 
 def smollm2_folder(package: OfflinePackage, cache_dir: str | os.PathLike | None = None) -> Path:

@@ -14,9 +14,10 @@ import math
 import platform
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -87,9 +88,7 @@ def checked_recipe(recipe: RecipeT, overrides: dict) -> RecipeT:
     try:
         return type(recipe).model_validate(recipe.model_dump() | overrides)
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors(include_url=False)
-        )
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors(include_url=False))
         raise NerbenchError(f"recipe override refused: {problems}") from None
 
 
@@ -115,8 +114,13 @@ def _check_tags(sentences: Sequence[Sentence], labels: Sequence[str], split: str
                 )
 
 
-def training_inputs(train: Sequence[Sentence], dev: Sequence[Sentence], labels: Sequence[str],
-                    max_train_sentences: int | None, overrides: dict) -> list[Sentence]:
+def training_inputs(
+    train: Sequence[Sentence],
+    dev: Sequence[Sentence],
+    labels: Sequence[str],
+    max_train_sentences: int | None,
+    overrides: dict,
+) -> list[Sentence]:
     """The training sentences used (the first `max_train_sentences`, recorded in `overrides`),
     after checking that both splits have sentences and only tags of `labels`."""
     if max_train_sentences is not None:
@@ -135,12 +139,27 @@ def optimizer_steps_per_epoch(rows: int, batch_size: int, accumulate: int = 1) -
     return math.ceil(math.ceil(rows / batch_size) / accumulate)
 
 
-def fit(model, rows: list[tuple[list[int], list[int]]], optimizer, record: TrainingRecord, *,
-        batch_size: int, max_epochs: int, patience: int, warmup_ratio: float, pad_id: int, seed: int,
-        device: str, dev: Sequence[Sentence], dev_predictor: Callable[[], Predictor],
-        trained_state: Callable[[], dict[str, torch.Tensor]], dev_evaluator: DevEvaluator = strict_f1,
-        accumulate: int = 1, progress: Callable[[TrainingProgress], None] | None = None,
-        after_first_backward: Callable[[], None] | None = None) -> dict[str, torch.Tensor]:
+def fit(
+    model,
+    rows: list[tuple[list[int], list[int]]],
+    optimizer,
+    record: TrainingRecord,
+    *,
+    batch_size: int,
+    max_epochs: int,
+    patience: int,
+    warmup_ratio: float,
+    pad_id: int,
+    seed: int,
+    device: str,
+    dev: Sequence[Sentence],
+    dev_predictor: Callable[[], Predictor],
+    trained_state: Callable[[], dict[str, torch.Tensor]],
+    dev_evaluator: DevEvaluator = strict_f1,
+    accumulate: int = 1,
+    progress: Callable[[TrainingProgress], None] | None = None,
+    after_first_backward: Callable[[], None] | None = None,
+) -> dict[str, torch.Tensor]:
     """The epoch loop both families share; returns the state of the best dev epoch.
 
     Shuffled micro-batches, the loss averaged over `accumulate` of them per optimizer step, a
@@ -195,8 +214,13 @@ def fit(model, rows: list[tuple[list[int], list[int]]], optimizer, record: Train
     return best_state
 
 
-_OUTPUT_FILES = ("model.safetensors", "config.json", "training.json", "adapter_model.safetensors",
-                 "adapter_config.json")
+_OUTPUT_FILES = (
+    "model.safetensors",
+    "config.json",
+    "training.json",
+    "adapter_model.safetensors",
+    "adapter_config.json",
+)
 
 
 def prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
@@ -252,8 +276,9 @@ def train_encoder(
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     started = time.perf_counter()
-    overrides = {k: v for k, v in {"max_epochs": epochs, "learning_rate": lr,
-                                   "batch_size": batch_size}.items() if v is not None}
+    overrides = {
+        k: v for k, v in {"max_epochs": epochs, "learning_rate": lr, "batch_size": batch_size}.items() if v is not None
+    }
     recipe = checked_recipe(recipe, overrides)
     labels = tuple(labels)
     train = training_inputs(train, dev, labels, max_train_sentences, overrides)
@@ -286,7 +311,9 @@ def train_encoder(
         tag_ids = [label2id[t] for t in train[window.sentence].tags]
         rows.append((list(window.input_ids), training_labels(window, tag_ids, recipe.label_policy)))
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=recipe.learning_rate, eps=recipe.adam_epsilon,
+        model.parameters(),
+        lr=recipe.learning_rate,
+        eps=recipe.adam_epsilon,
         weight_decay=recipe.weight_decay,
     )
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -296,29 +323,49 @@ def train_encoder(
     record = TrainingRecord(
         model=ref.describe() | {"path": ref.path.name if ref.source == "folder" else None},
         dataset=dataset,
-        data={"files": dict(data_sha256 or {}), "train_sentences_sha256": sentences_sha256(train),
-              "dev_sentences_sha256": sentences_sha256(dev)},
+        data={
+            "files": dict(data_sha256 or {}),
+            "train_sentences_sha256": sentences_sha256(train),
+            "dev_sentences_sha256": sentences_sha256(dev),
+        },
         recipe=recipe.model_dump() | {"max_length": max_length},
         overrides=overrides,
         seed=seed,
         device=device,
-        versions={"nerbench": nerbench.__version__, "torch": torch.__version__,
-                  "transformers": transformers.__version__, "python": platform.python_version()},
+        versions={
+            "nerbench": nerbench.__version__,
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "python": platform.python_version(),
+        },
         sentences={"train": len(train), "dev": len(dev)},
         windows={"train": enc.n_windows},
         empty_words=len(enc.empty_words),
         labels=list(labels),
     )
-    best_state = fit(model, rows, optimizer, record, batch_size=recipe.batch_size, max_epochs=recipe.max_epochs,
-                     patience=recipe.patience, warmup_ratio=recipe.warmup_ratio, pad_id=pad_id, seed=seed,
-                     device=device, dev=dev, dev_evaluator=dev_evaluator, trained_state=model.state_dict,
-                     dev_predictor=lambda: EncoderPredictor(model, tokenizer, labels, max_length=max_length,
-                                                            label_policy=recipe.label_policy),
-                     progress=progress)
+    best_state = fit(
+        model,
+        rows,
+        optimizer,
+        record,
+        batch_size=recipe.batch_size,
+        max_epochs=recipe.max_epochs,
+        patience=recipe.patience,
+        warmup_ratio=recipe.warmup_ratio,
+        pad_id=pad_id,
+        seed=seed,
+        device=device,
+        dev=dev,
+        dev_evaluator=dev_evaluator,
+        trained_state=model.state_dict,
+        dev_predictor=lambda: EncoderPredictor(
+            model, tokenizer, labels, max_length=max_length, label_policy=recipe.label_policy
+        ),
+        progress=progress,
+    )
     model.load_state_dict(best_state)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     record.wall_seconds = time.perf_counter() - started
-    (out_dir / "training.json").write_text(json.dumps(record.to_dict(), indent=2) + "\n",
-                                           encoding="utf-8")
+    (out_dir / "training.json").write_text(json.dumps(record.to_dict(), indent=2) + "\n", encoding="utf-8")
     return record

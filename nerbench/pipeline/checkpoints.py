@@ -22,8 +22,12 @@ DIGEST_LENGTH = 10
 def checkpoint_dir(runs_dir: Path, model_id: str, training: Training) -> Path:
     """runs/<model>/<dataset>/<head>-<budget>-<digest>; a hub id `org/name` as `org--name`."""
     model = model_id.strip("/").replace("/", "--")
-    return Path(runs_dir) / model / training.dataset / (
-        f"{training.head}-{training.budget.name}-{training.digest[:DIGEST_LENGTH]}")
+    return (
+        Path(runs_dir)
+        / model
+        / training.dataset
+        / (f"{training.head}-{training.budget.name}-{training.digest[:DIGEST_LENGTH]}")
+    )
 
 
 def clear_identity(folder: Path) -> None:

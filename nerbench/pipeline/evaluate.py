@@ -17,9 +17,9 @@ already stored is skipped, so an interrupted eval resumes where it stopped.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 from nerbench import __version__, scoring
 from nerbench.datasets import DEFAULT_SUITE, get_dataset, load_split
@@ -35,10 +35,10 @@ from nerbench.pipeline.checkpoints import (
 )
 from nerbench.pipeline.profiles import check_profile, profile_for
 from nerbench.pipeline.taggers import Request, Tagger, select_tagger
+from nerbench.protocol import PROTOCOL
 from nerbench.record import Bootstrap, Protocol, RunRecord, Training, Weights
 from nerbench.scoring import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from nerbench.store import RunResult, Store, predictions_sha256
-from nerbench.protocol import PROTOCOL
 from nerbench.timing import run_timed
 
 RANDOM_INIT_MARKER = "nerbench_random_init"
@@ -91,10 +91,14 @@ def weights_of(ref, sha256: str | None = None) -> Weights:
     digest pins them, and the place they happen to be is no part of what was evaluated."""
     name = Path(ref.name).name if ref.source in ("folder", "adapter") else ref.name
     return Weights(
-        name=name, source=ref.source, hf_id=ref.hf_id, revision=ref.revision,
+        name=name,
+        source=ref.source,
+        hf_id=ref.hf_id,
+        revision=ref.revision,
         registry_id=ref.meta.id if ref.meta else None,
         package=ref.meta.package.requirement if ref.meta and ref.meta.package else None,
-        sha256=sha256, base=weights_of(ref.base, weights_sha256(ref.base.path)) if ref.base is not None else None,
+        sha256=sha256,
+        base=weights_of(ref.base, weights_sha256(ref.base.path)) if ref.base is not None else None,
     )
 
 
@@ -110,9 +114,15 @@ def model_id_of(ref, name: str | None = None) -> str:
 
 
 def training_identity(tagger: Tagger, model_id: str, dataset: str, budget, seed: int) -> Training:
-    return Training(base=weights_of(tagger.ref), dataset=dataset, head=tagger.head,
-                    quantization=tagger.training_quantization, budget=budget,
-                    recipe=tagger.effective_recipe(budget), seed=seed)
+    return Training(
+        base=weights_of(tagger.ref),
+        dataset=dataset,
+        head=tagger.head,
+        quantization=tagger.training_quantization,
+        budget=budget,
+        recipe=tagger.effective_recipe(budget),
+        seed=seed,
+    )
 
 
 @dataclass(frozen=True)
@@ -123,9 +133,9 @@ class _Context:
     model_id: str
     weights: Weights
     options: EvalOptions
-    store: "_BriefStore"
+    store: _BriefStore
     say: Say
-    training_progress: object
+    training_progress: Callable | None
 
     @property
     def profile_name(self) -> str | None:
@@ -160,8 +170,15 @@ def _refuse_random_init(ref) -> None:
 def _model_meta(ref, model_id: str, parameters: int | None, family: str) -> dict:
     if ref.meta is not None:
         return ref.meta.model_dump(mode="json")
-    return {"id": model_id, "family": family, "hf_id": ref.hf_id, "revision": ref.revision,
-            "parameters": parameters, "licence": None, "source": ref.source}
+    return {
+        "id": model_id,
+        "family": family,
+        "hf_id": ref.hf_id,
+        "revision": ref.revision,
+        "parameters": parameters,
+        "licence": None,
+        "source": ref.source,
+    }
 
 
 def default_device() -> str:
@@ -184,13 +201,19 @@ def evaluate(model: str, options: EvalOptions, *, say: Say = _quiet, training_pr
     # A registry entry is a pretrained base that is fine-tuned per dataset; a folder, hub model or
     # adapter is evaluated as it is, so its weights are part of the record.
     fine_tune = ref.meta is not None
-    request = Request(device=options.device or default_device(), head=options.head, quantize=options.quantize,
-                      label_policy=options.label_policy, trust_remote_code=options.trust_remote_code)
+    request = Request(
+        device=options.device or default_device(),
+        head=options.head,
+        quantize=options.quantize,
+        label_policy=options.label_policy,
+        trust_remote_code=options.trust_remote_code,
+    )
     tagger = select_tagger(ref, request, fine_tune=fine_tune)
     weights = weights_of(ref, None if fine_tune else weights_sha256(ref.path))
     Store(options.db).close()  # a database that cannot be opened fails before any training
-    context = _Context(tagger, model_id_of(ref, options.name), weights, options, _BriefStore(options.db), say,
-                       training_progress)
+    context = _Context(
+        tagger, model_id_of(ref, options.name), weights, options, _BriefStore(options.db), say, training_progress
+    )
     return [_evaluate_dataset(context, info) for info in infos]
 
 
@@ -214,12 +237,23 @@ class _BriefStore:
 def run_record(context: _Context, info, test, training: Training | None) -> RunRecord:
     tagger = context.tagger
     return RunRecord(
-        model_id=context.model_id, family=tagger.family, dataset=info.name, dataset_sha256=test.sha256,
-        modified_dataset=test.modified, weights=context.weights, head=tagger.head,
-        quantization=tagger.quantization, label_policy=tagger.label_policy, training=training, lora=tagger.lora(),
-        decoding=tagger.decoding(), batch_size=PROTOCOL.batch_size(tagger.family),
-        device=tagger.request.device.split(":")[0], precision=tagger.precision,
-        protocol=Protocol(**PROTOCOL.to_dict()), bootstrap=Bootstrap(resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED),
+        model_id=context.model_id,
+        family=tagger.family,
+        dataset=info.name,
+        dataset_sha256=test.sha256,
+        modified_dataset=test.modified,
+        weights=context.weights,
+        head=tagger.head,
+        quantization=tagger.quantization,
+        label_policy=tagger.label_policy,
+        training=training,
+        lora=tagger.lora(),
+        decoding=tagger.decoding(),
+        batch_size=PROTOCOL.batch_size(tagger.family),
+        device=tagger.request.device.split(":")[0],
+        precision=tagger.precision,
+        protocol=Protocol(**PROTOCOL.to_dict()),
+        bootstrap=Bootstrap(resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED),
         nerbench_version=__version__,
     )
 
@@ -241,11 +275,14 @@ def _evaluate_dataset(context: _Context, info) -> EvalOutcome:
     if training is not None:
         checkpoint = _fine_tuned(context, info, training)
     elif tagger.ref.source == "adapter":
-        checkpoint = _Checkpoint(training=read_training_record(tagger.ref.path)
-                                 if (tagger.ref.path / "training.json").is_file() else None)
+        checkpoint = _Checkpoint(
+            training=read_training_record(tagger.ref.path) if (tagger.ref.path / "training.json").is_file() else None
+        )
     slow = " (generative tagging: slow on a CPU)" if tagger.head == "generative" and record.device != "cuda" else ""
-    say(f"{info.name}: predicting {len(test.sentences)} test sentences with the {tagger.head} head{slow} "
-        f"({PROTOCOL.warmup_batches} warm-up batches, {PROTOCOL.repeats} timed passes)")
+    say(
+        f"{info.name}: predicting {len(test.sentences)} test sentences with the {tagger.head} head{slow} "
+        f"({PROTOCOL.warmup_batches} warm-up batches, {PROTOCOL.repeats} timed passes)"
+    )
     predictor = tagger.load_predictor(checkpoint.folder if training is not None else None, info)
     timed = tagger.timed(predictor)
     tokens = [s.tokens for s in test.sentences]
@@ -261,8 +298,10 @@ def _fine_tuned(context: _Context, info, training: Training) -> _Checkpoint:
     if is_trained(folder, training) and not options.force:
         say(f"{info.name}: using the fine-tuned checkpoint in {folder}")
         return _Checkpoint(folder, read_training_record(folder), False)
-    say(f"{info.name}: no fine-tuned {training.head}-head checkpoint of {context.model_id} with this recipe yet: "
-        f"training it ({training.budget.name} profile, seed {training.seed}) into {folder}")
+    say(
+        f"{info.name}: no fine-tuned {training.head}-head checkpoint of {context.model_id} with this recipe yet: "
+        f"training it ({training.budget.name} profile, seed {training.seed}) into {folder}"
+    )
     train, dev = context.split(info, "train"), context.split(info, "dev")
     clear_identity(folder)
     context.tagger.train(folder, training.budget, training.seed, info, train, dev, context.training_progress)
@@ -270,13 +309,24 @@ def _fine_tuned(context: _Context, info, training: Training) -> _Checkpoint:
     return _Checkpoint(folder, read_training_record(folder), True)
 
 
-def _score_and_store(context: _Context, info, test, record: RunRecord, stored: bool, checkpoint: _Checkpoint,
-                     predictor, predictions, timing, details: dict) -> EvalOutcome:
+def _score_and_store(
+    context: _Context,
+    info,
+    test,
+    record: RunRecord,
+    stored: bool,
+    checkpoint: _Checkpoint,
+    predictor,
+    predictions,
+    timing,
+    details: dict,
+) -> EvalOutcome:
     """Score the timed predictions and store the run (one transaction); the same for every tagger."""
     digest = predictions_sha256(predictions)  # the tags scored and stored are the timed pass's
     gold = [list(s.tags) for s in test.sentences]
-    scores = scoring.score(gold, predictions, types=info.entity_types,
-                           bootstrap=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)
+    scores = scoring.score(
+        gold, predictions, types=info.entity_types, bootstrap=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED
+    )
     parameters = sum(p.numel() for p in predictor.model.parameters())
     details = details | {
         "training": checkpoint.training,
@@ -286,16 +336,37 @@ def _score_and_store(context: _Context, info, test, record: RunRecord, stored: b
     }
     result = RunResult(
         model=_model_meta(context.tagger.ref, context.model_id, parameters, context.tagger.family),
-        record=record, predictions=predictions, predictions_sha256=digest, metrics=scores.metric_rows(),
-        timing=timing.to_dict(), environment=environment(), details=details,
+        record=record,
+        predictions=predictions,
+        predictions_sha256=digest,
+        metrics=scores.metric_rows(),
+        timing=timing.to_dict(),
+        environment=environment(),
+        details=details,
     )
     run_id = context.store.save_run(result, replaces=record.run_id if stored else None)
     parse = (details.get("generation") or {}).get("parse")
-    extra = (f"; parse: {parse['missing']} missing, {parse['extra']} extra, {parse['renamed']} renamed, "
-             f"{parse['malformed']} malformed lines") if parse else ""
-    context.say(f"{info.name}: stored run {run_id}: strict F1 {scores.strict.f1:.4f}, long-entity F1 "
-                f"{scores.long_f1:.4f}, {timing.sentences_per_second:.2f} sentences/s{extra}")
+    extra = (
+        (
+            f"; parse: {parse['missing']} missing, {parse['extra']} extra, {parse['renamed']} renamed, "
+            f"{parse['malformed']} malformed lines"
+        )
+        if parse
+        else ""
+    )
+    context.say(
+        f"{info.name}: stored run {run_id}: strict F1 {scores.strict.f1:.4f}, long-entity F1 "
+        f"{scores.long_f1:.4f}, {timing.sentences_per_second:.2f} sentences/s{extra}"
+    )
     return EvalOutcome(
-        info.name, "stored", run_id, scores.strict.f1, scores.long_f1, timing.sentences_per_second,
-        timing.cost_usd, checkpoint.trained_now, details, context.profile_name,
+        info.name,
+        "stored",
+        run_id,
+        scores.strict.f1,
+        scores.long_f1,
+        timing.sentences_per_second,
+        timing.cost_usd,
+        checkpoint.trained_now,
+        details,
+        context.profile_name,
     )

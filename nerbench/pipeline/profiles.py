@@ -18,8 +18,14 @@ PROFILES = {
     # lr chosen on the quick dev slices (MiniLM-L6, seed 0; test never looked at): mean dev strict
     # F1 over the five default sets 0.424 at 1e-4, 0.489 at 4e-4 (JNLPBA 0.256 -> 0.461, BC5CDR
     # 0.618 -> 0.691, NCBI-disease 0.683 -> 0.745, ChemProt 0.355 -> 0.354, BioRED 0.208 -> 0.195).
-    "quick": Budget(name="quick", epochs=1, learning_rate=4e-4, max_train_sentences=2000, max_train_tokens=40_000,
-                    max_dev_sentences=300),
+    "quick": Budget(
+        name="quick",
+        epochs=1,
+        learning_rate=4e-4,
+        max_train_sentences=2000,
+        max_train_tokens=40_000,
+        max_dev_sentences=300,
+    ),
 }
 
 # The quick budget for LLMs, sized for a CPU. The token head gets the encoders' quick budget (same
@@ -28,10 +34,23 @@ PROFILES = {
 # runs at well under one sentence/s, so the generative budget is smaller. LoRA takes 2e-4 (5x the
 # recipe's 4e-5) and no accumulation, so one short epoch has enough optimizer steps to move.
 LLM_PROFILES = {
-    ("quick", "token"): Budget(name="quick", epochs=1, learning_rate=2e-4, max_train_sentences=2000,
-                               max_train_tokens=40_000, max_dev_sentences=300, gradient_accumulation_steps=1),
-    ("quick", "generative"): Budget(name="quick", epochs=1, learning_rate=2e-4, max_train_sentences=300,
-                                    max_dev_sentences=20, gradient_accumulation_steps=1),
+    ("quick", "token"): Budget(
+        name="quick",
+        epochs=1,
+        learning_rate=2e-4,
+        max_train_sentences=2000,
+        max_train_tokens=40_000,
+        max_dev_sentences=300,
+        gradient_accumulation_steps=1,
+    ),
+    ("quick", "generative"): Budget(
+        name="quick",
+        epochs=1,
+        learning_rate=2e-4,
+        max_train_sentences=300,
+        max_dev_sentences=20,
+        gradient_accumulation_steps=1,
+    ),
 }
 
 

@@ -42,13 +42,23 @@ def train_on_dataset(
 
     info = get_dataset(dataset)
     ref = resolve_model(model, revision)
-    request = Request(device=device or default_device(), head=head, quantize=quantize, label_policy=label_policy,
-                      trust_remote_code=trust_remote_code)
+    request = Request(
+        device=device or default_device(),
+        head=head,
+        quantize=quantize,
+        label_policy=label_policy,
+        trust_remote_code=trust_remote_code,
+    )
     tagger = select_tagger(ref, request, fine_tune=True)
     if tagger.family == "encoder" and gradient_accumulation_steps is not None:
         raise NerbenchError(f"--gradient-accumulation-steps: applies to LLMs only; {model!r} is an encoder")
-    overrides = {"epochs": epochs, "learning_rate": lr, "batch_size": batch_size,
-                 "gradient_accumulation_steps": gradient_accumulation_steps, "max_train_sentences": max_train_sentences}
+    overrides = {
+        "epochs": epochs,
+        "learning_rate": lr,
+        "batch_size": batch_size,
+        "gradient_accumulation_steps": gradient_accumulation_steps,
+        "max_train_sentences": max_train_sentences,
+    }
     given = {k: v for k, v in overrides.items() if v is not None}
     budget = Budget(name="custom" if given else "paper", **given)
     training = training_identity(tagger, model_id_of(ref), dataset, budget, seed)

@@ -21,7 +21,7 @@ __all__ = ["TAGGERS", "Request", "Tagger", "family_of", "select_tagger"]
 
 
 def family_of(ref) -> str:
-    """"llm" for registry LLMs, adapters, and checkpoints whose architecture is a causal LM."""
+    """ "llm" for registry LLMs, adapters, and checkpoints whose architecture is a causal LM."""
     if ref.family is not None:
         return ref.family
     from nerbench.models.registry import read_config

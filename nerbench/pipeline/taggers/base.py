@@ -9,13 +9,14 @@ checkpoint, how to load the predictor that is timed, and what it reports about t
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
-from nerbench.record import Budget, Decoding, Family, Head, Lora
-from nerbench.recipes import Recipe
 from nerbench.protocol import NF4, PROTOCOL
+from nerbench.recipes import Recipe
+from nerbench.record import Budget, Decoding, Family, Head, Lora
 from nerbench.timing import TimingReport
 
 
@@ -77,8 +78,9 @@ class Tagger(ABC):
     # ---- the work
 
     @abstractmethod
-    def train(self, folder: Path, budget: Budget, seed: int, info: Any, train: Any, dev: Any,
-              progress: Callable | None) -> Any:
+    def train(
+        self, folder: Path, budget: Budget, seed: int, info: Any, train: Any, dev: Any, progress: Callable | None
+    ) -> Any:
         """Fine-tune the base into `folder`; returns the training record."""
 
     @abstractmethod

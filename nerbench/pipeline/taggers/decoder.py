@@ -7,8 +7,8 @@ from pathlib import Path
 
 from nerbench.errors import NerbenchError
 from nerbench.pipeline.taggers.base import Tagger, split_hashes
-from nerbench.record import Budget, Lora
 from nerbench.recipes import LLMRecipe
+from nerbench.record import Budget, Lora
 
 
 class DecoderTagger(Tagger):
@@ -64,21 +64,39 @@ class DecoderTagger(Tagger):
     def effective_recipe(self, budget: Budget) -> LLMRecipe:
         from nerbench.models.training import checked_recipe
 
-        overrides = {"max_epochs": budget.epochs, "learning_rate": budget.learning_rate,
-                     "batch_size": budget.batch_size, "gradient_accumulation_steps": budget.gradient_accumulation_steps,
-                     "head": self.head}
+        overrides = {
+            "max_epochs": budget.epochs,
+            "learning_rate": budget.learning_rate,
+            "batch_size": budget.batch_size,
+            "gradient_accumulation_steps": budget.gradient_accumulation_steps,
+            "head": self.head,
+        }
         return checked_recipe(self.recipe, {k: v for k, v in overrides.items() if v is not None})
 
     def train(self, folder, budget, seed, info, train, dev, progress):
         from nerbench.models.llm_training import train_llm
 
         return train_llm(
-            self.ref, train.sentences, budget.dev_slice(dev.sentences), info.labels, info.entity_types, self.recipe,
-            folder, head=self.head, quantize=self.training_quantization, epochs=budget.epochs,
-            lr=budget.learning_rate, batch_size=budget.batch_size,
+            self.ref,
+            train.sentences,
+            budget.dev_slice(dev.sentences),
+            info.labels,
+            info.entity_types,
+            self.recipe,
+            folder,
+            head=self.head,
+            quantize=self.training_quantization,
+            epochs=budget.epochs,
+            lr=budget.learning_rate,
+            batch_size=budget.batch_size,
             max_train_sentences=budget.train_sentence_count(train.sentences),
-            gradient_accumulation_steps=budget.gradient_accumulation_steps, seed=seed, progress=progress,
-            dataset=info.name, data_sha256=split_hashes(train, dev), device=self.request.device, overwrite=True,
+            gradient_accumulation_steps=budget.gradient_accumulation_steps,
+            seed=seed,
+            progress=progress,
+            dataset=info.name,
+            data_sha256=split_hashes(train, dev),
+            device=self.request.device,
+            overwrite=True,
             trust_remote_code=self.request.trust_remote_code,
         )
 
@@ -87,5 +105,11 @@ class DecoderTagger(Tagger):
         from nerbench.models.registry import resolve_model
 
         model = resolve_model(folder) if folder is not None else self.ref
-        return load_llm_predictor(model, info.labels, info.entity_types, head=self.head, device=self.request.device,
-                                  trust_remote_code=self.request.trust_remote_code)
+        return load_llm_predictor(
+            model,
+            info.labels,
+            info.entity_types,
+            head=self.head,
+            device=self.request.device,
+            trust_remote_code=self.request.trust_remote_code,
+        )

@@ -11,8 +11,14 @@ import time
 from nerbench.pipeline.taggers.decoder import DecoderTagger
 from nerbench.record import Decoding
 
-_STORED_STATS = ("sentences", "generated_tokens", "stopped_at_limit", "max_new_tokens", "ignored_generation_defaults",
-                 "parse")
+_STORED_STATS = (
+    "sentences",
+    "generated_tokens",
+    "stopped_at_limit",
+    "max_new_tokens",
+    "ignored_generation_defaults",
+    "parse",
+)
 
 
 class DecoderGenerative(DecoderTagger):
@@ -21,9 +27,11 @@ class DecoderGenerative(DecoderTagger):
     def decoding(self) -> Decoding:
         from nerbench.models.generative import BUDGET_EXTRA, BUDGET_RATIO
 
-        return Decoding(max_new_tokens=f"per sentence: ceil({BUDGET_RATIO} x longest single-label answer in tokens) "
-                                       f"+ {BUDGET_EXTRA}",
-                        prompt="the paper's Alpaca-style prompt, token:TAG lines")
+        return Decoding(
+            max_new_tokens=f"per sentence: ceil({BUDGET_RATIO} x longest single-label answer in tokens) "
+            f"+ {BUDGET_EXTRA}",
+            prompt="the paper's Alpaca-style prompt, token:TAG lines",
+        )
 
     def timed(self, predictor):
         return OnePassStats(predictor)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from nerbench.pipeline.taggers.base import Tagger, split_hashes
+from nerbench.recipes import EncoderRecipe, LabelPolicy
 from nerbench.record import Budget
-from nerbench.recipes import EncoderRecipe
 
 
 class EncoderToken(Tagger):
@@ -24,24 +24,39 @@ class EncoderToken(Tagger):
         return recipe
 
     @property
-    def label_policy(self) -> str:
+    def label_policy(self) -> LabelPolicy:
         return self.recipe.label_policy
 
     def effective_recipe(self, budget: Budget) -> EncoderRecipe:
         from nerbench.models.training import checked_recipe
 
-        overrides = {"max_epochs": budget.epochs, "learning_rate": budget.learning_rate,
-                     "batch_size": budget.batch_size}
+        overrides = {
+            "max_epochs": budget.epochs,
+            "learning_rate": budget.learning_rate,
+            "batch_size": budget.batch_size,
+        }
         return checked_recipe(self.recipe, {k: v for k, v in overrides.items() if v is not None})
 
     def train(self, folder, budget, seed, info, train, dev, progress):
         from nerbench.models.training import train_encoder
 
         return train_encoder(
-            self.ref, train.sentences, budget.dev_slice(dev.sentences), info.labels, self.recipe, folder,
-            epochs=budget.epochs, lr=budget.learning_rate, batch_size=budget.batch_size,
-            max_train_sentences=budget.train_sentence_count(train.sentences), seed=seed, progress=progress,
-            dataset=info.name, data_sha256=split_hashes(train, dev), device=self.request.device, overwrite=True,
+            self.ref,
+            train.sentences,
+            budget.dev_slice(dev.sentences),
+            info.labels,
+            self.recipe,
+            folder,
+            epochs=budget.epochs,
+            lr=budget.learning_rate,
+            batch_size=budget.batch_size,
+            max_train_sentences=budget.train_sentence_count(train.sentences),
+            seed=seed,
+            progress=progress,
+            dataset=info.name,
+            data_sha256=split_hashes(train, dev),
+            device=self.request.device,
+            overwrite=True,
             trust_remote_code=self.request.trust_remote_code,
         )
 
@@ -49,6 +64,9 @@ class EncoderToken(Tagger):
         from nerbench.models.encoder import EncoderPredictor
 
         return EncoderPredictor.load(
-            folder or self.ref.path, info.labels, device=self.request.device, label_policy=self.label_policy,
+            folder or self.ref.path,
+            info.labels,
+            device=self.request.device,
+            label_policy=self.label_policy,
             trust_remote_code=self.request.trust_remote_code,
         )
