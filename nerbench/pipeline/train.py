@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nerbench.datasets import get_dataset, load_split
+from nerbench import datasets
 from nerbench.pipeline.checkpoints import checkpoint_dir, clear_identity, write_identity
 from nerbench.pipeline.evaluate import default_device, model_id_of, training_identity
 from nerbench.pipeline.taggers import Request, select_tagger
@@ -40,7 +40,7 @@ def train_on_dataset(
     from nerbench.models.registry import resolve_model
     from nerbench.models.training import prepare_out_dir
 
-    info = get_dataset(dataset)
+    info = datasets.get_dataset(dataset)
     ref = resolve_model(model, revision)
     request = Request(
         device=device or default_device(),
@@ -65,7 +65,7 @@ def train_on_dataset(
     out = Path(out_dir) if out_dir is not None else checkpoint_dir(runs_dir, model_id_of(ref), training)
     prepare_out_dir(out, overwrite)  # refuse a non-empty folder before any work
     clear_identity(out)
-    train, dev = load_split(dataset, "train", data_dir), load_split(dataset, "dev", data_dir)
+    train, dev = datasets.load_split(dataset, "train", data_dir), datasets.load_split(dataset, "dev", data_dir)
     record = tagger.train(out, budget, seed, info, train, dev, progress)
     write_identity(out, training)
     return record, out
