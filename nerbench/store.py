@@ -251,7 +251,7 @@ def _record_from_v2(row: dict[str, Any]) -> RunRecord:
         batch_size=config.get("batch_size"),
         device=config.get("device"),
         precision=config.get("precision"),
-        protocol=run_record.Protocol(**config["protocol"]),
+        protocol=config["protocol"],
         bootstrap=run_record.Bootstrap(**config["bootstrap"]),
         nerbench_version=details.get("nerbench_version") or "unknown",
     )
@@ -351,27 +351,26 @@ def _metric_values(row: Any, index: int) -> tuple:
 
 
 def _validate(result: RunResult) -> None:
-    record = result
     for key in ("id", "family"):
-        if not record.model.get(key):
+        if not result.model.get(key):
             raise NerbenchError(f"model.{key}: missing")
-    if record.model["family"] not in FAMILIES:
-        raise NerbenchError(f"model.family: {record.model['family']!r} is not one of {', '.join(FAMILIES)}")
+    if result.model["family"] not in FAMILIES:
+        raise NerbenchError(f"model.family: {result.model['family']!r} is not one of {', '.join(FAMILIES)}")
     for key in ("id", "family"):
-        held = record.model[key]
+        held = result.model[key]
         in_record = result.record.model_id if key == "id" else result.record.family
         if held != in_record:
             raise NerbenchError(f"model.{key}: {held!r}, but the run record says {in_record!r}")
-    if record.source not in SOURCES:
-        raise NerbenchError(f"source: {record.source!r} is not one of {', '.join(SOURCES)}")
-    for index, tags in enumerate(record.predictions):
+    if result.source not in SOURCES:
+        raise NerbenchError(f"source: {result.source!r} is not one of {', '.join(SOURCES)}")
+    for index, tags in enumerate(result.predictions):
         for tag in tags:
             if not isinstance(tag, str) or not tag or tag != tag.strip() or len(tag.split()) != 1:
                 raise NerbenchError(f"predictions[{index}]: tag {tag!r} is empty or holds whitespace")
-    actual = predictions_sha256(record.predictions)
-    if actual != record.predictions_sha256:
+    actual = predictions_sha256(result.predictions)
+    if actual != result.predictions_sha256:
         raise NerbenchError(
-            f"predictions_sha256: the predictions hash to {actual}, not to the given {record.predictions_sha256}"
+            f"predictions_sha256: the predictions hash to {actual}, not to the given {result.predictions_sha256}"
         )
 
 
@@ -467,10 +466,6 @@ class Store:
 
     # ---- writing
 
-    def has_run(self, run_id: str) -> bool:
-        """Whether the run of this identity (its record's hash) is stored (for resuming)."""
-        return self._run_exists(run_id)
-
     def save_run(self, record: RunResult, *, replaces: str | None = None) -> str:
         """Store a whole run in one transaction and return its id (its record's hash).
 
@@ -491,7 +486,7 @@ class Store:
         first = records[0] if records else None
         try:
             for old in replaces:
-                if not self._run_exists(old):
+                if not self.has_run(old):
                     raise NerbenchError(f"run {old}: not in {self.path}, so it cannot be replaced")
                 self._delete(old)
             run_ids = []
@@ -511,13 +506,12 @@ class Store:
 
     def _write_run(self, result: RunResult) -> str:
         """The inserts of one run; the caller holds the transaction."""
-        record = result
         identity = result.record
-        metric_rows = [_metric_values(row, i) for i, row in enumerate(record.metrics)]
+        metric_rows = [_metric_values(row, i) for i, row in enumerate(result.metrics)]
         run_id = identity.run_id
-        model = record.model
+        model = result.model
         conn = self._conn
-        if self._run_exists(run_id):
+        if self.has_run(run_id):
             raise NerbenchError(
                 f"model {model['id']} on {identity.dataset}/{identity.split} with this configuration is already "
                 f"stored as run {run_id} (re-run with --force to replace it)"
@@ -545,27 +539,27 @@ class Store:
             "config_hash": identity.digest,
             "dataset_sha256": identity.dataset_sha256,
             "modified": identity.modified_dataset,
-            "predictions_sha256": record.predictions_sha256,
-            "source": record.source,
-            "self_reported": bool(record.self_reported),
-            "created_at": record.created_at or _now(),
-            "status": record.status,
+            "predictions_sha256": result.predictions_sha256,
+            "source": result.source,
+            "self_reported": bool(result.self_reported),
+            "created_at": result.created_at or _now(),
+            "status": result.status,
         }
-        if record.details is not None:  # a column since schema version 2
-            row["details"] = canonical_json(record.details, "details")
+        if result.details is not None:  # a column since schema version 2
+            row["details"] = canonical_json(result.details, "details")
         conn.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", list(row.values()))
         if metric_rows:
             conn.executemany(
                 f"INSERT INTO metrics VALUES (?, {', '.join('?' for _ in METRIC_FIELDS)})",
                 [(run_id, *values) for values in metric_rows],
             )
-        if record.timing is not None:
-            self._insert_timing(run_id, record.timing)
-        if record.environment is not None:
+        if result.timing is not None:
+            self._insert_timing(run_id, result.timing)
+        if result.environment is not None:
             conn.execute(
-                "INSERT INTO environments VALUES (?, ?)", [run_id, canonical_json(record.environment, "environment")]
+                "INSERT INTO environments VALUES (?, ?)", [run_id, canonical_json(result.environment, "environment")]
             )
-        self._insert_predictions(run_id, record.predictions)
+        self._insert_predictions(run_id, result.predictions)
         return run_id
 
     def runs_of_submission(self, submission_id: str) -> list[dict[str, Any]]:
@@ -605,7 +599,8 @@ class Store:
             [run_id, list(range(len(predictions))), [" ".join(tags) for tags in predictions]],
         )
 
-    def _run_exists(self, run_id: str) -> bool:
+    def has_run(self, run_id: str) -> bool:
+        """Whether the run of this id (its record's hash) is stored: resuming, replacing, duplicates."""
         (count,) = _one(self._conn.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]))
         return int(count) > 0
 
@@ -615,7 +610,7 @@ class Store:
 
     def delete_run(self, run_id: str) -> None:
         """Remove a run and all its rows, in one transaction."""
-        if not self._run_exists(run_id):
+        if not self.has_run(run_id):
             raise NerbenchError(f"run {run_id}: not in {self.path}")
         self._conn.begin()
         try:
