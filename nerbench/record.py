@@ -16,13 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from nerbench.protocol import TimingProtocol
 from nerbench.recipes import LabelPolicy, LlmHead, Quantization, Recipe
 
-RECORD_VERSION = 1
+RECORD_VERSION: Final = 1
 RUN_ID_LENGTH = 12  # hex digits of the record's sha256 shown as its id
 
 # NaN and infinity have no canonical JSON: refused when a record is built, not when it is hashed.
@@ -137,23 +138,6 @@ class Decoding(BaseModel):
     prompt: str
 
 
-class Protocol(BaseModel):
-    """The timing protocol's numbers the run was timed under (nerbench.protocol.PROTOCOL)."""
-
-    model_config = _RECORD
-
-    warmup_batches: int
-    repeats: int
-    encoder_batch_size: int
-    llm_batch_size: int
-    encoder_precision: str
-    merged_lora_precision: str
-    qlora_precision: str
-    cpu_precision: str
-    reference_device_names: tuple[str, ...]
-    reference_num_devices: int
-
-
 class Bootstrap(BaseModel):
     model_config = _RECORD
 
@@ -178,7 +162,7 @@ class RunRecord(BaseModel):
 
     model_config = _RECORD
 
-    record_version: Literal[1] = 1  # RECORD_VERSION
+    record_version: Literal[1] = RECORD_VERSION
     task: Literal["ner-bio"] = "ner-bio"
     model_id: str  # the id results are stored and shown under
     family: Family
@@ -197,7 +181,7 @@ class RunRecord(BaseModel):
     batch_size: int | None = None  # None: not timed by nerbench
     device: str | None = None  # "cpu", "cuda"...; None: not run by nerbench
     precision: str | None = None
-    protocol: Protocol | None = None  # None: timing self-reported
+    protocol: TimingProtocol | None = None  # the numbers it was timed under; None: timing self-reported
     bootstrap: Bootstrap
     submission: Submitted | None = None
     nerbench_version: str
