@@ -56,6 +56,8 @@ def test_registry_model_is_trained_then_a_complete_run_is_stored(tmp_path, small
         run = store.run(outcome.run_id)
         assert run["model_id"] == "minilm-l6" and run["family"] == "encoder" and run["modified"]
         assert run["record"].budget.name == "tiny" and run["record"].modified_dataset
+        # a registry base is pinned by the catalogue, not hashed; its training identity names the same weights
+        assert run["record"].weights.sha256 is None and run["record"].training.base == run["record"].weights
         predictions = store.predictions(outcome.run_id)
         assert len(predictions) == 30 and run["predictions_sha256"] == predictions_sha256(predictions)
         gold = read_conll(small_data / "ncbi_disease" / "test.conll")
@@ -220,3 +222,23 @@ def test_quick_profile_budget_on_biored_is_by_tokens(data_dir):
     assert count < profile.max_train_sentences  # BioRED's long sentences end the budget first
     assert sum(len(s.tokens) for s in train[:count]) <= profile.max_train_tokens
     assert sum(len(s.tokens) for s in train[: count + 1]) > profile.max_train_tokens
+
+
+def test_eval_reuses_the_checkpoint_nerbench_train_wrote_for_the_same_identity(tmp_path, data_dir, monkeypatch):
+    """`train` and `eval` name a checkpoint with one function: the same budget finds the same folder."""
+    from nerbench.pipeline.train import train_on_dataset
+
+    budget = Budget(name="custom", epochs=1, max_train_sentences=8)
+    monkeypatch.setitem(profiles.PROFILES, "custom", budget)
+    _, folder = train_on_dataset(
+        "minilm-l6", "ncbi_disease", data_dir=data_dir, runs_dir=tmp_path / "runs", epochs=1, max_train_sentences=8
+    )
+    assert folder.parent == tmp_path / "runs" / "minilm-l6" / "ncbi_disease"
+    messages = []
+    (outcome,) = ev.evaluate(
+        "minilm-l6", options(tmp_path, data_dir, profile="custom", allow_modified=False), say=messages.append
+    )
+    assert outcome.status == "stored" and not outcome.trained
+    assert any(f"using the fine-tuned checkpoint in {folder}" in m for m in messages)
+    (other,) = ev.evaluate("minilm-l6", options(tmp_path, data_dir, profile="custom", seed=3, allow_modified=False))
+    assert other.trained  # another seed is another identity: never the folder above

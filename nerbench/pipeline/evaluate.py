@@ -36,7 +36,7 @@ from nerbench.pipeline.checkpoints import (
 from nerbench.pipeline.profiles import check_profile, profile_for
 from nerbench.pipeline.taggers import Request, Tagger, select_tagger
 from nerbench.protocol import PROTOCOL
-from nerbench.record import Bootstrap, Protocol, RunRecord, Training, Weights
+from nerbench.record import Bootstrap, RunRecord, Training, Weights
 from nerbench.scoring import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from nerbench.store import RunResult, Store, predictions_sha256
 from nerbench.timing import run_timed
@@ -86,9 +86,10 @@ def _quiet(_: str) -> None:
     pass
 
 
-def weights_of(ref, sha256: str | None = None) -> Weights:
-    """The weights' identity in the run record. Folders are named by their last part only: their
-    digest pins them, and the place they happen to be is no part of what was evaluated."""
+def weights_of(ref) -> Weights:
+    """The weights' identity in the run record. A registry entry is pinned by the catalogue (its
+    package or hub revision); anything else by the digest of its safetensors files. Folders are
+    named by their last part only: where they happen to be is no part of what was evaluated."""
     name = Path(ref.name).name if ref.source in ("folder", "adapter") else ref.name
     return Weights(
         name=name,
@@ -97,8 +98,8 @@ def weights_of(ref, sha256: str | None = None) -> Weights:
         revision=ref.revision,
         registry_id=ref.meta.id if ref.meta else None,
         package=ref.meta.package.requirement if ref.meta and ref.meta.package else None,
-        sha256=sha256,
-        base=weights_of(ref.base, weights_sha256(ref.base.path)) if ref.base is not None else None,
+        sha256=None if ref.source == "registry" else weights_sha256(ref.path),
+        base=weights_of(ref.base) if ref.base is not None else None,
     )
 
 
@@ -113,9 +114,9 @@ def model_id_of(ref, name: str | None = None) -> str:
     return Path(ref.path).resolve().name
 
 
-def training_identity(tagger: Tagger, model_id: str, dataset: str, budget, seed: int) -> Training:
+def training_identity(tagger: Tagger, base: Weights, dataset: str, budget, seed: int) -> Training:
     return Training(
-        base=weights_of(tagger.ref),
+        base=base,
         dataset=dataset,
         head=tagger.head,
         quantization=tagger.training_quantization,
@@ -209,7 +210,7 @@ def evaluate(model: str, options: EvalOptions, *, say: Say = _quiet, training_pr
         trust_remote_code=options.trust_remote_code,
     )
     tagger = select_tagger(ref, request, fine_tune=fine_tune)
-    weights = weights_of(ref, None if fine_tune else weights_sha256(ref.path))
+    weights = weights_of(ref)
     Store(options.db).close()  # a database that cannot be opened fails before any training
     context = _Context(
         tagger, model_id_of(ref, options.name), weights, options, _BriefStore(options.db), say, training_progress
@@ -252,7 +253,7 @@ def run_record(context: _Context, info, test, training: Training | None) -> RunR
         batch_size=PROTOCOL.batch_size(tagger.family),
         device=tagger.request.device.split(":")[0],
         precision=tagger.precision,
-        protocol=Protocol(**PROTOCOL.to_dict()),
+        protocol=PROTOCOL,
         bootstrap=Bootstrap(resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED),
         nerbench_version=__version__,
     )
@@ -264,7 +265,7 @@ def _evaluate_dataset(context: _Context, info) -> EvalOutcome:
     training = None
     if tagger.fine_tune:
         budget = profile_for(options.profile, tagger.family, tagger.head)
-        training = training_identity(tagger, context.model_id, info.name, budget, options.seed)
+        training = training_identity(tagger, context.weights, info.name, budget, options.seed)
     record = run_record(context, info, test, training)
     stored = context.store.has_run(record.run_id)
     if stored and not options.force:

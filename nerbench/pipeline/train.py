@@ -7,7 +7,7 @@ from pathlib import Path
 
 from nerbench import datasets
 from nerbench.pipeline.checkpoints import checkpoint_dir, clear_identity, write_identity
-from nerbench.pipeline.evaluate import default_device, model_id_of, training_identity
+from nerbench.pipeline.evaluate import default_device, model_id_of, training_identity, weights_of
 from nerbench.pipeline.taggers import Request, select_tagger
 from nerbench.record import Budget
 
@@ -61,7 +61,7 @@ def train_on_dataset(
     }
     given = {k: v for k, v in overrides.items() if v is not None}
     budget = Budget(name="custom" if given else "paper", **given)
-    training = training_identity(tagger, model_id_of(ref), dataset, budget, seed)
+    training = training_identity(tagger, weights_of(ref), dataset, budget, seed)
     out = Path(out_dir) if out_dir is not None else checkpoint_dir(runs_dir, model_id_of(ref), training)
     prepare_out_dir(out, overwrite)  # refuse a non-empty folder before any work
     clear_identity(out)

@@ -71,9 +71,20 @@ class Tagger(ABC):
     def decoding(self) -> Decoding | None:
         return None
 
-    @abstractmethod
     def effective_recipe(self, budget: Budget) -> Recipe:
         """The recipe with the budget (and the request) applied, as training will use it."""
+        from nerbench.models.training import checked_recipe
+
+        overrides = {
+            "max_epochs": budget.epochs,
+            "learning_rate": budget.learning_rate,
+            "batch_size": budget.batch_size,
+        } | self.recipe_overrides(budget)
+        return checked_recipe(self.recipe, {k: v for k, v in overrides.items() if v is not None})
+
+    def recipe_overrides(self, budget: Budget) -> dict[str, Any]:
+        """What this way of tagging sets in the recipe beyond the budget's epochs, rate and batch."""
+        return {}
 
     # ---- the work
 

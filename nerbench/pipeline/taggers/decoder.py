@@ -3,7 +3,9 @@ adapter folder evaluated as it is (its head, quantization and recipe read from t
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from nerbench.errors import NerbenchError
 from nerbench.pipeline.taggers.base import Tagger, split_hashes
@@ -27,7 +29,7 @@ class DecoderTagger(Tagger):
             if found != self.head:
                 raise NerbenchError(f"--head {self.head}: the adapter {ref.path} was trained for the {found} head")
 
-    @property
+    @cached_property  # an adapter's is read from its training record: once
     def recipe(self) -> LLMRecipe:
         if self.ref.source == "adapter":
             from nerbench.models.llm import training_record
@@ -43,7 +45,7 @@ class DecoderTagger(Tagger):
 
         return effective_quantization(self.recipe, self.request.quantize, self.request.device)
 
-    @property
+    @cached_property
     def quantization(self) -> str:
         if self.ref.source == "adapter":
             from nerbench.models.llm import trained_quantized
@@ -61,17 +63,8 @@ class DecoderTagger(Tagger):
         r = self.recipe
         return Lora(r=r.lora_r, alpha=r.lora_alpha, dropout=r.lora_dropout, target_modules=tuple(r.target_modules))
 
-    def effective_recipe(self, budget: Budget) -> LLMRecipe:
-        from nerbench.models.training import checked_recipe
-
-        overrides = {
-            "max_epochs": budget.epochs,
-            "learning_rate": budget.learning_rate,
-            "batch_size": budget.batch_size,
-            "gradient_accumulation_steps": budget.gradient_accumulation_steps,
-            "head": self.head,
-        }
-        return checked_recipe(self.recipe, {k: v for k, v in overrides.items() if v is not None})
+    def recipe_overrides(self, budget: Budget) -> dict[str, Any]:
+        return {"gradient_accumulation_steps": budget.gradient_accumulation_steps, "head": self.head}
 
     def train(self, folder, budget, seed, info, train, dev, progress):
         from nerbench.models.llm_training import train_llm

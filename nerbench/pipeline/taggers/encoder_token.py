@@ -7,7 +7,6 @@ from pathlib import Path
 
 from nerbench.pipeline.taggers.base import Tagger, split_hashes
 from nerbench.recipes import EncoderRecipe, LabelPolicy
-from nerbench.record import Budget
 
 
 class EncoderToken(Tagger):
@@ -26,16 +25,6 @@ class EncoderToken(Tagger):
     @property
     def label_policy(self) -> LabelPolicy:
         return self.recipe.label_policy
-
-    def effective_recipe(self, budget: Budget) -> EncoderRecipe:
-        from nerbench.models.training import checked_recipe
-
-        overrides = {
-            "max_epochs": budget.epochs,
-            "learning_rate": budget.learning_rate,
-            "batch_size": budget.batch_size,
-        }
-        return checked_recipe(self.recipe, {k: v for k, v in overrides.items() if v is not None})
 
     def train(self, folder, budget, seed, info, train, dev, progress):
         from nerbench.models.training import train_encoder
