@@ -154,7 +154,31 @@ _V3 = Migration(
     apply=lambda conn: _migrate_to_typed_records(conn),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
+# The price_source of a self-reported run whose cost is the submitter's own claimed cost_usd.
+SELF_REPORTED_COST = "self-reported cost"
+
+_SELF_REPORTED = "run_id IN (SELECT run_id FROM runs WHERE self_reported)"
+
+# Before version 4, an ingested submission naming the reference device was flagged reference
+# hardware and priced from nerbench's price table, although nerbench never timed it. Only runs that
+# nerbench timed itself (self_reported false) are touched by neither statement; both are idempotent.
+# A table-priced run's claimed cost_usd cannot be recovered: ingestion dropped it in favour of the
+# table price and no column or JSON field kept it, so its cost becomes unknown (NULL). Re-ingesting
+# the submission into a new store gives it back.
+_V4 = Migration(
+    4,
+    "self-reported timings are never reference hardware and never priced from nerbench's price table",
+    (
+        f"UPDATE timings SET reference_hardware = false WHERE {_SELF_REPORTED} "
+        "AND reference_hardware IS DISTINCT FROM false",
+        "UPDATE timings SET price_per_device_hour = NULL, price_source = NULL, cost_usd = NULL, "
+        f"cost_per_1k_sentences_usd = NULL WHERE {_SELF_REPORTED} "
+        f"AND (price_source IS NOT NULL OR price_per_device_hour IS NOT NULL) "
+        f"AND price_source IS DISTINCT FROM '{SELF_REPORTED_COST}'",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4)
 
 _JSON_TIMING_COLUMNS = ("generation", "protocol")
 

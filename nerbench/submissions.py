@@ -31,9 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from nerbench import __version__, scoring
 from nerbench.datasets import REGISTRY, load_split
 from nerbench.errors import NerbenchError
-from nerbench.protocol import is_reference_hardware, price_for
 from nerbench.record import Bootstrap, RunRecord, Submitted, Weights
-from nerbench.store import RunResult, Store, predictions_sha256, predictions_text
+from nerbench.store import SELF_REPORTED_COST, RunResult, Store, predictions_sha256, predictions_text
 
 SCHEMA_VERSION = 1
 TOML_NAME = "submission.toml"
@@ -480,13 +479,17 @@ def validate(path: str | os.PathLike, data_dir: Path | None = None) -> Validatio
 
 
 def _timing(submission: Submission, name: str, n_sentences: int, n_tokens: int) -> dict | None:
+    """The submission's own timing, kept and shown as self-reported.
+
+    nerbench did not measure it, so it is never flagged as reference hardware (whatever device it
+    names: only runs nerbench timed itself on the reference hardware are) and never priced from
+    nerbench's price table. Its cost is the submitter's claimed `cost_usd`, else unknown.
+    """
     entry = submission.datasets[name].timing
     if entry is None:
         return None
     device, devices = submission.hardware.device, submission.hardware.num_devices
-    hours = entry.wall_seconds * devices / 3600
-    price = price_for(device)
-    cost = hours * price.usd_per_hour if price is not None else entry.cost_usd
+    cost = entry.cost_usd
     return {
         "wall_seconds": entry.wall_seconds,
         "sentences": n_sentences,
@@ -497,10 +500,10 @@ def _timing(submission: Submission, name: str, n_sentences: int, n_tokens: int) 
         "memory_kind": "self-reported",
         "device_name": device,
         "num_devices": devices,
-        "reference_hardware": is_reference_hardware(device, devices),
-        "device_hours": hours,
-        "price_per_device_hour": price.usd_per_hour if price else None,
-        "price_source": price.source if price else ("self-reported cost" if entry.cost_usd is not None else None),
+        "reference_hardware": False,
+        "device_hours": entry.wall_seconds * devices / 3600,
+        "price_per_device_hour": None,
+        "price_source": None if cost is None else SELF_REPORTED_COST,
         "cost_usd": cost,
         "cost_per_1k_sentences_usd": None if cost is None else cost / n_sentences * 1000,
         "protocol": {"self_reported": True},

@@ -3,17 +3,23 @@
 tests/fixtures/store_v2.duckdb.gz was written by nerbench 0.1.0 at schema version 2 (the script
 beside it says how): local runs of a registry encoder (two seeds), a registry LLM fine-tuned per
 head, a PEFT adapter evaluated as it is, and an ingested submission.
+
+Schema version 4 corrects self-reported timings that an older ingestion flagged as reference
+hardware or priced from nerbench's price table; nerbench's own runs are never touched.
 """
 
 import gzip
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from nerbench.errors import NerbenchError
-from nerbench.store import MIGRATIONS, Store
+from nerbench.store import MIGRATIONS, SELF_REPORTED_COST, RunResult, Store, predictions_sha256
+
+from _records import run_record
 
 FIXTURE = Path(__file__).parent / "fixtures" / "store_v2.duckdb.gz"
 
@@ -26,19 +32,31 @@ def old_store(tmp_path) -> Path:
     return path
 
 
+# The timing columns schema version 4 may change, and only on a self-reported run.
+PRICED = ("reference_hardware", "price_per_device_hour", "price_source", "cost_usd", "cost_per_1k_sentences_usd")
+
+
+def _run_rows(conn, run_id: str, keep_prices: bool) -> tuple:
+    timing = "* EXCLUDE (run_id)" if keep_prices else f"* EXCLUDE (run_id, {', '.join(PRICED)})"
+    return tuple(
+        conn.execute(
+            f"SELECT {timing if table == 'timings' else '* EXCLUDE (run_id)'} FROM {table} "
+            "WHERE run_id = ? ORDER BY ALL",
+            [run_id],
+        ).fetchall()
+        for table in ("predictions", "metrics", "timings", "environments")
+    )
+
+
 def _rows(path: Path) -> dict[str, tuple]:
-    """Per old run: its predictions, metrics and timing, to compare after the migration."""
+    """Per old run: its predictions, metrics and timing, to compare after the migration (a
+    self-reported run's reference flag and price aside, which version 4 corrects)."""
     conn = duckdb.connect(str(path), read_only=True)
     try:
-        out = {}
-        for (run_id,) in conn.execute("SELECT run_id FROM runs").fetchall():
-            out[run_id] = tuple(
-                conn.execute(
-                    f"SELECT * EXCLUDE (run_id) FROM {table} WHERE run_id = ? ORDER BY ALL", [run_id]
-                ).fetchall()
-                for table in ("predictions", "metrics", "timings", "environments")
-            )
-        return out
+        return {
+            run_id: _run_rows(conn, run_id, keep_prices=not self_reported)
+            for run_id, self_reported in conn.execute("SELECT run_id, self_reported FROM runs").fetchall()
+        }
     finally:
         conn.close()
 
@@ -53,7 +71,7 @@ def test_the_fixture_is_a_schema_version_2_store(old_store):
 def test_every_run_migrates_to_a_typed_record_whose_hash_is_its_id(old_store):
     before = _rows(old_store)
     with Store(old_store) as store:
-        assert store.schema_version == len(MIGRATIONS) == 3
+        assert store.schema_version == len(MIGRATIONS) == 4
         runs = store.runs()
         assert len(runs) == len(before) == 6
         for run in runs:
@@ -62,13 +80,7 @@ def test_every_run_migrates_to_a_typed_record_whose_hash_is_its_id(old_store):
             assert record.dataset == run["dataset"] and record.model_id == run["model_id"]
         # each run kept its rows, under its new id
         after = {
-            run["run_id"]: tuple(
-                store._conn.execute(
-                    f"SELECT * EXCLUDE (run_id) FROM {table} WHERE run_id = ? ORDER BY ALL", [run["run_id"]]
-                ).fetchall()
-                for table in ("predictions", "metrics", "timings", "environments")
-            )
-            for run in runs
+            run["run_id"]: _run_rows(store._conn, run["run_id"], keep_prices=not run["self_reported"]) for run in runs
         }
     assert sorted(after.values()) == sorted(before.values())
     by_model = {}
@@ -106,3 +118,156 @@ def test_a_run_that_cannot_be_read_leaves_the_file_unchanged(old_store):
     assert conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == 2
     conn.close()
     assert _rows(old_store) == before
+
+
+# --------------------------------------------------------------------------- version 4: self-reported timing
+
+H100 = "NVIDIA H100 80GB HBM3"
+
+
+def _timing(device: str, *, reference: bool, price: float | None, source: str | None, cost: float | None) -> dict:
+    return {
+        "wall_seconds": 10.0,
+        "sentences": 4,
+        "word_tokens": 9,
+        "sentences_per_second": 0.4,
+        "device_name": device,
+        "num_devices": 1,
+        "reference_hardware": reference,
+        "device_hours": 10.0 / 3600,
+        "price_per_device_hour": price,
+        "price_source": source,
+        "cost_usd": cost,
+        "cost_per_1k_sentences_usd": None if cost is None else cost / 4 * 1000,
+    }
+
+
+def _result(model_id: str, timing: dict | None, *, submitted: bool) -> RunResult:
+    predictions = [["O", "B-Chemical"], ["O"], [], ["B-Disease", "I-Disease", "O", "O", "O"]]
+    return RunResult(
+        model={"id": model_id, "family": "encoder"},
+        record=run_record(model_id, submission=f"{model_id}-sub" if submitted else None),
+        predictions=predictions,
+        predictions_sha256=predictions_sha256(predictions),
+        metrics=[],
+        timing=timing,
+        environment={"device_name": H100},
+        source="submission" if submitted else "local",
+        self_reported=submitted,
+        details={"note": model_id},
+    )
+
+
+# What ingestion before schema version 4 stored for a submission naming one H100: flagged reference
+# hardware and priced from the table (its own claimed cost_usd dropped).
+OLD_H100_CLAIM = _timing(H100, reference=True, price=3.2, source="Hyperstack on-demand H100 (table)", cost=3.2 / 360)
+LOCAL_H100 = _timing(H100, reference=True, price=3.2, source="Hyperstack on-demand H100 (table)", cost=3.2 / 360)
+CLAIMED_COST = _timing("Some accelerator", reference=False, price=None, source=SELF_REPORTED_COST, cost=0.25)
+UNKNOWN_COST = _timing("Some accelerator", reference=False, price=None, source=None, cost=None)
+
+
+@pytest.fixture
+def v3_store(tmp_path) -> Path:
+    """A schema-version-3 store as nerbench wrote it before version 4: a local run timed on the
+    reference H100, a submission claiming an H100, one with its own cost, one with none, one untimed."""
+    path = tmp_path / "v3.duckdb"
+    with Store(path, migrations=MIGRATIONS[:3]) as store:
+        assert store.schema_version == 3
+        store.save_runs(
+            [
+                _result("local-h100", LOCAL_H100, submitted=False),
+                _result("claims-h100", OLD_H100_CLAIM, submitted=True),
+                _result("claims-cost", CLAIMED_COST, submitted=True),
+                _result("claims-nothing", UNKNOWN_COST, submitted=True),
+                _result("untimed", None, submitted=True),
+            ]
+        )
+    return path
+
+
+def _timings(store: Store) -> dict[str, dict]:
+    return {run["model_id"]: store.timing(run["run_id"]) for run in store.runs()}
+
+
+def _all_rows(conn) -> dict[str, list]:
+    tables = ("models", "runs", "metrics", "timings", "environments", "predictions")
+    return {table: conn.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall() for table in tables}
+
+
+def test_a_self_reported_h100_run_is_no_longer_reference_nor_priced_from_the_table(v3_store):
+    with Store(v3_store) as store:
+        assert store.schema_version == 4
+        timings = _timings(store)
+    claimed = timings["claims-h100"]
+    assert claimed["reference_hardware"] is False
+    assert claimed["price_per_device_hour"] is None and claimed["price_source"] is None
+    assert claimed["cost_usd"] is None and claimed["cost_per_1k_sentences_usd"] is None
+    # the rest of the self-reported timing is kept, to be shown as such
+    kept = {k: v for k, v in OLD_H100_CLAIM.items() if k not in PRICED}
+    assert {k: claimed[k] for k in kept} == kept
+    # a submitter's own cost stays; a run with no cost, or no timing, stays as it was
+    assert {k: timings["claims-cost"][k] for k in CLAIMED_COST} == CLAIMED_COST
+    assert {k: timings["claims-nothing"][k] for k in UNKNOWN_COST} == UNKNOWN_COST
+    assert timings["untimed"] is None
+
+
+def test_a_run_nerbench_timed_itself_on_the_reference_hardware_is_untouched(v3_store):
+    conn = duckdb.connect(str(v3_store), read_only=True)
+    local_before = conn.execute(
+        "SELECT t.* FROM timings t JOIN runs r USING (run_id) WHERE NOT r.self_reported"
+    ).fetchall()
+    conn.close()
+    with Store(v3_store) as store:
+        local = _timings(store)["local-h100"]
+        after = store._conn.execute(
+            "SELECT t.* FROM timings t JOIN runs r USING (run_id) WHERE NOT r.self_reported"
+        ).fetchall()
+    assert after == local_before
+    assert local["reference_hardware"] is True and local["price_per_device_hour"] == 3.2
+    assert local["cost_usd"] == pytest.approx(3.2 / 360)
+
+
+def test_version_4_keeps_every_other_row_and_is_idempotent(v3_store):
+    conn = duckdb.connect(str(v3_store), read_only=True)
+    before = _all_rows(conn)
+    conn.close()
+    with Store(v3_store) as store:
+        after = _all_rows(store._conn)
+        assert {t: rows for t, rows in after.items() if t != "timings"} == {
+            t: rows for t, rows in before.items() if t != "timings"
+        }
+        assert len(after["timings"]) == len(before["timings"]) == 4
+        # its statements again change nothing
+        (v4,) = [m for m in MIGRATIONS if m.version == 4]
+        for statement in v4.statements:
+            store._conn.execute(statement)
+        assert _all_rows(store._conn) == after
+    with Store(v3_store) as store:  # a second open applies nothing
+        assert store.schema_version == 4 and _all_rows(store._conn) == after
+
+
+def test_a_failing_version_4_leaves_the_version_3_file_unchanged(v3_store):
+    conn = duckdb.connect(str(v3_store), read_only=True)
+    before = _all_rows(conn)
+    conn.close()
+    broken = replace(MIGRATIONS[3], statements=(*MIGRATIONS[3].statements, "SELECT * FROM no_such_table"))
+    with pytest.raises(NerbenchError, match="migration to schema version 4 failed"):
+        Store(v3_store, migrations=(*MIGRATIONS[:3], broken))
+    conn = duckdb.connect(str(v3_store), read_only=True)
+    assert conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == 3
+    assert _all_rows(conn) == before
+    conn.close()
+
+
+def test_the_v2_fixtures_submission_loses_its_table_price_and_its_local_runs_keep_theirs(old_store):
+    with Store(old_store) as store:
+        runs = store.runs()
+        timings = {run["run_id"]: (run["self_reported"], store.timing(run["run_id"])) for run in runs}
+    submitted = [t for self_reported, t in timings.values() if self_reported]
+    local = [t for self_reported, t in timings.values() if not self_reported]
+    assert len(submitted) == 1 and len(local) == 5
+    (timing,) = submitted
+    # ingested at version 2 with a CPU price from the table and no cost of its own
+    assert timing["reference_hardware"] is False and timing["wall_seconds"] > 0
+    assert timing["price_source"] is None and timing["cost_usd"] is None
+    assert all(t["price_per_device_hour"] == 2.0 and t["cost_usd"] > 0 for t in local)

@@ -148,6 +148,39 @@ def test_ingest_stores_self_reported_runs_and_is_idempotent(sub, data_dir, tmp_p
         assert len(store.runs()) == 2
 
 
+def test_a_submission_claiming_the_reference_h100_is_neither_reference_nor_priced_from_the_table(
+    sub, data_dir, tmp_path
+):
+    """Only runs nerbench timed itself on the reference hardware are flagged reference: a claimed
+    device keeps its timing (shown as self-reported) and its own claimed cost, or no cost at all."""
+
+    def claim_h100(d, cost):
+        d["hardware"] = {"device": "NVIDIA H100 80GB HBM3", "num_devices": 1}
+        for entry in d["datasets"].values():
+            entry["timing"].pop("cost_usd", None)
+            if cost is not None:
+                entry["timing"]["cost_usd"] = cost
+
+    for cost in (0.0125, None):
+        edit_toml(sub, lambda d, cost=cost: claim_h100(d, cost))
+        db = tmp_path / f"board-{cost}.duckdb"
+        outcome = submissions.ingest(sub, db, data_dir=data_dir)
+        with Store(db) as store:
+            for run_id in outcome.run_ids:
+                timing = store.timing(run_id)
+                assert timing["device_name"] == "NVIDIA H100 80GB HBM3" and timing["wall_seconds"] == 2.0
+                assert timing["reference_hardware"] is False and timing["memory_kind"] == "self-reported"
+                assert timing["price_per_device_hour"] is None
+                assert timing["cost_usd"] == cost
+                if cost is None:
+                    assert timing["price_source"] is None and timing["cost_per_1k_sentences_usd"] is None
+                else:
+                    assert timing["price_source"] == "self-reported cost"
+                    assert timing["cost_per_1k_sentences_usd"] == pytest.approx(cost / timing["sentences"] * 1000)
+            (row, *_) = store.summary()
+            assert row["reference_hardware"] is False and row["cost_usd"] == cost
+
+
 def test_changed_submission_with_the_same_id_needs_replace(sub, data_dir, tmp_path):
     db = tmp_path / "board.duckdb"
     submissions.ingest(sub, db, data_dir=data_dir)
