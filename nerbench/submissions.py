@@ -4,6 +4,8 @@ re-scored against the gold test sets, packaged from stored runs, and ingested in
     submissions/<id>/submission.toml
     submissions/<id>/predictions/<dataset>.tags     one line per test sentence, tags separated by
                                                     single spaces, in the split's order
+    submissions/<id>/predictions/<dataset>.dev.tags optional: the same for the dev split, re-scored
+                                                    too, so that models can be chosen on dev F1
     submissions/<id>/README.md                      optional
 
 Nothing in a submission is trusted: the file set, sizes and encodings are checked before anything
@@ -29,7 +31,7 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from nerbench import __version__, scoring
-from nerbench.datasets import REGISTRY, load_split
+from nerbench.datasets import REGISTRY, DatasetInfo, load_split
 from nerbench.errors import NerbenchError
 from nerbench.record import Bootstrap, RunRecord, Submitted, Weights
 from nerbench.store import SELF_REPORTED_COST, RunResult, Store, predictions_sha256, predictions_text
@@ -39,6 +41,8 @@ TOML_NAME = "submission.toml"
 README_NAME = "README.md"
 PREDICTIONS_DIR = "predictions"
 TAGS_SUFFIX = ".tags"
+DEV_TAGS_SUFFIX = ".dev.tags"
+DEV_SOURCE = "submission dev predictions, re-scored by nerbench"
 MAX_TOML_BYTES = 64 * 1024
 MAX_README_BYTES = 64 * 1024
 MAX_TAGS_BYTES = 16 * 1024 * 1024  # the largest test set (chemprot) needs about 1.1 MB
@@ -50,7 +54,7 @@ CLAIM_TOLERANCE = 5e-5
 # Dots only between other characters, so no '..' and no hidden name; 64 characters at most.
 ID_RE = re.compile(r"^(?=.{1,64}$)[a-z0-9][a-z0-9_-]*(?:\.[a-z0-9_-]+)*$")
 _ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*(?:\.[a-z0-9_-]+)*$"  # the same, for pydantic (no look-ahead)
-_TAGS_FILE_RE = re.compile(r"^[a-z0-9_]{1,64}\.tags$")
+_TAGS_FILE_RE = re.compile(r"^[a-z0-9_]{1,64}(?:\.dev)?\.tags$")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 # ----------------------------------------------------------------------------- the schema
@@ -141,6 +145,12 @@ class DatasetSection(BaseModel):
     split: Literal["test"] = "test"
     sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
     predictions: Annotated[str, StringConstraints(max_length=200, pattern=r"^predictions/[a-z0-9_]{1,64}\.tags$")]
+    # Optional, both or neither: the dev split's predictions, re-scored like the test ones, so that
+    # the leaderboard can choose a family's best model on dev F1 rather than on test F1.
+    dev_predictions: (
+        Annotated[str, StringConstraints(max_length=200, pattern=r"^predictions/[a-z0-9_]{1,64}\.dev\.tags$")] | None
+    ) = None
+    dev_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
     timing: TimingSection | None = None
     generation: GeneratedSection | None = None
     claimed: ClaimedScores | None = None
@@ -184,6 +194,8 @@ class Validation:
     scores: dict[str, scoring.Scores] = field(default_factory=dict)
     predictions: dict[str, list[list[str]]] = field(default_factory=dict)
     split_sha256: dict[str, str] = field(default_factory=dict)
+    # Per dataset with dev predictions: their re-scored dev F1 (the run's details["dev"]).
+    dev: dict[str, dict[str, Any]] = field(default_factory=dict)
     content_sha256: str | None = None
 
     @property
@@ -242,8 +254,8 @@ def _scan(path: Path, v: Validation) -> dict[str, Path]:
                     shown,
                     "unexpected "
                     + ("folder" if entry.is_dir(follow_symlinks=False) else "file")
-                    + f" (a submission holds {TOML_NAME}, {PREDICTIONS_DIR}/<dataset>.tags"
-                    + f" and optionally {README_NAME})",
+                    + f" (a submission holds {TOML_NAME}, {PREDICTIONS_DIR}/<dataset>{TAGS_SUFFIX}"
+                    + f" and optionally {PREDICTIONS_DIR}/<dataset>{DEV_TAGS_SUFFIX} and {README_NAME})",
                 )
                 continue
             if kind == "dir":
@@ -350,8 +362,10 @@ def _parse_toml(path: Path, v: Validation) -> Submission | None:
 # ----------------------------------------------------------------------------- predictions
 
 
-def parse_tags(text: str, path: Path, gold, labels: set[str], v: Validation) -> list[list[str]] | None:
-    """One line per gold sentence; returns the tags, or None after adding the problems found."""
+def parse_tags(
+    text: str, path: Path, gold, labels: set[str], v: Validation, split: str = "test"
+) -> list[list[str]] | None:
+    """One line per gold sentence of `split`; returns the tags, or None after adding the problems found."""
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the final newline
@@ -367,7 +381,8 @@ def parse_tags(text: str, path: Path, gold, labels: set[str], v: Validation) -> 
     if len(lines) != len(gold):
         what = "missing" if len(lines) < len(gold) else "extra"
         problem(
-            f"{len(lines)} lines, but the test split has {len(gold)} sentences ({abs(len(gold) - len(lines))} {what})",
+            f"{len(lines)} lines, but the {split} split has {len(gold)} sentences "
+            f"({abs(len(gold) - len(lines))} {what})",
             min(len(lines), len(gold)) + 1,
         )
     predictions = []
@@ -407,6 +422,66 @@ def _check_claims(path: Path, name: str, claimed: ClaimedScores | None, scores: 
             )
 
 
+# ----------------------------------------------------------------------------- dev predictions
+
+
+def _rescore_dev(
+    path: Path,
+    files: dict[str, Path],
+    name: str,
+    entry: DatasetSection,
+    info: DatasetInfo,
+    data_dir: Path | None,
+    v: Validation,
+) -> None:
+    """Check and re-score one dataset's dev predictions into `v.dev` (or add the problems found)."""
+    toml_path = files[TOML_NAME]
+    expected = f"{PREDICTIONS_DIR}/{name}{DEV_TAGS_SUFFIX}"
+    where = f"field datasets.{name}"
+    if entry.dev_predictions is None or entry.dev_sha256 is None:
+        given, missing = (
+            ("dev_predictions", "dev_sha256") if entry.dev_sha256 is None else ("dev_sha256", "dev_predictions")
+        )
+        v.add(toml_path, f"{where}.{missing}: missing ({given} is given; the two come together or not at all)")
+        return
+    if entry.dev_predictions != expected:
+        v.add(toml_path, f"{where}.dev_predictions: must be {expected!r}, not {entry.dev_predictions[:80]!r}")
+        return
+    try:
+        registered = info.split("dev").sha256 if info.public else None
+    except NerbenchError:
+        registered = None
+    if registered is None:
+        v.add(toml_path, f"{where}.dev_predictions: {name} has no public dev split, so nerbench cannot re-score it")
+        return
+    if entry.dev_sha256 != registered:
+        v.add(toml_path, f"{where}.dev_sha256: {entry.dev_sha256} is not the registered dev split {registered}")
+        return
+    if expected not in files:
+        v.add(path / expected, f"missing (named in submission.toml, {where}.dev_predictions)")
+        return
+    try:
+        split = load_split(name, "dev", data_dir)
+    except NerbenchError as err:
+        v.add(path / expected, f"cannot be re-scored: {err}")
+        return
+    text = _read_text(files[expected], v)
+    if text is None:
+        return
+    predictions = parse_tags(text, files[expected], split.sentences, set(info.labels), v, split="dev")
+    if predictions is None:
+        return
+    gold = [list(s.tags) for s in split.sentences]
+    scores = scoring.score(gold, predictions, types=info.entity_types, bootstrap=0)
+    v.dev[name] = {
+        "strict_f1": scores.strict.f1,
+        "long_f1": scores.long_f1,
+        "sentences": len(predictions),
+        "sha256": split.sha256,
+        "source": DEV_SOURCE,
+    }
+
+
 # ----------------------------------------------------------------------------- validate
 
 
@@ -428,6 +503,8 @@ def validate(path: str | os.PathLike, data_dir: Path | None = None) -> Validatio
     for name, entry in submission.datasets.items():
         expected = f"{PREDICTIONS_DIR}/{name}{TAGS_SUFFIX}"
         named.add(expected)
+        if entry.dev_predictions is not None:
+            named.add(f"{PREDICTIONS_DIR}/{name}{DEV_TAGS_SUFFIX}")
         if entry.predictions != expected:
             v.add(toml_path, f"field datasets.{name}.predictions: must be {expected!r}, not {entry.predictions[:80]!r}")
             continue
@@ -435,6 +512,8 @@ def validate(path: str | os.PathLike, data_dir: Path | None = None) -> Validatio
         if info is None:
             v.add(toml_path, f"field datasets.{name}: unknown dataset (known: {', '.join(REGISTRY)})")
             continue
+        if entry.dev_predictions is not None or entry.dev_sha256 is not None:
+            _rescore_dev(path, files, name, entry, info, data_dir, v)
         registered = info.split("test").sha256 if info.public else None
         if registered is None:
             v.add(toml_path, f"field datasets.{name}: not a public test set, so nerbench cannot re-score it")
@@ -549,6 +628,8 @@ def _records(v: Validation, data_dir: Path | None) -> list[RunResult]:
         n_tokens = sum(len(t) for t in predictions)
         details = {"submitted_by": s.submitted_by, "ill_formed": v.scores[name].ill_formed, "rescored_by": __version__}
         generated = s.datasets[name].generation
+        if name in v.dev:  # the dev F1 that models are chosen on
+            details["dev"] = dict(v.dev[name])
         if generated is not None:  # where `nerbench results` finds a local run's parse counts
             details["generation"] = generated.model_dump(exclude_none=True) | {"self_reported": True}
         records.append(

@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 import nerbench.cli as cli
 from nerbench import scoring, submissions
-from nerbench.datasets import load_split
+from nerbench.datasets import REGISTRY, load_split
 from nerbench.errors import NerbenchError
 from nerbench.record import Decoding, Lora
-from nerbench.store import RunResult, Store, predictions_sha256
+from nerbench.store import RunResult, Store, predictions_sha256, predictions_text
 
 from _records import run_record
 
@@ -201,6 +201,115 @@ def test_html_in_free_text_is_stored_as_text(sub, data_dir, tmp_path):
     with Store(db) as store:
         assert store.model("test-encoder")["meta"]["description"] == script
         assert store.run(outcome.run_ids[0])["details"]["submitted_by"] == script
+
+
+# ----------------------------------------------------------------------------- dev predictions
+
+DEV_FILE = "predictions/biored.dev.tags"  # biored's dev split is the smallest (269 sentences)
+
+
+@pytest.fixture(scope="module")
+def biored_dev(data_dir):
+    """The biored dev split's gold tags and the test-data predictions made from them."""
+    split = load_split("biored", "dev", data_dir)
+    gold = [list(s.tags) for s in split.sentences]
+    return split, gold, _predictions(gold)
+
+
+def with_dev(folder, predictions, **fields):
+    """Add biored dev predictions (tags only) and their fields to a submission."""
+    (folder / DEV_FILE).write_text(predictions_text(predictions))
+    registered = REGISTRY["biored"].split("dev").sha256
+    entry = {"dev_predictions": DEV_FILE, "dev_sha256": registered} | fields
+    edit_toml(folder, lambda d: d["datasets"]["biored"].update({k: v for k, v in entry.items() if v is not None}))
+
+
+def test_dev_predictions_are_rescored_into_the_runs_details(sub, data_dir, tmp_path, biored_dev):
+    split, gold, pred = biored_dev
+    without = submissions.validate(sub, data_dir).content_sha256
+    with_dev(sub, pred)
+    result = submissions.validate(sub, data_dir)
+    assert result.ok, result.problems
+    assert result.content_sha256 != without  # the dev file is part of the submission's identity
+    expected = scoring.score(gold, pred, types=REGISTRY["biored"].entity_types, bootstrap=0)
+    assert 0 < expected.strict.f1 < 1 and len(split.sentences) == 269
+    db = tmp_path / "board.duckdb"
+    outcome = submissions.ingest(sub, db, data_dir=data_dir)
+    with Store(db) as store:
+        details = {run["dataset"]: run["details"] for run in store.runs()}
+    assert details["biored"]["dev"] == {
+        "strict_f1": expected.strict.f1,
+        "long_f1": expected.long_f1,
+        "sentences": 269,
+        "sha256": REGISTRY["biored"].split("dev").sha256,
+        "source": "submission dev predictions, re-scored by nerbench",
+    }
+    assert "dev" not in details["ncbi_disease"] and len(outcome.run_ids) == 2
+    # A changed dev file is a changed submission.
+    (sub / DEV_FILE).write_text(predictions_text(gold))
+    with pytest.raises(NerbenchError, match="already stored with other content"):
+        submissions.ingest(sub, db, data_dir=data_dir)
+    submissions.ingest(sub, db, data_dir=data_dir, replace=True)
+    with Store(db) as store:
+        (run,) = [r for r in store.runs() if r["dataset"] == "biored"]
+        assert run["details"]["dev"]["strict_f1"] == 1.0
+
+
+def test_dev_predictions_for_another_split_sha256_are_refused(sub, data_dir, tmp_path, biored_dev):
+    test_sha = REGISTRY["biored"].split("test").sha256
+    with_dev(sub, biored_dev[2], dev_sha256=test_sha)
+    refused(sub, data_dir, tmp_path, f"field datasets.biored.dev_sha256: {test_sha} is not the registered dev split")
+
+
+def test_a_missing_dev_file_is_refused_by_name(sub, data_dir, tmp_path, biored_dev):
+    with_dev(sub, biored_dev[2])
+    (sub / DEV_FILE).unlink()
+    refused(
+        sub,
+        data_dir,
+        tmp_path,
+        "predictions/biored.dev.tags: missing (named in submission.toml, field datasets.biored.dev_predictions)",
+    )
+
+
+def test_a_dev_file_with_the_wrong_number_of_sentences_is_refused(sub, data_dir, tmp_path, biored_dev):
+    with_dev(sub, biored_dev[2][:-1])
+    refused(sub, data_dir, tmp_path, "biored.dev.tags:269: 268 lines, but the dev split has 269 sentences (1 missing)")
+    with_dev(sub, biored_dev[2] + [["O"]])
+    refused(sub, data_dir, tmp_path, "biored.dev.tags:270: 270 lines, but the dev split has 269 sentences (1 extra)")
+
+
+def test_dev_fields_come_together_and_name_their_own_file(sub, data_dir, tmp_path, biored_dev):
+    with_dev(sub, biored_dev[2])
+    edit_toml(sub, lambda d: d["datasets"]["biored"].pop("dev_sha256"))
+    refused(sub, data_dir, tmp_path, "field datasets.biored.dev_sha256: missing (dev_predictions is given")
+    with_dev(sub, biored_dev[2])
+    edit_toml(sub, lambda d: d["datasets"]["biored"].pop("dev_predictions"))
+    refused(
+        sub,
+        data_dir,
+        tmp_path,
+        "field datasets.biored.dev_predictions: missing (dev_sha256 is given",
+        "predictions/biored.dev.tags: unexpected file: no dataset in submission.toml names it",
+    )
+    with_dev(sub, biored_dev[2], dev_predictions="predictions/ncbi_disease.dev.tags")
+    refused(sub, data_dir, tmp_path, "field datasets.biored.dev_predictions: must be 'predictions/biored.dev.tags'")
+    with_dev(sub, biored_dev[2], dev_predictions="predictions/biored.tags")
+    refused(sub, data_dir, tmp_path, "field datasets.biored.dev_predictions: String should match pattern")
+
+
+def test_dev_tags_are_checked_like_test_tags(sub, data_dir, tmp_path, biored_dev):
+    pred = [list(tags) for tags in biored_dev[2]]
+    pred[4] = ["B-NotALabel"] + pred[4][1:]
+    pred[9] = pred[9][:-1]
+    with_dev(sub, pred)
+    refused(
+        sub,
+        data_dir,
+        tmp_path,
+        "biored.dev.tags:5: tag 'B-NotALabel' is not one of the dataset's labels",
+        "biored.dev.tags:10: ",
+    )
 
 
 # ----------------------------------------------------------------------------- hostile file sets
