@@ -544,6 +544,7 @@ def validate(path: str | os.PathLike, data_dir: Path | None = None) -> Validatio
             types=info.entity_types,
             bootstrap=scoring.BOOTSTRAP_RESAMPLES,
             seed=scoring.BOOTSTRAP_SEED,
+            units=split.documents,  # the intervals resample documents where the split names them
         )
         v.scores[name], v.predictions[name], v.split_sha256[name] = scores, predictions, split.sha256
         _check_claims(toml_path, name, entry.claimed, scores, v)
@@ -615,7 +616,11 @@ def _records(v: Validation, data_dir: Path | None) -> list[RunResult]:
             weights=Weights(name=s.model.base_model, source="submission", hf_id=s.model.base_model),
             head=s.training.head,
             quantization="nf4" if s.training.regime == "qlora" else "none",
-            bootstrap=Bootstrap(resamples=scoring.BOOTSTRAP_RESAMPLES, seed=scoring.BOOTSTRAP_SEED),
+            bootstrap=Bootstrap(
+                resamples=scoring.BOOTSTRAP_RESAMPLES,
+                seed=scoring.BOOTSTRAP_SEED,
+                unit="document" if v.scores[name].bootstrap.get("unit") == "document" else "sentence",
+            ),
             submission=Submitted(
                 id=s.id,
                 content_sha256=v.content_sha256,

@@ -148,6 +148,29 @@ def test_ingest_stores_self_reported_runs_and_is_idempotent(sub, data_dir, tmp_p
         assert len(store.runs()) == 2
 
 
+def test_test_intervals_resample_documents_where_the_split_names_them(sub, data_dir, tmp_path):
+    db = tmp_path / "board.duckdb"
+    submissions.ingest(sub, db, data_dir=data_dir)
+    split = load_split("biored", "test", data_dir)
+    assert split.documents is not None  # biored ships test.docs
+    pred = [line.split(" ") if line else [] for line in (sub / "predictions" / "biored.tags").read_text().splitlines()]
+    expected = scoring.score(
+        [list(s.tags) for s in split.sentences],
+        pred,
+        types=REGISTRY["biored"].entity_types,
+        bootstrap=scoring.BOOTSTRAP_RESAMPLES,
+        seed=scoring.BOOTSTRAP_SEED,
+        units=split.documents,
+    )
+    with Store(db) as store:
+        (run,) = [r for r in store.runs() if r["dataset"] == "biored"]
+        strict = {(m["scheme"], m["entity_type"], m["length_bucket"]): m for m in store.metrics(run["run_id"])}
+    assert run["record"].bootstrap.unit == "document"
+    assert (strict[("strict", "*", "*")]["ci_low"], strict[("strict", "*", "*")]["ci_high"]) == pytest.approx(
+        expected.ci95["f1"]
+    )
+
+
 def test_a_submission_claiming_the_reference_h100_is_neither_reference_nor_priced_from_the_table(
     sub, data_dir, tmp_path
 ):
