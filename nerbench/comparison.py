@@ -1,7 +1,12 @@
-"""Paired significance between two stored runs on the same test split (`nerbench compare A B`)."""
+"""Paired significance between stored runs on the same test split (`nerbench compare A B`).
+
+Each side is one run, or several runs (the seeds of one model), pooled as scoring.compare_seeds
+does. Where the split has a document sidecar, documents are resampled and swapped, not sentences.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from nerbench import scoring
@@ -10,35 +15,55 @@ from nerbench.errors import NerbenchError
 from nerbench.store import Store
 
 
+def _run_ids(runs: str | Sequence[str], side: str) -> list[str]:
+    ids = [runs] if isinstance(runs, str) else list(runs)
+    if not ids or any(not run_id for run_id in ids):
+        raise NerbenchError(f"run {side}: no run id given")
+    twice = sorted({run_id for run_id in ids if ids.count(run_id) > 1})
+    if twice:
+        raise NerbenchError(f"run {side}: {', '.join(twice)} given more than once")
+    return ids
+
+
 def compare_runs(
     db: Path,
-    run_a: str,
-    run_b: str,
+    run_a: str | Sequence[str],
+    run_b: str | Sequence[str],
     *,
     data_dir: Path | None = None,
     resamples: int = 10000,
     seed: int = 0,
     long_only: bool = False,
 ) -> tuple[scoring.Comparison, dict, dict]:
-    """Compare two stored runs; returns the comparison and both runs' rows."""
+    """Compare two stored runs, or two sets of seed runs; returns the comparison and the rows of
+    the first run of each side."""
+    ids_a, ids_b = _run_ids(run_a, "A"), _run_ids(run_b, "B")
     with Store(db, create=False) as store:
-        a, b = store.run(run_a), store.run(run_b)
-        if (a["dataset"], a["split"]) != (b["dataset"], b["split"]):
-            raise NerbenchError(
-                f"runs {run_a} ({a['dataset']}/{a['split']}) and {run_b} ({b['dataset']}/{b['split']}) "
-                "are not on the same test split"
-            )
-        if a["dataset_sha256"] != b["dataset_sha256"]:
-            raise NerbenchError(
-                f"runs {run_a} and {run_b} were scored against different files of {a['dataset']}/{a['split']} "
-                f"(sha256 {a['dataset_sha256'][:12]}… and {b['dataset_sha256'][:12]}…)"
-            )
-        pred_a, pred_b = store.predictions(run_a), store.predictions(run_b)
-    split = load_split(a["dataset"], a["split"], data_dir, allow_modified=bool(a["modified"]))
-    if split.sha256 != a["dataset_sha256"]:
+        rows_a = [store.run(run_id) for run_id in ids_a]
+        rows_b = [store.run(run_id) for run_id in ids_b]
+        first = rows_a[0]
+        for run_id, row in zip(ids_a + ids_b, rows_a + rows_b):
+            if (row["dataset"], row["split"]) != (first["dataset"], first["split"]):
+                raise NerbenchError(
+                    f"runs {ids_a[0]} ({first['dataset']}/{first['split']}) and {run_id} "
+                    f"({row['dataset']}/{row['split']}) are not on the same test split"
+                )
+            if row["dataset_sha256"] != first["dataset_sha256"]:
+                raise NerbenchError(
+                    f"runs {ids_a[0]} and {run_id} were scored against different files of "
+                    f"{first['dataset']}/{first['split']} "
+                    f"(sha256 {first['dataset_sha256'][:12]}… and {row['dataset_sha256'][:12]}…)"
+                )
+        seeds_a = [store.predictions(run_id) for run_id in ids_a]
+        seeds_b = [store.predictions(run_id) for run_id in ids_b]
+    modified = any(bool(row["modified"]) for row in rows_a + rows_b)
+    split = load_split(first["dataset"], first["split"], data_dir, allow_modified=modified)
+    if split.sha256 != first["dataset_sha256"]:
         raise NerbenchError(
-            f"{split.path}: sha256 {split.sha256} is not the {a['dataset_sha256']} the runs were scored against"
+            f"{split.path}: sha256 {split.sha256} is not the {first['dataset_sha256']} the runs were scored against"
         )
     gold = [list(s.tags) for s in split.sentences]
-    result = scoring.compare(gold, pred_a, pred_b, resamples=resamples, seed=seed, long_only=long_only)
-    return result, a, b
+    result = scoring.compare_seeds(
+        gold, seeds_a, seeds_b, resamples=resamples, seed=seed, long_only=long_only, units=split.documents
+    )
+    return result, rows_a[0], rows_b[0]

@@ -96,6 +96,8 @@ class Split:
     sha256: str
     path: Path
     modified: bool  # the file differs from the registry's sha256 and was allowed anyway
+    # The document (abstract) id of each sentence, from the `<split>.docs` sidecar; None without one.
+    documents: tuple[str, ...] | None = None
 
 
 def _load_registry() -> dict[str, DatasetInfo]:
@@ -198,7 +200,7 @@ def load_split(name: str, split: str, data_dir: Path | None = None, allow_modifi
         modified = True
     sentences = parse_conll(data, str(path))
     _check_labels(info, sentences, path)
-    return Split(name, split, sentences, actual, path, modified)
+    return Split(name, split, sentences, actual, path, modified, read_documents(path, len(sentences)))
 
 
 def _check_labels(info: DatasetInfo, sentences: list[Sentence], path: Path) -> None:
@@ -211,6 +213,67 @@ def _check_labels(info: DatasetInfo, sentences: list[Sentence], path: Path) -> N
                     f"{path}:{sentence.line + offset}: tag {tag!r} is not one of {info.name}'s labels "
                     f"({', '.join(info.labels)})"
                 )
+
+
+# ---------------------------------------------------------------- document sidecars
+
+DOCS_SUFFIX = ".docs"
+
+
+def documents_path(conll_path: Path) -> Path:
+    """The document sidecar of a CoNLL file: `<stem>.docs` beside it."""
+    conll_path = Path(conll_path)
+    return conll_path.with_name(conll_path.stem + DOCS_SUFFIX)
+
+
+def read_documents(conll_path: Path, n_sentences: int) -> tuple[str, ...] | None:
+    """The document id of each sentence of `conll_path`, from the sidecar beside it (None when
+    there is none). A sidecar that is there but does not fit is an error, never ignored."""
+    path = documents_path(conll_path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise NerbenchError(f"{path}: cannot read ({err.strerror or err})") from None
+    return parse_documents(data, path, n_sentences, Path(conll_path))
+
+
+def load_documents(path: Path, n_sentences: int, conll_path: Path | None = None) -> tuple[str, ...]:
+    """The document ids in an explicitly named sidecar (`--docs FILE`), which must exist."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise NerbenchError(f"{path}: file not found") from None
+    except OSError as err:
+        raise NerbenchError(f"{path}: cannot read ({err.strerror or err})") from None
+    return parse_documents(data, path, n_sentences, conll_path)
+
+
+def parse_documents(data: bytes, path: Path, n_sentences: int, conll_path: Path | None = None) -> tuple[str, ...]:
+    """One document id a line (UTF-8, LF, no header), exactly one line per sentence."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise NerbenchError(f"{path}:{line}: not UTF-8 ({err.reason})") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the LF that ends the last line
+    gold = f"{conll_path} has" if conll_path is not None else "the gold file has"
+    if len(lines) != n_sentences:
+        line = min(len(lines), n_sentences) + 1
+        what = "one line per sentence expected" if len(lines) > n_sentences else "the file ends early"
+        raise NerbenchError(
+            f"{path}:{line}: {len(lines)} lines, but {gold} {n_sentences} sentences ({what}; one document id a line)"
+        )
+    for number, value in enumerate(lines, 1):
+        if not value.strip():
+            raise NerbenchError(f"{path}:{number}: empty document id")
+        if value != value.strip():
+            raise NerbenchError(f"{path}:{number}: document id {value!r} has surrounding whitespace (LF lines only)")
+    return tuple(lines)
 
 
 # ---------------------------------------------------------------- statistics

@@ -18,7 +18,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from nerbench.protocol import TimingProtocol
 from nerbench.recipes import LabelPolicy, LlmHead, Quantization, Recipe
@@ -139,10 +139,22 @@ class Decoding(BaseModel):
 
 
 class Bootstrap(BaseModel):
+    """How the stored intervals were resampled. `unit`: "document" where the test split has a
+    document sidecar, else "sentence"; it is left out of the serialised form when it is
+    "sentence", so the records (and run ids) written before it existed stay what they were."""
+
     model_config = _RECORD
 
     resamples: int
     seed: int
+    unit: Literal["document", "sentence"] = "sentence"
+
+    @model_serializer(mode="wrap")
+    def _omit_sentence_unit(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if self.unit == "sentence":
+            data.pop("unit", None)
+        return data
 
 
 class Submitted(BaseModel):

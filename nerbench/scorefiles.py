@@ -1,4 +1,9 @@
-"""Scoring of prediction files against gold files (what `nerbench score` and `compare` run)."""
+"""Scoring of prediction files against gold files (what `nerbench score` and `compare` run).
+
+The document id of each gold sentence comes from `--docs FILE`, else from the sidecar beside the
+gold file (`<stem>.docs`, as nerbench.datasets reads it); with one, the bootstrap and the paired
+test resample documents, without one sentences.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from pathlib import Path
 
 from nerbench import scoring
 from nerbench.conll import Sentence, read_conll
+from nerbench.datasets import load_documents, read_documents
 from nerbench.errors import NerbenchError
 
 
@@ -29,24 +35,41 @@ def predicted_tags(gold: list[Sentence], pred: list[Sentence], gold_path: Path, 
     return [list(s.tags) for s in pred]
 
 
+def gold_documents(gold_path: Path, n_sentences: int, docs: Path | None = None) -> tuple[str, ...] | None:
+    """The document ids of GOLD's sentences: from `docs` when given, else from a sidecar beside GOLD."""
+    if docs is not None:
+        return load_documents(docs, n_sentences, gold_path)
+    return read_documents(gold_path, n_sentences)
+
+
 def score_files(
     gold_path: Path,
     pred_path: Path,
     *,
     bootstrap: int = scoring.BOOTSTRAP_RESAMPLES,
     seed: int = scoring.BOOTSTRAP_SEED,
+    docs: Path | None = None,
 ) -> scoring.Scores:
     gold = read_conll(gold_path)
     tags = predicted_tags(gold, read_conll(pred_path), gold_path, pred_path)
-    return scoring.score([list(s.tags) for s in gold], tags, bootstrap=bootstrap, seed=seed)
+    units = gold_documents(gold_path, len(gold), docs)
+    return scoring.score([list(s.tags) for s in gold], tags, bootstrap=bootstrap, seed=seed, units=units)
 
 
 def compare_files(
-    gold_path: Path, pred_a: Path, pred_b: Path, *, resamples: int = 10000, seed: int = 0, long_only: bool = False
+    gold_path: Path,
+    pred_a: Path,
+    pred_b: Path,
+    *,
+    resamples: int = 10000,
+    seed: int = 0,
+    long_only: bool = False,
+    docs: Path | None = None,
 ) -> scoring.Comparison:
     gold = read_conll(gold_path)
     tags_a = predicted_tags(gold, read_conll(pred_a), gold_path, pred_a)
     tags_b = predicted_tags(gold, read_conll(pred_b), gold_path, pred_b)
+    units = gold_documents(gold_path, len(gold), docs)
     return scoring.compare(
-        [list(s.tags) for s in gold], tags_a, tags_b, resamples=resamples, seed=seed, long_only=long_only
+        [list(s.tags) for s in gold], tags_a, tags_b, resamples=resamples, seed=seed, long_only=long_only, units=units
     )

@@ -14,6 +14,11 @@ F1 over the entity types seen in gold or predictions (seqeval's "macro avg").
 
 The work is done on flat numpy arrays (one entry per token of the whole corpus), so a corpus of
 half a million tokens scores in tens of milliseconds; per-sentence counts feed the bootstrap.
+
+Resampling units: sentences by default. Given `units` (the document id of each sentence), the
+per-sentence counts are summed per document first, so the bootstrap resamples documents and the
+randomization test swaps whole documents: sentences of one abstract are not independent, and
+treating them as if they were makes intervals too narrow and p-values too small.
 """
 
 from __future__ import annotations
@@ -88,7 +93,7 @@ class Scores:
     ci95_per_length: dict[str, tuple[float, float]]
     n_sentences: int
     n_tokens: int
-    bootstrap: dict[str, int]
+    bootstrap: dict[str, int | str]  # resamples, seed, unit ("document" or "sentence"), units (their count)
 
     @property
     def long_f1(self) -> float:
@@ -162,6 +167,10 @@ class Comparison:
     p_value: float  # approximate randomization, two-sided
     resamples: int
     seed: int
+    unit: str = "sentence"  # what was resampled and swapped: "document" or "sentence"
+    units: int = 0  # how many of them
+    seeds_a: int = 1  # seed runs pooled on each side
+    seeds_b: int = 1
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -347,7 +356,8 @@ def _grouped(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def bootstrap_f1_ci(per_sentence: np.ndarray, resamples: int, seed: int) -> tuple[float, float]:
-    """95% percentile interval of micro F1 over sentences; rows are (tp, n_pred, n_gold)."""
+    """95% percentile interval of micro F1 over resampled rows (tp, n_pred, n_gold), one row per
+    sentence or per document."""
     if resamples <= 0 or len(per_sentence) == 0:
         f1 = float(_f1(*per_sentence.sum(axis=0))) if len(per_sentence) else 0.0
         return (f1, f1)
@@ -423,16 +433,39 @@ def _match(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], types: 
     )
 
 
-def _per_sentence(m: _Matched, gold_mask=None, pred_mask=None) -> np.ndarray:
-    """(tp, n_pred, n_gold) per sentence for strict matching, optionally restricted by masks."""
+@dataclass(frozen=True)
+class _Units:
+    """The resampling unit of each sentence: its index among the distinct unit ids."""
+
+    unit: str  # "document" or "sentence"
+    of_sentence: np.ndarray | None  # None: every sentence is its own unit
+    count: int
+
+
+def _units(units: Sequence[str] | None, n_sentences: int) -> _Units:
+    if units is None:
+        return _Units("sentence", None, n_sentences)
+    if isinstance(units, str) or len(units) != n_sentences:
+        given = "a string" if isinstance(units, str) else f"{len(units)} ids"
+        raise NerbenchError(f"units: {given}, but gold has {n_sentences} sentences (one document id per sentence)")
+    index: dict[str, int] = {}
+    of_sentence = np.fromiter((index.setdefault(u, len(index)) for u in units), dtype=np.int64, count=n_sentences)
+    return _Units("document", of_sentence, len(index))
+
+
+def _per_sentence(m: _Matched, gold_mask=None, pred_mask=None, units: _Units | None = None) -> np.ndarray:
+    """(tp, n_pred, n_gold) per sentence for strict matching, optionally restricted by masks; per
+    unit (document) instead when `units` groups the sentences."""
     gm = np.ones(len(m.g_hit), dtype=bool) if gold_mask is None else gold_mask
     pm = np.ones(len(m.p_hit), dtype=bool) if pred_mask is None else pred_mask
-    n = m.n_sentences
+    g_unit, p_unit, n = m.g_sentence, m.p_sentence, m.n_sentences
+    if units is not None and units.of_sentence is not None:
+        g_unit, p_unit, n = units.of_sentence[g_unit], units.of_sentence[p_unit], units.count
     return np.stack(
         [
-            np.bincount(m.g_sentence[gm & m.g_hit], minlength=n),
-            np.bincount(m.p_sentence[pm], minlength=n),
-            np.bincount(m.g_sentence[gm], minlength=n),
+            np.bincount(g_unit[gm & m.g_hit], minlength=n),
+            np.bincount(p_unit[pm], minlength=n),
+            np.bincount(g_unit[gm], minlength=n),
         ],
         axis=1,
     )
@@ -456,13 +489,17 @@ def score(
     types: Sequence[str] = (),
     bootstrap: int = BOOTSTRAP_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
+    units: Sequence[str] | None = None,
 ) -> Scores:
     """Score predicted tag sequences against gold ones (same sentences, same lengths).
 
     `types` fixes the order of per-type results (other types found are appended in order of
     appearance); `bootstrap` is the number of resamples for the 95% intervals (0: none).
+    `units`: the document id of each gold sentence; the intervals then resample documents
+    (sentences otherwise). The point estimates do not depend on it.
     """
     m = _match(gold, pred, types)
+    unit = _units(units, m.n_sentences)
     n_pred, n_gold = len(m.p_hit), len(m.g_hit)
     strict = _strict(m)
     exact = PRF.from_counts(m.exact_hits, n_pred, n_gold)
@@ -475,12 +512,12 @@ def score(
     for i in type_ids:
         gm, pm = m.g_type == i, m.p_type == i
         per_type[m.types[i]] = _strict(m, gm, pm)
-        ci_type[m.types[i]] = bootstrap_f1_ci(_per_sentence(m, gm, pm), bootstrap, seed)
+        ci_type[m.types[i]] = bootstrap_f1_ci(_per_sentence(m, gm, pm, unit), bootstrap, seed)
     per_length, ci_length = {}, {}
     for b, name in enumerate(LENGTH_BUCKETS):
         gm, pm = m.g_bucket == b, m.p_bucket == b
         per_length[name] = _strict(m, gm, pm)
-        ci_length[name] = bootstrap_f1_ci(_per_sentence(m, gm, pm), bootstrap, seed)
+        ci_length[name] = bootstrap_f1_ci(_per_sentence(m, gm, pm, unit), bootstrap, seed)
     macro = float(np.mean([prf.f1 for prf in per_type.values()])) if per_type else 0.0
     return Scores(
         strict=strict,
@@ -492,14 +529,14 @@ def score(
         macro_f1=macro,
         ill_formed=m.ill_formed,
         ci95={
-            "f1": bootstrap_f1_ci(_per_sentence(m), bootstrap, seed),
+            "f1": bootstrap_f1_ci(_per_sentence(m, units=unit), bootstrap, seed),
             "long_f1": ci_length[LONG_BUCKET],
         },
         ci95_per_type=ci_type,
         ci95_per_length=ci_length,
         n_sentences=m.n_sentences,
         n_tokens=m.n_tokens,
-        bootstrap={"resamples": bootstrap, "seed": seed},
+        bootstrap={"resamples": bootstrap, "seed": seed, "unit": unit.unit, "units": unit.count},
     )
 
 
@@ -511,21 +548,63 @@ def compare(
     resamples: int = 10000,
     seed: int = 0,
     long_only: bool = False,
+    units: Sequence[str] | None = None,
 ) -> Comparison:
     """Strict-F1 difference of two predictions of the same gold, with a paired bootstrap
-    interval and an approximate-randomization p-value (sentence-level swaps, two-sided).
+    interval and an approximate-randomization p-value (two-sided): `compare_seeds` with one
+    seed a side.
 
-    `long_only` compares long-entity F1 (entities of >= 3 tokens) instead.
+    `long_only` compares long-entity F1 (entities of >= 3 tokens) instead; `units` (the document
+    id of each sentence) makes documents, not sentences, what is resampled and swapped.
+    """
+    return compare_seeds(gold, [pred_a], [pred_b], resamples=resamples, seed=seed, long_only=long_only, units=units)
+
+
+def compare_seeds(
+    gold: Sequence[Sequence[str]],
+    seeds_a: Sequence[Sequence[Sequence[str]]],
+    seeds_b: Sequence[Sequence[Sequence[str]]],
+    *,
+    resamples: int = 10000,
+    seed: int = 0,
+    long_only: bool = False,
+    units: Sequence[str] | None = None,
+) -> Comparison:
+    """Paired comparison of two models with one or more seed runs each (every run a list of tag
+    sequences over the same gold).
+
+    Each side's row of a unit (sentence, or document when `units` is given) is the mean over its
+    seeds of (tp, n_pred); gold counts are shared. So the point estimate is the F1 pooled over the
+    seeds, the bootstrap resamples units jointly for every seed, and approximate randomization
+    swaps a unit's averaged rows between the sides.
     """
     if resamples <= 0:
         raise NerbenchError("compare needs at least one resample")
-    a, b = _match(gold, pred_a, ()), _match(gold, pred_b, ())
+    for name, runs in (("seeds_a", seeds_a), ("seeds_b", seeds_b)):
+        if len(runs) == 0:
+            raise NerbenchError(f"{name}: no predictions (give one list of tag sequences per seed)")
+        if any(len(run) and isinstance(run[0], str) for run in runs):
+            raise NerbenchError(f"{name}: give one list of tag sequences per seed, not a single run's tags")
+    n_sentences = len(gold)
+    unit = _units(units, n_sentences)
     long = len(LENGTH_BUCKETS) - 1
-    masks_a = (a.g_bucket == long, a.p_bucket == long) if long_only else (None, None)
-    masks_b = (b.g_bucket == long, b.p_bucket == long) if long_only else (None, None)
-    rows_a, rows_b = _per_sentence(a, *masks_a), _per_sentence(b, *masks_b)
+
+    def side(runs) -> tuple[np.ndarray, np.ndarray]:
+        """(mean tp, mean n_pred) per unit over the runs, and the gold counts per unit."""
+        summed, gold_rows = None, None
+        for run in runs:
+            m = _match(gold, run, ())
+            gold_mask, pred_mask = (m.g_bucket == long, m.p_bucket == long) if long_only else (None, None)
+            rows = _per_sentence(m, gold_mask, pred_mask, unit)
+            summed = rows[:, :2].astype(float) if summed is None else summed + rows[:, :2]
+            gold_rows = rows[:, 2]
+        assert summed is not None and gold_rows is not None
+        return summed / len(runs), gold_rows
+
+    mean_a, gold_rows = side(seeds_a)
+    mean_b, _ = side(seeds_b)
     # Columns: tp_a, pred_a, tp_b, pred_b, gold (gold is the same for both).
-    rows = np.column_stack([rows_a[:, 0], rows_a[:, 1], rows_b[:, 0], rows_b[:, 1], rows_a[:, 2]])
+    rows = np.column_stack([mean_a, mean_b, gold_rows])
     unique, counts = _grouped(rows)
 
     def delta(totals):
@@ -537,8 +616,8 @@ def compare(
     boot = delta(rng.multinomial(counts.sum(), counts / counts.sum(), size=resamples) @ unique)
     low, high = np.percentile(boot, [2.5, 97.5])
 
-    # Approximate randomization: each sentence's two outputs are swapped with probability 1/2;
-    # within a group of identical sentences only the number swapped matters (binomial).
+    # Approximate randomization: each unit's two outputs are swapped with probability 1/2;
+    # within a group of identical units only the number swapped matters (binomial).
     swapped_rows = unique[:, [2, 3, 0, 1, 4]]
     swaps = rng.binomial(counts, 0.5, size=(resamples, len(counts)))
     shuffled = (counts - swaps) @ unique + swaps @ swapped_rows
@@ -552,4 +631,8 @@ def compare(
         p_value=float(p_value),
         resamples=resamples,
         seed=seed,
+        unit=unit.unit,
+        units=unit.count,
+        seeds_a=len(seeds_a),
+        seeds_b=len(seeds_b),
     )

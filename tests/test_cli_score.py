@@ -90,3 +90,48 @@ def test_compare_files(tmp_path):
     out = json.loads(result.output)
     assert out["f1_a"] == 1.0 and out["f1_b"] == 0.5 and out["delta"] == 0.5
     assert out["p_value"] < 0.01
+
+
+def test_score_and_compare_use_a_sidecar_beside_gold(tmp_path):
+    gold = write(tmp_path / "gold.conll", GOLD * 6)
+    pred = write(tmp_path / "pred.conll", PRED * 6)
+    args = ["score", str(gold), str(pred), "--json", "--bootstrap", "50"]
+    out = json.loads(runner.invoke(cli.app, args).output)
+    assert out["bootstrap"] == {"resamples": 50, "seed": 0, "unit": "sentence", "units": 12}
+    (tmp_path / "gold.docs").write_text("".join(f"doc{i // 4}\n" for i in range(12)), encoding="utf-8")
+    out = json.loads(runner.invoke(cli.app, args).output)
+    assert out["bootstrap"] == {"resamples": 50, "seed": 0, "unit": "document", "units": 3}
+    result = runner.invoke(cli.app, ["score", str(gold), str(pred)])
+    assert result.exit_code == 0, result.output
+    assert "1000 resamples of 3 documents" in result.output
+
+    result = runner.invoke(cli.app, ["compare", str(gold), str(gold), str(pred), "--resamples", "200"])
+    assert result.exit_code == 0, result.output
+    assert "(approximate randomization over 3 documents, 200 rounds)" in result.output
+    assert "seeds:" not in result.output
+
+
+def test_docs_option_names_the_sidecar(tmp_path):
+    gold = write(tmp_path / "gold.conll", GOLD * 3)
+    pred = write(tmp_path / "pred.conll", PRED * 3)
+    docs = tmp_path / "elsewhere.txt"
+    docs.write_text("a\na\nb\nb\nc\nc\n", encoding="utf-8")
+    result = runner.invoke(cli.app, ["score", str(gold), str(pred), "--json", "--docs", str(docs)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["bootstrap"]["units"] == 3
+    result = runner.invoke(cli.app, ["compare", str(gold), str(gold), str(pred), "--json", "--docs", str(docs)])
+    assert result.exit_code == 0, result.output
+    assert (json.loads(result.output)["unit"], json.loads(result.output)["units"]) == ("document", 3)
+
+    docs.write_text("a\na\nb\n", encoding="utf-8")
+    result = runner.invoke(cli.app, ["score", str(gold), str(pred), "--docs", str(docs)])
+    assert result.exit_code != 0
+    assert f"{docs}:4: 3 lines, but {gold} has 6 sentences" in str(result.exception)
+
+
+def test_help_says_where_documents_come_from():
+    for command in ("score", "compare"):
+        result = runner.invoke(cli.app, [command, "--help"], env={"COLUMNS": "200", "TERM": "dumb"})
+        assert result.exit_code == 0
+        text = " ".join(result.output.split())
+        assert "--docs" in text and "<stem>.docs beside it" in text

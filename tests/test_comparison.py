@@ -15,12 +15,12 @@ from nerbench.store import RunResult, Store, predictions_sha256
 from _records import run_record
 
 
-def _store_run(store, model_id, dataset, split, predictions, sha):
+def _store_run(store, model_id, dataset, split, predictions, sha, **record):
     assert split == "test"  # a run record is of the test split
     return store.save_run(
         RunResult(
             model={"id": model_id, "family": "encoder"},
-            record=run_record(model_id, "encoder", dataset, sha),
+            record=run_record(model_id, "encoder", dataset, sha, **record),
             predictions=predictions,
             predictions_sha256=predictions_sha256(predictions),
             metrics=[],
@@ -44,7 +44,10 @@ def two_runs(tmp_path, data_dir):
 def test_compare_runs_equals_compare_on_the_predictions(two_runs, data_dir):
     db, a, b, _, gold, worse = two_runs
     result, run_a, run_b = compare_runs(db, a, b, data_dir=data_dir, resamples=2000)
-    assert result == scoring.compare(gold, gold, worse, resamples=2000)
+    documents = load_split("ncbi_disease", "test", data_dir).documents
+    assert documents is not None  # the split's sidecar: documents are resampled, not sentences
+    assert result == scoring.compare(gold, gold, worse, resamples=2000, units=documents)
+    assert (result.unit, result.units, result.seeds_a, result.seeds_b) == ("document", 100, 1, 1)
     assert result.f1_a == 1.0 and result.delta > 0 and result.p_value < 0.01
     assert run_a["model_id"] == "perfect" and run_b["model_id"] == "worse"
 
@@ -65,3 +68,47 @@ def test_cli_compare_runs(two_runs, data_dir):
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["f1_a"] == 1.0
+
+
+@pytest.fixture
+def seed_runs(two_runs, data_dir):
+    db, a, b, c, gold, worse = two_runs
+    other = [["O"] * len(t) if i % 5 == 1 else t for i, t in enumerate(gold)]
+    sha = load_split("ncbi_disease", "test", data_dir).sha256
+    with Store(db) as store:
+        a2 = _store_run(store, "perfect", "ncbi_disease", "test", other, sha, profile="quick", seed=1)
+        b2 = _store_run(store, "worse", "ncbi_disease", "test", other, sha, profile="quick", seed=2)
+    return db, (a, a2), (b, b2), c, gold, worse, other
+
+
+def test_seed_runs_are_pooled(seed_runs, data_dir):
+    db, (a, a2), (b, b2), _, gold, worse, other = seed_runs
+    result, run_a, run_b = compare_runs(db, [a, a2], [b, b2, a2], data_dir=data_dir, resamples=500)
+    documents = load_split("ncbi_disease", "test", data_dir).documents
+    expected = scoring.compare_seeds(gold, [gold, other], [worse, other, other], resamples=500, units=documents)
+    assert result == expected and (result.seeds_a, result.seeds_b, result.units) == (2, 3, 100)
+    assert run_a["run_id"] == a and run_b["run_id"] == b
+    one, _, _ = compare_runs(db, a, [b], data_dir=data_dir, resamples=500)
+    assert one == compare_runs(db, a, b, data_dir=data_dir, resamples=500)[0]
+
+
+def test_every_seed_run_is_checked(seed_runs, data_dir):
+    db, (a, a2), (b, _), c, _, _, _ = seed_runs
+    with pytest.raises(NerbenchError, match=f"runs {a} .* and {c} .* are not on the same test split"):
+        compare_runs(db, [a, a2], [b, c], data_dir=data_dir)
+    with pytest.raises(NerbenchError, match=f"run A: {a2} given more than once"):
+        compare_runs(db, [a, a2, a2], b, data_dir=data_dir)
+    with pytest.raises(NerbenchError, match="run B: no run id given"):
+        compare_runs(db, a, [], data_dir=data_dir)
+
+
+def test_cli_compare_seed_runs(seed_runs, data_dir):
+    db, (a, a2), (b, b2), _, _, _, _ = seed_runs
+    cli._register()
+    args = ["compare", f"{a},{a2}", f"{b},{b2}", "--db", str(db), "--data-dir", str(data_dir), "--resamples", "300"]
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    assert "(approximate randomization over 100 documents, 300 rounds)" in result.output
+    assert "seeds: 2 vs 2" in result.output
+    result = CliRunner().invoke(cli.app, args + ["--json"])
+    assert json.loads(result.output)["seeds_a"] == 2 and json.loads(result.output)["unit"] == "document"

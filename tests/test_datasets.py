@@ -11,7 +11,9 @@ from nerbench.datasets import (
     REGISTRY,
     fetch,
     get_dataset,
+    load_documents,
     load_split,
+    read_documents,
     resolve_data_dir,
     statistics,
     verify,
@@ -162,9 +164,14 @@ def test_modified_copy_is_refused_unless_allowed(data_dir, tmp_path):
     assert message.startswith(f"{path}: sha256 ")
     assert expected in message and datasets.sha256_bytes(path.read_bytes()) in message
     assert "--allow-modified" in message and "allow_modified=True" in message
+    docs = root / "ncbi_disease" / "test.docs"
+    with pytest.raises(NerbenchError, match=rf"^{docs}:941: 940 lines, but {path} has 941 sentences"):
+        load_split("ncbi_disease", "test", root, allow_modified=True)  # the sidecar no longer fits
+    docs.write_bytes(docs.read_bytes() + b"extra-doc\n")
     loaded = load_split("ncbi_disease", "test", root, allow_modified=True)
     assert loaded.modified and loaded.path == path
     assert loaded.sentences[-1].tokens == ("extra",)
+    assert loaded.documents is not None and loaded.documents[-1] == "extra-doc"
 
 
 def test_missing_split_says_how_to_get_it(tmp_path):
@@ -200,6 +207,59 @@ def test_bad_conll_in_a_modified_copy_names_file_and_line(tmp_path):
     (folder / "dev.conll").write_text("a\tO\n\nb\tX-Foo\n")
     with pytest.raises(NerbenchError, match=r"dev\.conll:3: invalid tag 'X-Foo'"):
         load_split("bc5cdr", "dev", tmp_path, allow_modified=True)
+
+
+# ---------------------------------------------------------------- document sidecars
+
+
+def test_bc5cdr_test_has_500_documents(data_dir):
+    if not (data_dir / "bc5cdr" / "test.docs").is_file():
+        pytest.skip("the data dir has no bc5cdr/test.docs")
+    split = load_split("bc5cdr", "test", data_dir)
+    assert split.documents is not None and len(split.documents) == len(split.sentences) == 4797
+    assert len(set(split.documents)) == 500
+    assert split.documents[0] == (data_dir / "bc5cdr" / "test.docs").read_text("utf-8").split("\n")[0]
+
+
+def test_sets_without_a_sidecar_have_no_documents(data_dir, tmp_path):
+    if (data_dir / "bc2gm" / "test.conll").is_file():
+        assert load_split("bc2gm", "test", data_dir).documents is None
+    assert read_documents(tmp_path / "nothing.conll", 3) is None
+
+
+def _sidecar(tmp_path, data: bytes) -> Path:
+    (tmp_path / "gold.docs").write_bytes(data)
+    return tmp_path / "gold.conll"
+
+
+def test_sidecar_is_read_beside_any_conll_file(tmp_path):
+    assert read_documents(_sidecar(tmp_path, b"d1\nd1\nd2\n"), 3) == ("d1", "d1", "d2")
+    assert read_documents(_sidecar(tmp_path, b"d1\nd1\nd2"), 3) == ("d1", "d1", "d2")  # no final LF
+    assert read_documents(_sidecar(tmp_path, "PMID\u00e9\n".encode()), 1) == ("PMID\u00e9",)
+    assert datasets.documents_path(Path("x/test.conll")) == Path("x/test.docs")
+
+
+@pytest.mark.parametrize(
+    ("data", "n", "message"),
+    [
+        (b"d1\nd2\n", 3, r"gold\.docs:3: 2 lines, but .*gold\.conll has 3 sentences"),
+        (b"d1\nd2\nd3\nd4\n", 3, r"gold\.docs:4: 4 lines, but .*gold\.conll has 3 sentences"),
+        (b"d1\n\nd3\n", 3, r"gold\.docs:2: empty document id"),
+        (b"d1\nd2\r\n", 2, r"gold\.docs:2: document id 'd2\\r' has surrounding whitespace"),
+        (b"d1\nd\xff2\n", 2, r"gold\.docs:2: not UTF-8"),
+    ],
+)
+def test_a_sidecar_that_does_not_fit_names_file_and_line(tmp_path, data, n, message):
+    conll = _sidecar(tmp_path, data)
+    with pytest.raises(NerbenchError, match=message):
+        read_documents(conll, n)
+    with pytest.raises(NerbenchError, match=message.replace(r".*gold\.conll", r"the gold file")):
+        load_documents(tmp_path / "gold.docs", n)
+
+
+def test_an_explicit_sidecar_must_exist(tmp_path):
+    with pytest.raises(NerbenchError, match=r"missing\.docs: file not found"):
+        load_documents(tmp_path / "missing.docs", 1)
 
 
 # ---------------------------------------------------------------- verify / overview

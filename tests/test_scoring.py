@@ -1,6 +1,7 @@
 """The scorer against seqeval (default mode) and nervaluate 1.2.1, which define what nerbench's
 numbers mean, on every shared test set with systematic perturbations and on random sequences."""
 
+import dataclasses
 import random
 import warnings
 
@@ -376,3 +377,169 @@ def test_compare_long_only_uses_long_entities():
     pred = [["B-A", "I-A", "O", "O", "B-A"]] * 20
     c = scoring.compare(gold, gold, pred, resamples=200, long_only=True)
     assert c.f1_a == 1.0 and c.f1_b == 0.0
+
+
+# ----------------------------------------------------------------------------- documents and seeds
+
+
+def _correlated_documents(n_docs=120, per_doc=10, seed=0, good_share=0.5):
+    """Documents whose sentences are all right or all wrong together: one gold entity a sentence,
+    found in every sentence of a 'good' document and in none of a 'bad' one."""
+    rng = random.Random(seed)
+    gold, pred, units = [], [], []
+    for d in range(n_docs):
+        good = rng.random() < good_share
+        for _ in range(per_doc):
+            gold.append(["B-A", "O", "O"])
+            pred.append(["B-A", "O", "O"] if good else ["O", "O", "O"])
+            units.append(f"doc{d}")
+    return gold, pred, units
+
+
+def test_document_intervals_are_wider_when_sentences_of_a_document_agree():
+    gold, pred, units = _correlated_documents()
+    by_sentence = scoring.score(gold, pred, bootstrap=2000)
+    by_document = scoring.score(gold, pred, bootstrap=2000, units=units)
+    assert by_document.strict == by_sentence.strict and by_document.per_type == by_sentence.per_type
+    assert by_sentence.bootstrap == {"resamples": 2000, "seed": 0, "unit": "sentence", "units": 1200}
+    assert by_document.bootstrap == {"resamples": 2000, "seed": 0, "unit": "document", "units": 120}
+    assert by_document.to_dict()["bootstrap"]["unit"] == "document"
+
+    def width(ci):
+        return ci[1] - ci[0]
+
+    # Ten perfectly correlated sentences a document: about sqrt(10) times as wide.
+    assert width(by_document.ci95["f1"]) > 2 * width(by_sentence.ci95["f1"])
+    assert width(by_document.ci95_per_type["A"]) > 2 * width(by_sentence.ci95_per_type["A"])
+    low, high = by_document.ci95["f1"]
+    assert low < by_document.strict.f1 < high
+
+
+def test_one_document_per_sentence_is_the_sentence_bootstrap():
+    gold, pred = _noisy_corpus(11, n=200)
+    units = [f"s{i}" for i in range(len(gold))]
+    s, d = scoring.score(gold, pred, bootstrap=500), scoring.score(gold, pred, bootstrap=500, units=units)
+    assert (d.ci95, d.ci95_per_type, d.ci95_per_length) == (s.ci95, s.ci95_per_type, s.ci95_per_length)
+    c, cd = (
+        scoring.compare(gold, gold, pred, resamples=500),
+        scoring.compare(gold, gold, pred, resamples=500, units=units),
+    )
+    assert (cd.ci95, cd.p_value, cd.unit, cd.units) == (c.ci95, c.p_value, "document", 200)
+    assert (c.unit, c.units) == ("sentence", 200)
+
+
+def test_document_rows_need_not_be_contiguous():
+    gold, pred, units = _correlated_documents(n_docs=30, per_doc=4)
+    order = random.Random(1).sample(range(len(gold)), len(gold))
+    shuffled = scoring.score(
+        [gold[i] for i in order], [pred[i] for i in order], bootstrap=300, units=[units[i] for i in order]
+    )
+    assert shuffled.bootstrap["units"] == 30
+    assert shuffled.ci95 == scoring.score(gold, pred, bootstrap=300, units=units).ci95
+
+
+def test_units_must_name_every_sentence():
+    gold, pred, units = _correlated_documents(n_docs=3, per_doc=2)
+    with pytest.raises(NerbenchError, match="units: 5 ids, but gold has 6 sentences"):
+        scoring.score(gold, pred, units=units[:5])
+    with pytest.raises(NerbenchError, match="units: 7 ids, but gold has 6 sentences"):
+        scoring.compare(gold, pred, pred, units=units + ["x"])
+
+
+def test_randomization_swaps_whole_documents():
+    gold, pred_a, units = _correlated_documents(n_docs=60, per_doc=5, seed=6, good_share=0.6)
+    _, pred_b, _ = _correlated_documents(n_docs=60, per_doc=5, seed=7, good_share=0.4)
+    same = scoring.compare(gold, pred_a, pred_a, resamples=1000, units=units)
+    assert same.delta == 0 and same.ci95 == (0.0, 0.0) and same.p_value == 1.0 and same.units == 60
+    c = scoring.compare(gold, pred_a, pred_b, resamples=4000, seed=5, units=units)
+    by_sentence = scoring.compare(gold, pred_a, pred_b, resamples=4000, seed=5)
+    assert c.delta == by_sentence.delta > 0
+    # Swapping sentences calls the difference significant; swapping whole documents does not.
+    assert by_sentence.p_value < 0.05 < 0.3 < c.p_value
+    assert by_sentence.ci95[0] > 0 > c.ci95[0]
+
+    def f1(tp, n_pred, n_gold):
+        return 2 * tp / (n_pred + n_gold)
+
+    index = {u: i for i, u in enumerate(dict.fromkeys(units))}
+    a = np.zeros((len(index), 3))
+    b = np.zeros((len(index), 3))
+    for u, row_a, row_b in zip(units, _per_sentence_counts(gold, pred_a), _per_sentence_counts(gold, pred_b)):
+        a[index[u]] += row_a
+        b[index[u]] += row_b
+    observed = f1(*a.sum(0)) - f1(*b.sum(0))
+    assert c.delta == pytest.approx(observed, abs=TOL)
+    rng = np.random.default_rng(4)
+    hits = 0
+    for _ in range(4000):
+        swap = rng.random(len(a)) < 0.5
+        a2 = np.where(swap[:, None], b, a).sum(0)
+        b2 = np.where(swap[:, None], a, b).sum(0)
+        hits += abs(f1(*a2) - f1(*b2)) >= abs(observed) - 1e-12
+    assert c.p_value == pytest.approx((hits + 1) / 4001, abs=0.03)
+
+
+def test_compare_is_compare_seeds_with_one_seed_a_side():
+    gold, pred_a = _noisy_corpus(12, n=200)
+    pred_b = [mixed(seq, random.Random(i), ["A", "B"]) for i, seq in enumerate(gold)]
+    units = [f"d{i // 7}" for i in range(len(gold))]
+    for kwargs in ({}, {"units": units}, {"long_only": True, "units": units}):
+        c = scoring.compare(gold, pred_a, pred_b, resamples=700, seed=2, **kwargs)
+        assert c == scoring.compare_seeds(gold, [pred_a], [pred_b], resamples=700, seed=2, **kwargs)
+        assert (c.seeds_a, c.seeds_b) == (1, 1)
+    assert c.to_dict()["unit"] == "document" and c.to_dict()["units"] == 29 and c.to_dict()["seeds_a"] == 1
+
+
+def test_compare_seeds_pools_the_seeds():
+    gold, a1 = _noisy_corpus(14, n=150)
+    a2 = [mixed(seq, random.Random(100 + i), ["A", "B"]) for i, seq in enumerate(gold)]
+    b1 = [mixed(seq, random.Random(200 + i), ["A", "B"]) for i, seq in enumerate(gold)]
+    units = [f"d{i // 5}" for i in range(len(gold))]
+    one = scoring.compare_seeds(gold, [a1], [b1], resamples=500, units=units)
+    twice = scoring.compare_seeds(gold, [a1, a1], [b1], resamples=500, units=units)
+    assert dataclasses.replace(twice, seeds_a=1) == one and twice.seeds_a == 2
+    pooled = scoring.compare_seeds(gold, [a1, a2], [b1], resamples=500, units=units)
+    rows = _per_sentence_counts(gold, a1).sum(0) + _per_sentence_counts(gold, a2).sum(0)
+    n_gold = _per_sentence_counts(gold, a1)[:, 2].sum()
+    assert pooled.f1_a == pytest.approx(2 * rows[0] / (rows[1] + 2 * n_gold), abs=TOL)
+    assert pooled.f1_b == one.f1_b and (pooled.seeds_a, pooled.seeds_b, pooled.units) == (2, 1, 30)
+    same = scoring.compare_seeds(gold, [a1, a2], [a2, a1], resamples=500, units=units)
+    assert same.delta == 0 and same.p_value == 1.0
+
+
+def test_compare_seeds_wants_a_list_of_runs_a_side():
+    gold, pred = _noisy_corpus(15, n=20)
+    with pytest.raises(NerbenchError, match="seeds_a: no predictions"):
+        scoring.compare_seeds(gold, [], [pred])
+    with pytest.raises(NerbenchError, match="seeds_b: give one list of tag sequences per seed"):
+        scoring.compare_seeds(gold, [pred], pred)
+    with pytest.raises(NerbenchError, match="predictions have 19 sentences, gold has 20"):
+        scoring.compare_seeds(gold, [pred], [pred, pred[:-1]])
+
+
+# ----------------------------------------------------------------------------- the unit in the run record
+
+
+def test_the_bootstrap_unit_is_recorded_and_old_records_keep_their_run_id():
+    import hashlib
+
+    from nerbench.record import Bootstrap, RunRecord
+
+    # A record as stored before the unit existed: canonical JSON with no "unit".
+    old = (
+        '{"batch_size":null,"bootstrap":{"resamples":1000,"seed":0},"dataset":"bc5cdr","dataset_sha256":"'
+        + "f" * 64
+        + '","decoding":null,"device":null,"family":"encoder","head":"token","label_policy":null,"lora":null,'
+        '"model_id":"m","modified_dataset":false,"nerbench_version":"test","precision":null,"protocol":null,'
+        '"quantization":"none","record_version":1,"serving":"as-trained","split":"test","submission":null,'
+        '"task":"ner-bio","training":null,"weights":{"base":null,"hf_id":"t/m","name":"t/m","package":null,'
+        '"registry_id":null,"revision":null,"sha256":null,"source":"hub"}}'
+    )
+    record = RunRecord.model_validate_json(old)
+    assert record.bootstrap.unit == "sentence"
+    assert record.canonical_json() == old
+    assert record.run_id == hashlib.sha256(old.encode()).hexdigest()[:12]
+    by_document = record.model_copy(update={"bootstrap": Bootstrap(resamples=1000, seed=0, unit="document")})
+    assert '"bootstrap":{"resamples":1000,"seed":0,"unit":"document"}' in by_document.canonical_json()
+    assert by_document.run_id != record.run_id
+    assert RunRecord.model_validate_json(by_document.canonical_json()) == by_document

@@ -15,6 +15,18 @@ from nerbench.store import DEFAULT_DB
 
 Bootstrap = Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals.")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of the resampling.")]
+Docs = Annotated[
+    Path | None,
+    typer.Option(
+        "--docs",
+        help="Document id of each gold sentence, one a line (default: GOLD's sidecar <stem>.docs beside it, if any).",
+        show_default=False,
+    ),
+]
+
+
+def _units(count: int | str, unit: int | str) -> str:
+    return f"{count} {unit}{'' if count == 1 else 's'}"
 
 
 def score(
@@ -23,9 +35,14 @@ def score(
     json_out: Json = False,
     bootstrap: Bootstrap = 1000,
     seed: Seed = 0,
+    docs: Docs = None,
 ) -> None:
-    """Score a prediction file against a gold file (entity level, conlleval reading)."""
-    scores = score_files(gold, pred, bootstrap=bootstrap, seed=seed)
+    """Score a prediction file against a gold file (entity level, conlleval reading).
+
+    The 95% intervals resample documents when GOLD has a document sidecar (<stem>.docs beside it,
+    or --docs FILE), sentences otherwise.
+    """
+    scores = score_files(gold, pred, bootstrap=bootstrap, seed=seed, docs=docs)
     if json_out:
         print(json.dumps(scores.to_dict(), indent=2))
         return
@@ -46,30 +63,47 @@ def score(
     console = Console()
     console.print(table)
     low, high = scores.ci95["f1"]
+    over = _units(scores.bootstrap["units"], scores.bootstrap["unit"])
     console.print(
-        f"strict F1 {pct(scores.strict.f1)} (95% CI {pct(low)}–{pct(high)}, {bootstrap} resamples); "
+        f"strict F1 {pct(scores.strict.f1)} (95% CI {pct(low)}–{pct(high)}, {bootstrap} resamples of {over}); "
         f"long-entity F1 {pct(scores.long_f1)}; macro F1 {pct(scores.macro_f1)}; "
-        f"ill-formed I- starts: gold {scores.ill_formed['gold']}, predictions {scores.ill_formed['pred']}"
+        f"ill-formed I- starts: gold {scores.ill_formed['gold']}, predictions {scores.ill_formed['pred']}",
+        soft_wrap=True,
     )
 
 
 def compare(
-    items: Annotated[list[str], typer.Argument(help="RUN_A RUN_B (stored runs), or GOLD PRED_A PRED_B (CoNLL files).")],
+    items: Annotated[
+        list[str],
+        typer.Argument(
+            help="RUN_A RUN_B (stored runs; each may be a comma-separated list of the seed runs of one model, "
+            "e.g. a1,a2,a3 b1,b2), or GOLD PRED_A PRED_B (CoNLL files)."
+        ),
+    ],
     json_out: Json = False,
     resamples: Annotated[int, typer.Option("--resamples", min=1, help="Bootstrap and randomization rounds.")] = 10000,
     seed: Seed = 0,
     long_only: Annotated[bool, typer.Option("--long", help="Compare long-entity F1 (>= 3 tokens).")] = False,
     db: Db = DEFAULT_DB,
     data_dir: DataDir = None,
+    docs: Docs = None,
 ) -> None:
-    """Paired significance of the F1 difference between two predictions of the same test set."""
+    """Paired significance of the F1 difference between two predictions of the same test set.
+
+    Stored runs are compared over their test split's documents where the split has a sidecar;
+    several runs a side (seeds) are pooled. GOLD PRED_A PRED_B resample and swap documents when
+    GOLD has a document sidecar (<stem>.docs beside it, or --docs FILE), sentences otherwise.
+    """
     if len(items) == 2:
+        if docs is not None:
+            raise typer.BadParameter("--docs is for GOLD PRED_A PRED_B; stored runs use their split's sidecar")
+        runs_a, runs_b = ([run.strip() for run in item.split(",")] for item in items)
         result, _, _ = compare_runs(
-            db, items[0], items[1], data_dir=data_dir, resamples=resamples, seed=seed, long_only=long_only
+            db, runs_a, runs_b, data_dir=data_dir, resamples=resamples, seed=seed, long_only=long_only
         )
     elif len(items) == 3:
         gold, pred_a, pred_b = map(Path, items)
-        result = compare_files(gold, pred_a, pred_b, resamples=resamples, seed=seed, long_only=long_only)
+        result = compare_files(gold, pred_a, pred_b, resamples=resamples, seed=seed, long_only=long_only, docs=docs)
     else:
         raise typer.BadParameter("give RUN_A RUN_B, or GOLD PRED_A PRED_B")
     if json_out:
@@ -80,5 +114,7 @@ def compare(
     Console().print(
         f"{what}: A {pct(result.f1_a)}, B {pct(result.f1_b)}; A − B = {pct(result.delta)} "
         f"(95% CI {pct(low)} to {pct(high)}); p = {result.p_value:.4g} "
-        f"(approximate randomization, {resamples} rounds)"
+        f"(approximate randomization over {_units(result.units, result.unit)}, {resamples} rounds)"
+        + (f"; seeds: {result.seeds_a} vs {result.seeds_b}" if max(result.seeds_a, result.seeds_b) > 1 else ""),
+        soft_wrap=True,
     )

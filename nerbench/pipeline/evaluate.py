@@ -254,7 +254,9 @@ def run_record(context: _Context, info, test, training: Training | None) -> RunR
         device=tagger.request.device.split(":")[0],
         precision=tagger.precision,
         protocol=PROTOCOL,
-        bootstrap=Bootstrap(resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED),
+        bootstrap=Bootstrap(
+            resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED, unit="document" if test.documents else "sentence"
+        ),
         nerbench_version=__version__,
     )
 
@@ -326,7 +328,12 @@ def _score_and_store(
     digest = predictions_sha256(predictions)  # the tags scored and stored are the timed pass's
     gold = [list(s.tags) for s in test.sentences]
     scores = scoring.score(
-        gold, predictions, types=info.entity_types, bootstrap=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED
+        gold,
+        predictions,
+        types=info.entity_types,
+        bootstrap=BOOTSTRAP_RESAMPLES,
+        seed=BOOTSTRAP_SEED,
+        units=test.documents,
     )
     parameters = sum(p.numel() for p in predictor.model.parameters())
     details = details | {
