@@ -112,6 +112,23 @@ def test_another_seed_or_label_policy_trains_anew_and_is_never_relabelled(tmp_pa
     assert seeded_record["seed"] == 7
 
 
+def test_seeds_trains_and_stores_one_run_per_seed(tmp_path, small_data):
+    outcomes = ev.evaluate("minilm-l6", options(tmp_path, small_data, seed=3, seeds=2))
+    assert [(o.seed, o.status, o.trained) for o in outcomes] == [(3, "stored", True), (4, "stored", True)]
+    with Store(tmp_path / "r.duckdb") as store:
+        seeds = sorted(r["record"].training.seed for r in store.runs())
+    assert seeds == [3, 4]
+    # rerun: both seeds are stored already
+    again = ev.evaluate("minilm-l6", options(tmp_path, small_data, seed=3, seeds=2))
+    assert [o.status for o in again] == ["skipped", "skipped"]
+
+
+def test_seeds_of_a_model_evaluated_as_it_is_are_refused(tmp_path, data_dir):
+    folder = save_tiny_bert(tmp_path / "tagger", labels=("O", "B-Disease", "I-Disease"))
+    with pytest.raises(NerbenchError, match="--seeds 2: .* is evaluated as it is"):
+        ev.evaluate(str(folder), options(tmp_path, data_dir, seeds=2, allow_random_init=True))
+
+
 def test_failure_in_a_later_dataset_keeps_the_finished_one(tmp_path, small_data, monkeypatch):
     real_run_timed = ev.run_timed
     calls = []

@@ -37,6 +37,14 @@ def eval_model(
         str, typer.Option(help="Fine-tuning budget for registry models: 'paper' (the recipe) or 'quick' (CPU-sized).")
     ] = "paper",
     seed: TrainSeed = 0,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            "--seeds",
+            min=1,
+            help="Train and store this many seeds (--seed, --seed + 1, ...); the site shows their spread.",
+        ),
+    ] = 1,
     label_policy: LabelPolicy = None,
     price_per_hour: Annotated[
         float | None, typer.Option(help="USD per device-hour, instead of the price table's.")
@@ -65,6 +73,7 @@ def eval_model(
         datasets=tuple(dataset or DEFAULT_SUITE),
         profile=profile,
         seed=seed,
+        seeds=seeds,
         label_policy=label_policy,
         data_dir=data_dir,
         db=db,
@@ -94,15 +103,20 @@ def eval_model(
     profiles = {o.profile for o in outcomes if o.profile is not None}
     table = Table(title=f"{model} ({', '.join(sorted(profiles))} profile)" if profiles else model)
     has_parse = any(parse.values())
-    columns = ("dataset", "run", "status", "strict F1", "long-entity F1", "sentences/s") + (
-        ("missing / extra / renamed / malformed lines",) if has_parse else ()
+    seeded = seeds > 1
+    columns = (
+        ("dataset",)
+        + (("seed",) if seeded else ())
+        + ("run", "status", "strict F1", "long-entity F1", "sentences/s")
+        + (("missing / extra / renamed / malformed lines",) if has_parse else ())
     )
     for column in columns:
-        table.add_column(column, justify="left" if column in ("dataset", "run", "status") else "right")
+        table.add_column(column, justify="left" if column in ("dataset", "seed", "run", "status") else "right")
     for o in outcomes:
         p = parse[o.dataset]
         table.add_row(
             o.dataset,
+            *((str(o.seed),) if seeded else ()),
             o.run_id,
             o.status,
             pct(o.strict_f1),

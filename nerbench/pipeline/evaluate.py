@@ -18,7 +18,7 @@ already stored is skipped, so an interrupted eval resumes where it stopped.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from nerbench import __version__, scoring
@@ -49,6 +49,7 @@ class EvalOptions:
     datasets: Sequence[str] = DEFAULT_SUITE
     profile: str = "paper"
     seed: int = 0
+    seeds: int = 1  # train and store seeds seed, seed + 1, ..., seed + seeds - 1 (registry models)
     label_policy: str | None = None  # None: the recipe's (first sub-token)
     data_dir: Path | None = None
     db: Path = Path("nerbench.duckdb")
@@ -77,6 +78,7 @@ class EvalOutcome:
     trained: bool = False
     details: dict = field(default_factory=dict)
     profile: str | None = None  # the training profile; None for a model evaluated as it is
+    seed: int | None = None  # the training seed (None: evaluated as it is)
 
 
 Say = Callable[[str], None]
@@ -195,6 +197,8 @@ def evaluate(model: str, options: EvalOptions, *, say: Say = _quiet, training_pr
     check_profile(options.profile)
     if not options.datasets:
         raise NerbenchError("--dataset: no dataset to evaluate on")
+    if options.seeds < 1:
+        raise NerbenchError(f"--seeds: {options.seeds} is not a number of seeds (1 or more)")
     infos = [get_dataset(name) for name in options.datasets]  # unknown names fail before any work
     ref = resolve_model(model, options.revision)
     if not options.allow_random_init:
@@ -209,13 +213,26 @@ def evaluate(model: str, options: EvalOptions, *, say: Say = _quiet, training_pr
         label_policy=options.label_policy,
         trust_remote_code=options.trust_remote_code,
     )
+    if options.seeds > 1 and not fine_tune:
+        raise NerbenchError(
+            f"--seeds {options.seeds}: {model} is evaluated as it is (nerbench does not train it), so every seed "
+            "would be the same run; seeds apply to registry models, which eval fine-tunes"
+        )
     tagger = select_tagger(ref, request, fine_tune=fine_tune)
     weights = weights_of(ref)
     Store(options.db).close()  # a database that cannot be opened fails before any training
-    context = _Context(
-        tagger, model_id_of(ref, options.name), weights, options, _BriefStore(options.db), say, training_progress
-    )
-    return [_evaluate_dataset(context, info) for info in infos]
+    outcomes = []
+    # Each seed is its own training identity, checkpoint and run (seed is part of the run record).
+    for seed in range(options.seed, options.seed + options.seeds):
+        seeded = replace(options, seed=seed)
+        context = _Context(
+            tagger, model_id_of(ref, options.name), weights, seeded, _BriefStore(options.db), say, training_progress
+        )
+        for info in infos:
+            outcome = _evaluate_dataset(context, info)
+            outcome.seed = seed if fine_tune else None
+            outcomes.append(outcome)
+    return outcomes
 
 
 class _BriefStore:
