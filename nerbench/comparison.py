@@ -13,6 +13,7 @@ from nerbench import scoring
 from nerbench.datasets import load_split
 from nerbench.errors import NerbenchError
 from nerbench.store import Store
+from nerbench.tracks import Track, track_of
 
 
 def _run_ids(runs: str | Sequence[str], side: str) -> list[str]:
@@ -67,3 +68,29 @@ def compare_runs(
         gold, seeds_a, seeds_b, resamples=resamples, seed=seed, long_only=long_only, units=split.documents
     )
     return result, rows_a[0], rows_b[0]
+
+
+def tracks_of(db: Path, runs: str | Sequence[str]) -> list[Track]:
+    """The track of each stored run (budget, who timed it, hardware class)."""
+    with Store(db, create=False) as store:
+        out = []
+        for run_id in _run_ids(runs, "A"):
+            row = store.run(run_id)
+            out.append(track_of(row["record"], store.timing(run_id), bool(row["self_reported"])))
+    return out
+
+
+def track_warning(tracks_a: list[Track], tracks_b: list[Track]) -> str | None:
+    """What to tell the user when the runs compared are not on one track: their difference then
+    mixes budgets or timing conditions with the model families."""
+    labels = sorted({t.label for t in tracks_a + tracks_b})
+    if len(labels) < 2:
+        return None
+    if len(set(tracks_a)) == 1 and len(set(tracks_b)) == 1:
+        where = f"A is on track '{tracks_a[0].label}', B on '{tracks_b[0].label}'"
+    else:
+        where = "the runs span the tracks " + "; ".join(f"'{label}'" for label in labels)
+    return (
+        f"warning: {where}. The difference mixes training budget, timing or hardware with the models; "
+        "the leaderboard never pairs runs of different tracks"
+    )

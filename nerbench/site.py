@@ -29,7 +29,7 @@ from nerbench.datasets import DEFAULT_SUITE, LONG_ENTITY_TOKENS, REGISTRY, Split
 from nerbench.errors import NerbenchError
 from nerbench.protocol import PROTOCOL, price_table
 from nerbench.scoring import LENGTH_BUCKETS
-from nerbench.site_compare import SIGNIFICANCE, Question, questions
+from nerbench.site_compare import RESAMPLES, SIGNIFICANCE, TrackPage, pages
 from nerbench.site_data import Model, Run, StoreData, read_store, slug
 from nerbench.site_svg import Point, chart
 
@@ -69,12 +69,16 @@ RESULT_COLUMNS = (
     "device_name",
     "num_devices",
     "reference_hardware",
+    "track",
+    "dev_f1",
+    "seed",
 )
 _PARQUET_TYPES = {
     "self_reported": "BOOLEAN",
     "shown": "BOOLEAN",
     "reference_hardware": "BOOLEAN",
     "num_devices": "INTEGER",
+    "seed": "INTEGER",
     **{
         name: "DOUBLE"
         for name in (
@@ -89,6 +93,7 @@ _PARQUET_TYPES = {
             "sentences_per_second",
             "cost_usd",
             "cost_per_1k_sentences_usd",
+            "dev_f1",
         )
     },
 }
@@ -185,7 +190,10 @@ def _result_rows(data: StoreData) -> list[dict[str, Any]]:
                 "cost_per_1k_sentences_usd": timing.get("cost_per_1k_sentences_usd"),
                 "device_name": timing.get("device_name"),
                 "num_devices": timing.get("num_devices"),
-                "reference_hardware": bool(timing.get("reference_hardware")),
+                "reference_hardware": run.reference_hardware,
+                "track": run.track.label,
+                "dev_f1": run.dev_f1,
+                "seed": run.seed,
             }
         )
     return rows
@@ -327,11 +335,11 @@ def _clear(out: Path) -> None:
 
 def _analyse(
     data: StoreData, db: Path, data_dir: Path | None, suite: list[str], resamples: int, seed: int
-) -> tuple[list[Question], dict[str, dict[str, Any]]]:
+) -> tuple[list[TrackPage], dict[str, dict[str, Any]]]:
     """The part of the build that reads the test splits: paired tests and statistics."""
     splits = {name: _test_split(name, data_dir) for name in suite}  # each file read once
-    asked = questions(data, db, splits, datasets=suite, resamples=resamples, seed=seed)
-    return asked, {name: _dataset_info(name, splits[name]) for name in suite}
+    tracks = pages(data, db, splits, datasets=suite, resamples=resamples, seed=seed)
+    return tracks, {name: _dataset_info(name, splits[name]) for name in suite}
 
 
 _TASK: Callable[[], Any] | None = None  # what the forked worker runs: inherited, so nothing is pickled but the result
@@ -369,7 +377,7 @@ def build_site(
     out: Path = DEFAULT_OUT,
     *,
     data_dir: Path | None = None,
-    resamples: int = 1000,
+    resamples: int = RESAMPLES,
     seed: int = 0,
     paper_file: Path | None = None,
     leaderboard: Path = LEADERBOARD,
@@ -469,8 +477,12 @@ def build_site(
         charts=[(d, charts[d], chart(charts[d], title=f"Strict F1 against cost on {d}")) for d in suite],
         rows=overview,
     )
-    asked, dataset_infos = worker()[0]
-    write("compare.html", "compare.html", questions=asked)
+    tracks, dataset_infos = worker()[0]
+    default = next((t for t in tracks if t.default), None)
+    for track in tracks:
+        write(track.href, "compare.html", page_track=track, tracks=tracks, resamples=resamples)
+    if default is None:  # an empty store: the page still exists and says so
+        write("compare.html", "compare.html", page_track=None, tracks=tracks, resamples=resamples)
     write("about.html", "about.html", datasets=[dataset_infos[d] for d in suite], prices=price_table())
     for dataset in suite:
         write(
@@ -478,7 +490,7 @@ def build_site(
             "dataset.html",
             dataset=dataset_infos[dataset],
             tables=tables[dataset],
-            question=next(q for q in asked if q.dataset == dataset),
+            question=next((q for q in default.questions if q.dataset == dataset), None) if default else None,
             paper_rows=[r for r in paper_rows if r["dataset"] == dataset],
         )
     pages = sum(1 for _ in out.rglob("*.html"))

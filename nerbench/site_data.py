@@ -16,6 +16,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +25,13 @@ import duckdb
 from nerbench.errors import NerbenchError
 from nerbench.record import RunRecord
 from nerbench.store import ALL, LONG_BUCKET, Store
-
-CPU, GPU = "CPU", "GPU"
+from nerbench.tracks import Track, device_class, track_of
 
 
 def slug(text: str) -> str:
     """A file name for any model id or dataset name: readable part plus a hash that keeps it unique."""
     readable = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.")[:60] or "x"
     return f"{readable}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:8]}"
-
-
-def device_class(device_name: str | None) -> str | None:
-    if not device_name:
-        return None
-    return CPU if device_name.startswith("CPU") else GPU
 
 
 @dataclass
@@ -94,7 +88,37 @@ class Run:
 
     @property
     def reference_hardware(self) -> bool:
-        return bool(self.timing and self.timing.get("reference_hardware"))
+        """Timed by nerbench itself on the reference hardware (a self-reported device never counts)."""
+        return self.track.hardware == "reference"
+
+    @cached_property
+    def track(self) -> Track:
+        return track_of(self.record, self.timing, self.self_reported)
+
+    @property
+    def seed(self) -> int | None:
+        return self.record.training.seed if self.record.training is not None else None
+
+    @property
+    def dev_f1(self) -> float | None:
+        """Dev strict F1, for choosing among models without looking at test: the best epoch's F1 from
+        nerbench's training record, or a submission's dev predictions as nerbench re-scored them."""
+        details = self.details or {}
+        dev = details.get("dev")
+        if isinstance(dev, dict) and isinstance(dev.get("strict_f1"), int | float):
+            return float(dev["strict_f1"])
+        training = details.get("training")
+        scores = training.get("dev_f1") if isinstance(training, dict) else None
+        if isinstance(scores, list) and scores and all(isinstance(v, int | float) for v in scores):
+            return float(max(scores))
+        return None
+
+    @property
+    def train_sentences(self) -> int | None:
+        training = (self.details or {}).get("training")
+        sentences = training.get("sentences") if isinstance(training, dict) else None
+        count = sentences.get("train") if isinstance(sentences, dict) else None
+        return count if isinstance(count, int) else None
 
 
 @dataclass

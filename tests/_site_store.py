@@ -96,7 +96,15 @@ def record(
             "licence": "test data",
             "links": ["https://example.org/test-model", "javascript:alert(2)"],
         },
-        record=run_record(model_id, family, dataset, split.sha256, head=head, submission=submission),
+        record=run_record(
+            model_id,
+            family,
+            dataset,
+            split.sha256,
+            head=head,
+            submission=submission,
+            profile=None if submission else "quick",
+        ),
         predictions=pred,
         predictions_sha256=predictions_sha256(pred),
         metrics=scores.metric_rows(),
@@ -111,11 +119,13 @@ def record(
 
 
 def make_store(path: Path, data_dir: Path) -> dict[tuple[str, str], scoring.Scores]:
-    """Three models on ncbi_disease (encoder on CPU, LLM on the reference GPU, a self-reported
-    encoder whose name is an HTML injection), one encoder on biored. Returns the scores by run."""
+    """Three models on ncbi_disease (an encoder and an LLM trained on the quick budget and timed by
+    nerbench on a CPU: one track; a submitted encoder whose name is an HTML injection and whose
+    self-reported timing claims the reference GPU: another track), and the quick encoder on biored.
+    Returns the scores by run."""
     runs = [
         (ENCODER, "encoder", "ncbi_disease", 5, 0, "token", timing(CPU_NAME, False, 940, 20.0, 0.1), "local"),
-        (LLM, "llm", "ncbi_disease", 11, 3, "generative", timing(H100, True, 940, 60.0, 3.2), "local"),
+        (LLM, "llm", "ncbi_disease", 11, 3, "generative", timing(CPU_NAME, False, 940, 60.0, 0.1), "local"),
         (XSS_MODEL, "encoder", "ncbi_disease", 4, 1, "token", timing(H100, True, 940, 5.0, 3.2), "submission"),
         (ENCODER, "encoder", "biored", 6, 2, "token", timing(CPU_NAME, False, 273, 8.0, 0.1), "local"),
     ]

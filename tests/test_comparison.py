@@ -111,4 +111,26 @@ def test_cli_compare_seed_runs(seed_runs, data_dir):
     assert "(approximate randomization over 100 documents, 300 rounds)" in result.output
     assert "seeds: 2 vs 2" in result.output
     result = CliRunner().invoke(cli.app, args + ["--json"])
-    assert json.loads(result.output)["seeds_a"] == 2 and json.loads(result.output)["unit"] == "document"
+    out = json.loads(result.stdout)  # a warning about tracks goes to stderr
+    assert out["seeds_a"] == 2 and out["unit"] == "document"
+
+
+def test_compare_warns_when_the_runs_are_on_different_tracks(two_runs, data_dir, tmp_path):
+    """Old code compared a paper-recipe run with a quick-budget run without a word."""
+    db, a, _, _, gold, worse = two_runs
+    sha = load_split("ncbi_disease", "test", data_dir).sha256
+    with Store(db) as store:
+        quick = _store_run(store, "quick-model", "ncbi_disease", "test", worse, sha, profile="quick")
+        paper = _store_run(store, "paper-model", "ncbi_disease", "test", gold, sha, profile="paper")
+    cli._register()
+    args = ["--db", str(db), "--data-dir", str(data_dir), "--resamples", "200"]
+    mixed = CliRunner().invoke(cli.app, ["compare", paper, quick, *args])
+    assert mixed.exit_code == 0, mixed.output
+    assert "warning: A is on track 'paper budget · no timing · no hardware', B on 'quick budget" in mixed.output
+    same = CliRunner().invoke(cli.app, ["compare", a, _store_two(db, sha, worse), *args])
+    assert same.exit_code == 0 and "warning" not in same.output
+
+
+def _store_two(db, sha, predictions):
+    with Store(db) as store:
+        return _store_run(store, "another", "ncbi_disease", "test", predictions, sha)

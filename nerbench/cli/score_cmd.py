@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nerbench.cli._util import DataDir, Db, Json, pct
-from nerbench.comparison import compare_runs
+from nerbench.comparison import compare_runs, track_warning, tracks_of
 from nerbench.scorefiles import compare_files, score_files
 from nerbench.store import DEFAULT_DB
 
@@ -101,13 +101,19 @@ def compare(
         result, _, _ = compare_runs(
             db, runs_a, runs_b, data_dir=data_dir, resamples=resamples, seed=seed, long_only=long_only
         )
+        tracks_a, tracks_b = tracks_of(db, runs_a), tracks_of(db, runs_b)
+        warning = track_warning(tracks_a, tracks_b)
+        tracks = {"A": sorted({t.label for t in tracks_a}), "B": sorted({t.label for t in tracks_b})}
     elif len(items) == 3:
         gold, pred_a, pred_b = map(Path, items)
         result = compare_files(gold, pred_a, pred_b, resamples=resamples, seed=seed, long_only=long_only, docs=docs)
+        warning, tracks = None, None
     else:
         raise typer.BadParameter("give RUN_A RUN_B, or GOLD PRED_A PRED_B")
+    if warning:
+        Console(stderr=True).print(warning, style="yellow", markup=False, highlight=False, soft_wrap=True)
     if json_out:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(json.dumps(result.to_dict() | ({"tracks": tracks, "warning": warning} if tracks else {}), indent=2))
         return
     low, high = result.ci95
     what = "long-entity F1" if long_only else "strict F1"

@@ -8,6 +8,7 @@ from rich.console import Console
 
 from nerbench.cli._util import DataDir, Db
 from nerbench.site import DEFAULT_OUT, build_site
+from nerbench.site_compare import RESAMPLES
 from nerbench.store import DEFAULT_DB
 
 app = typer.Typer(no_args_is_help=True, help="The static leaderboard site.")
@@ -21,8 +22,9 @@ def build(
     ] = DEFAULT_OUT,
     data_dir: DataDir = None,
     resamples: Annotated[
-        int, typer.Option("--resamples", min=1, help="Resamples of the paired LLM-vs-encoder tests.")
-    ] = 1000,
+        int,
+        typer.Option("--resamples", min=1, help="Rounds of the paired LLM-vs-encoder tests (as compare)."),
+    ] = RESAMPLES,
 ) -> None:
     """Render HTML pages, downloads and charts from the store into OUT; prints the index page's path."""
     report = build_site(Path(db), out, data_dir=data_dir, resamples=resamples)
