@@ -172,9 +172,19 @@ class Comparison:
     seeds_a: int = 1  # seed runs pooled on each side
     seeds_b: int = 1
 
+    @property
+    def p_at_floor(self) -> bool:
+        """No round was as extreme as observed: p = 1/(rounds + 1) is then a bound, not a measurement."""
+        return self.p_value <= (1 + 1e-9) / (self.resamples + 1)
+
+    @property
+    def p_text(self) -> str:
+        return f"< 1/{self.resamples + 1}" if self.p_at_floor else f"= {self.p_value:.4g}"
+
     def to_dict(self) -> dict:
         out = asdict(self)
         out["ci95"] = list(self.ci95)
+        out["p_at_floor"] = self.p_at_floor
         return out
 
 

@@ -45,8 +45,7 @@ class PValue:
 
 
 def raw_p(comparison: scoring.Comparison) -> PValue:
-    floor = 1 / (comparison.resamples + 1)
-    return PValue(comparison.p_value, comparison.resamples, comparison.p_value <= floor * (1 + 1e-9))
+    return PValue(comparison.p_value, comparison.resamples, comparison.p_at_floor)
 
 
 def holm(ps: list[PValue]) -> list[PValue]:
@@ -160,7 +159,7 @@ class Entry:
             declared = record.submission.training
             parts = [f"declared {declared['profile']} profile" if declared.get("profile") else "declared budget"]
             if declared.get("epochs"):
-                parts.append(f"{declared['epochs']} epochs")
+                parts.append(f"{declared['epochs']} epoch{'s' if declared['epochs'] != 1 else ''}")
             return ", ".join(parts) if declared.get("profile") or declared.get("epochs") else "budget not stated"
         return "budget not stated (evaluated as published)"
 
@@ -262,10 +261,13 @@ def entries(runs: list[Run], parameters: Mapping[str, int | None]) -> list[Entry
 
 
 def best(candidates: list[Entry], family: str) -> tuple[Entry | None, str]:
-    """The family's best entry and what it was chosen on: dev F1 where every candidate has one."""
+    """The family's best entry and what it was chosen on: dev F1 where every candidate has one
+    ("only" where there was nothing to choose from)."""
     scored = [e for e in candidates if e.family == family and e.f1 is not None]
     if not scored:
         return None, ""
+    if len(scored) == 1:
+        return scored[0], "only"
     # Ties go to the alphabetically first model so that the choice is stable.
     if all(e.dev_f1 is not None for e in scored):
         return min(scored, key=lambda e: (-(e.dev_f1 or 0.0), e.model_id, e.head)), "dev"
@@ -277,7 +279,11 @@ def _points(value: float) -> str:
 
 
 def _who(entry: Entry, chosen_on: str) -> str:
-    chosen = "chosen on dev F1" if chosen_on == "dev" else "chosen on test — optimistic"
+    chosen = {
+        "dev": "chosen on dev F1",
+        "test": "chosen on test — optimistic",
+        "only": "the only candidate in this track",
+    }[chosen_on]
     return f"{entry.model_id} ({entry.head} head; {entry.size}; {entry.budget}; {entry.seed_text}; {chosen})"
 
 

@@ -113,7 +113,7 @@ def test_the_verdict_names_the_track_sizes_and_budgets(tmp_path: Path):
     assert text.startswith(
         "[quick budget · timed by nerbench · CPU] On d the best LLM, llm (token head; 1.0M parameters;"
     )
-    assert "quick budget: recipe epochs, all train sentences" in text and "chosen on dev F1" in text
+    assert "quick budget: recipe epochs, all train sentences" in text and "the only candidate in this track" in text
     assert "is better than the best encoder, enc" in text and "(no paired test)" in text
     assert "the LLM costs 50x as much per 1k sentences (both timed by nerbench on CPU" in text
 
@@ -126,6 +126,8 @@ def test_each_family_is_chosen_on_dev_where_every_candidate_has_a_dev_f1():
     assert chosen is not None and chosen.model_id == "steady" and on == "dev"
     chosen, on = best(entries([lucky, _run("nodev", "encoder", 0.85)], {}), "encoder")
     assert chosen is not None and chosen.model_id == "lucky" and on == "test"
+    alone, on = best(entries([lucky], {}), "encoder")
+    assert alone is not None and alone.model_id == "lucky" and on == "only"
     q = Question("d", Track("quick", "nerbench", "CPU"), chosen, None, chosen_on={"encoder": "test", "llm": ""})
     assert "chosen on test — optimistic" in verdict(q)
 

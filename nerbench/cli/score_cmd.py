@@ -119,7 +119,7 @@ def compare(
     what = "long-entity F1" if long_only else "strict F1"
     Console().print(
         f"{what}: A {pct(result.f1_a)}, B {pct(result.f1_b)}; A − B = {pct(result.delta)} "
-        f"(95% CI {pct(low)} to {pct(high)}); p = {result.p_value:.4g} "
+        f"(95% CI {pct(low)} to {pct(high)}); p {result.p_text} "
         f"(approximate randomization over {_units(result.units, result.unit)}, {resamples} rounds)"
         + (f"; seeds: {result.seeds_a} vs {result.seeds_b}" if max(result.seeds_a, result.seeds_b) > 1 else ""),
         soft_wrap=True,
