@@ -268,6 +268,15 @@ def hardware(run: Run) -> Markup:
     return Markup(out)
 
 
+def seeds(run: Run) -> Markup:
+    """The mean and spread over seeds, where the shown run's configuration has several."""
+    spread = run.seed_spread
+    if spread is None:
+        return Markup("")
+    mean, sd, n = spread
+    return Markup(f' <span class="seeds" title="strict F1 over {n} seeds">{n} seeds: {mean:.3f} ± {sd:.3f}</span>')
+
+
 def family(name: str) -> Markup:
     return Markup(f'<span class="family {escape(name)}">{"LLM" if name == "llm" else escape(name)}</span>')
 
@@ -294,6 +303,7 @@ def _environment(templates: Path) -> jinja2.Environment:
     env.filters.update(f3=f3, ci=ci, usd=usd, pts=pts, sort_key=sort_key, pretty_json=pretty_json)
     env.globals.update(
         hardware=hardware,
+        seeds=seeds,
         family=family,
         f1ci=f1ci,
         slug=slug,

@@ -21,8 +21,7 @@ from pathlib import Path
 from nerbench import scoring
 from nerbench.datasets import REGISTRY, Split
 from nerbench.errors import NerbenchError
-from nerbench.record import canonical_json
-from nerbench.site_data import Run, StoreData, predictions, slug
+from nerbench.site_data import Run, StoreData, predictions, seed_group, slug
 from nerbench.tracks import Track, describe_budget
 
 SIGNIFICANCE = 0.05
@@ -239,20 +238,11 @@ class TrackPage:
         return "compare.html" if self.default else f"compare-{self.slug}.html"
 
 
-def _seed_group(run: Run) -> str:
-    """Runs that differ only in their training seed (and the version that ran them) are seeds of one
-    model configuration."""
-    record = run.record.model_dump(mode="json", exclude={"nerbench_version", "bootstrap"})
-    if record.get("training"):
-        record["training"].pop("seed", None)
-    return canonical_json(record)
-
-
 def entries(runs: list[Run], parameters: Mapping[str, int | None]) -> list[Entry]:
     """Group one track's runs on one dataset into entries (newest run per seed)."""
     groups: dict[str, dict[int | None, Run]] = {}
     for run in sorted(runs, key=lambda r: (r.created_at, r.run_id), reverse=True):
-        groups.setdefault(_seed_group(run), {}).setdefault(run.seed, run)
+        groups.setdefault(seed_group(run), {}).setdefault(run.seed, run)
     out = []
     for by_seed in groups.values():
         runs_of = sorted(by_seed.values(), key=lambda r: (r.seed is None, r.seed or 0))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -23,7 +24,7 @@ from typing import Any
 import duckdb
 
 from nerbench.errors import NerbenchError
-from nerbench.record import RunRecord
+from nerbench.record import RunRecord, canonical_json
 from nerbench.store import ALL, LONG_BUCKET, Store
 from nerbench.tracks import Track, device_class, track_of
 
@@ -61,6 +62,15 @@ class Run:
     per_length: dict[str, dict[str, Any]] = field(default_factory=dict)
     timing: dict[str, Any] | None = None
     environment: dict[str, Any] | None = None
+    seed_runs: list[Run] = field(default_factory=list)  # the shown run: its configuration's runs, one per seed
+
+    @property
+    def seed_spread(self) -> tuple[float, float, int] | None:
+        """Mean and standard deviation of strict F1 over the seeds, where there are several."""
+        values = [r.f1 for r in self.seed_runs if r.f1 is not None]
+        if len(values) < 2 or len(values) != len(self.seed_runs):
+            return None
+        return statistics.fmean(values), statistics.stdev(values), len(values)
 
     @property
     def head(self) -> str:
@@ -234,8 +244,32 @@ def _read(conn: duckdb.DuckDBPyConnection) -> StoreData:
         model.runs.append(run)
         model.shown.setdefault(run.dataset, run)
     models = {mid: m for mid, m in models.items() if m.runs}
+    for model in models.values():
+        for dataset, shown in model.shown.items():
+            shown.seed_runs = _seeds_of(shown, [r for r in model.runs if r.dataset == dataset])
     all_runs = sorted(runs.values(), key=lambda r: (r.dataset, r.model_id, _desc(r.created_at), r.run_id))
     return StoreData(models=models, datasets=sorted({r.dataset for r in runs.values()}), runs=all_runs)
+
+
+def seed_group(run: Run) -> str:
+    """Runs that differ only in their training seed (and the version that ran them) are seeds of one
+    model configuration."""
+    record = run.record.model_dump(mode="json", exclude={"nerbench_version", "bootstrap"})
+    if record.get("training"):
+        record["training"].pop("seed", None)
+    return canonical_json(record) + "|" + run.track.key
+
+
+def _seeds_of(shown: Run, runs: list[Run]) -> list[Run]:
+    """The newest run of each seed of the shown run's configuration (runs: newest first)."""
+    if len(runs) == 1:
+        return [shown]
+    group, by_seed = seed_group(shown), dict[int | None, Run]()
+    for run in runs:
+        if seed_group(run) == group:
+            by_seed.setdefault(run.seed, run)
+    by_seed[shown.seed] = shown
+    return sorted(by_seed.values(), key=lambda r: (r.seed is None, r.seed or 0))
 
 
 def _desc(text: str) -> tuple:

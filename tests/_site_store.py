@@ -81,6 +81,7 @@ def record(
     timing_: dict | None,
     source: str = "local",
     day: int = 1,
+    seed: int = 0,
 ) -> tuple[RunResult, scoring.Scores]:
     split = load_split(dataset, "test", data_dir)
     gold = [list(s.tags) for s in split.sentences]
@@ -104,6 +105,7 @@ def record(
             head=head,
             submission=submission,
             profile=None if submission else "quick",
+            seed=seed,
         ),
         predictions=pred,
         predictions_sha256=predictions_sha256(pred),

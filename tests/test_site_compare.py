@@ -5,17 +5,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pytest
 
+from nerbench import scoring
 from nerbench.datasets import load_split
+from nerbench.site import build_site
 from nerbench.site_compare import Entry, PValue, Question, best, entries, holm, pages, verdict
-from nerbench.site_data import Run, StoreData
+from nerbench.site_data import Model, Run, StoreData, read_store
+from nerbench.store import Store
 from nerbench.tracks import Track, track_of
 
 from _records import run_record
+from _site_store import CPU_NAME, record, timing
 
 H100 = "NVIDIA H100 80GB HBM3"
-CPU = "CPU: Test CPU (2 threads)"
 
 
 def _run(
@@ -26,7 +30,7 @@ def _run(
     long_f1: float = 0.5,
     cost: float | None = 0.01,
     profile: str | None = "quick",
-    device: str = CPU,
+    device: str = CPU_NAME,
     reference: bool = False,
     submission: str | None = None,
     dev_f1: float | None = None,
@@ -81,8 +85,6 @@ def test_tracks_follow_budget_timing_and_hardware():
 
 
 def _data(runs: list[Run]) -> StoreData:
-    from nerbench.site_data import Model
-
     models = {}
     for run in runs:
         model = models.setdefault(
@@ -154,10 +156,6 @@ def test_seeds_of_one_model_are_one_entry_with_mean_and_spread():
 
 def test_paired_test_pools_seeds_over_documents(tmp_path: Path, data_dir):
     """Two seeds per side: the page's test is `compare_seeds` over the documents of the split."""
-    import duckdb
-
-    from nerbench import scoring
-
     split = load_split("biored", "test", data_dir)
     gold = [list(s.tags) for s in split.sentences]
 
@@ -191,3 +189,31 @@ def test_paired_test_pools_seeds_over_documents(tmp_path: Path, data_dir):
         units=split.documents,
     )
     assert (q.paired.delta, q.paired.ci95, q.paired.p.value) == (expected.delta, expected.ci95, expected.p_value)
+
+
+def test_the_site_shows_the_spread_over_seeds_and_compares_their_pool(tmp_path: Path, data_dir):
+    db = tmp_path / "seeds.duckdb"
+    with Store(db) as store:
+        for model, family, every, seed in (("enc", "encoder", 5, 0), ("enc", "encoder", 6, 1), ("llm", "llm", 4, 0)):
+            rec, _ = record(
+                model,
+                family,
+                "ncbi_disease",
+                data_dir,
+                every=every,
+                offset=seed,
+                head="token",
+                timing_=timing(CPU_NAME, False, 940, 20.0, 0.1),
+                seed=seed,
+            )
+            store.save_run(rec)
+    data = read_store(db)
+    shown = data.models["enc"].shown["ncbi_disease"]
+    assert [r.seed for r in shown.seed_runs] == [0, 1]
+    assert shown.seed_spread is not None and shown.seed_spread[2] == 2
+    out = tmp_path / "site"
+    build_site(db, out, data_dir=data_dir, resamples=200)
+    mean, sd, _ = shown.seed_spread
+    assert f"2 seeds: {mean:.3f} ± {sd:.3f}" in (out / "datasets" / "ncbi_disease-a70fcfd9.html").read_text("utf-8")
+    compare = (out / "compare.html").read_text("utf-8")
+    assert "mean of 2 seeds, sd" in compare and "nerbench compare" in compare and "2 seeds</span>" in compare
