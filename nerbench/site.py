@@ -33,7 +33,9 @@ from nerbench.site_compare import RESAMPLES, SIGNIFICANCE, TrackPage, pages
 from nerbench.site_data import Model, Run, StoreData, read_store, slug
 from nerbench.site_svg import Point, chart
 
-LEADERBOARD = Path(__file__).resolve().parent.parent / "leaderboard"
+# The templates and the stylesheet ship inside the package (nerbench/site_assets/{templates,static},
+# package data in pyproject.toml), so that an installed nerbench builds the site without the repository.
+ASSETS = "site_assets"
 DEFAULT_OUT = Path("leaderboard") / "_site"
 PAPER_RESULTS = "paper_results.json"
 MARKER = ".nerbench-site"  # marks a folder the build may replace
@@ -329,6 +331,24 @@ def _points(rows: Iterable[tuple[float | None, float | None, str, str, str, bool
     ]
 
 
+def site_assets(root: Path | None = None) -> Path:
+    """The folder holding the site's templates/ and static/: nerbench's own (read through
+    importlib.resources), or `root`. Checked before the build touches --out, so that an incomplete
+    install never empties the user's folder."""
+    if root is None:
+        found = resources.files("nerbench").joinpath(ASSETS)
+        if not isinstance(found, Path):  # a zipped import: Jinja and copytree need real files
+            raise NerbenchError(f"nerbench's site assets ({found}) are not files on disk; install nerbench with pip")
+        root = found
+    missing = [str(root / name) for name in ("templates", "static") if not (root / name).is_dir()]
+    if missing:
+        raise NerbenchError(
+            f"the site's templates and stylesheet are missing ({', '.join(missing)}): nerbench is installed "
+            "incompletely; reinstall it. Nothing was written."
+        )
+    return root
+
+
 def _clear(out: Path) -> None:
     """Remove a previous build; refuse to delete a folder that is not one (a mistyped --out)."""
     if not out.exists():
@@ -390,18 +410,20 @@ def build_site(
     resamples: int = RESAMPLES,
     seed: int = 0,
     paper_file: Path | None = None,
-    leaderboard: Path = LEADERBOARD,
+    assets: Path | None = None,
     parallel: bool = True,
 ) -> BuildReport:
     """Render the whole site into `out` (replacing what a previous build left there).
 
     With `parallel`, a forked process reads the test splits, runs the paired tests and writes half
     of the model pages while this one writes the rest and the downloads (the output is the same).
+    `assets` replaces nerbench's own templates/ and static/ (site_assets).
     """
+    assets = site_assets(assets)  # before anything is read or written
     db, out = Path(db), Path(out)
     data = read_store(db)
     paper = paper_results(paper_file)
-    env = _environment(leaderboard / "templates")
+    env = _environment(assets / "templates")
     columns = data.datasets
     suite = list(DEFAULT_SUITE) + [d for d in data.datasets if d not in DEFAULT_SUITE]
     overview = [_overview_row(m, columns) for m in data.models.values()]
@@ -434,7 +456,7 @@ def build_site(
     (out / MARKER).write_text("written by `nerbench site build`; the next build replaces this folder\n", "utf-8")
     (out / "datasets").mkdir()
     (out / "data").mkdir()
-    shutil.copytree(leaderboard / "static", out / "static")
+    shutil.copytree(assets / "static", out / "static")
     common = {"n_models": len(data.models), "n_runs": len(data.runs), "paper_results": paper}
 
     def write(name: str, template: str, **context: Any) -> None:
