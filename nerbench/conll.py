@@ -1,8 +1,8 @@
 """Read and write CoNLL-style BIO files: one `token<TAB>tag` line per token, a blank line between sentences.
 
 Reading also accepts multi-column files (the tag is the last column, the token the first), CRLF
-line endings, a UTF-8 byte order mark, `-DOCSTART-` lines and runs of blank lines. Every problem is
-reported as `file:line: what is wrong`.
+line endings, a UTF-8 byte order mark at the start of the file, `-DOCSTART-` lines and runs of
+blank lines. Every problem is reported as `file:line: what is wrong`.
 """
 
 from __future__ import annotations
@@ -110,9 +110,12 @@ def format_conll(sentences: Iterable[Sentence], source: str = "<output>") -> str
     """The exact text write_conll writes: `token<TAB>tag` lines, one blank line between
     sentences, a final newline after the last token line, nothing else.
 
-    Refuses anything that would not read back as the same sentences.
+    Refuses anything that would not read back as the same sentences: an empty sentence, an empty or
+    whitespace-only token, a token holding a tab or line break, a `-DOCSTART-` token, an invalid tag,
+    and a first token starting with U+FEFF (the reader drops one byte order mark at the start of a
+    file; a U+FEFF anywhere else is kept as written).
     """
-    blocks = []
+    blocks: list[str] = []
     for index, sentence in enumerate(sentences, start=1):
         if len(sentence.tokens) != len(sentence.tags):
             raise ConllError(
@@ -120,9 +123,16 @@ def format_conll(sentences: Iterable[Sentence], source: str = "<output>") -> str
             )
         if not sentence.tokens:
             raise ConllError(f"{source}: sentence {index} is empty")
-        for token, tag in zip(sentence.tokens, sentence.tags):
+        for position, (token, tag) in enumerate(zip(sentence.tokens, sentence.tags)):
             if not token.strip() or any(c in token for c in "\t\n\r") or token == DOCSTART:
                 raise ConllError(f"{source}: sentence {index}: token {token!r} cannot be written")
+            if not blocks and position == 0 and token.startswith(_BOM):
+                # The reader drops a U+FEFF at the very start of a file as a byte order mark, so this
+                # token would read back without it (or, alone, as an empty token).
+                raise ConllError(
+                    f"{source}: sentence {index}: token {token!r} cannot be written first in a file: it starts "
+                    "with U+FEFF, which a reader takes for a byte order mark"
+                )
             if not is_valid_tag(tag):
                 raise ConllError(f"{source}: sentence {index}: invalid tag {tag!r}")
         blocks.append("\n".join(f"{t}\t{g}" for t, g in zip(sentence.tokens, sentence.tags)))

@@ -1,7 +1,32 @@
+"""Shared fixtures, and the Hypothesis profiles the property and fuzz tests run under.
+
+Profiles (chosen by the HYPOTHESIS_PROFILE environment variable; "ci" when unset):
+
+- "ci" (the default: CI, `make test`, a plain pytest run): derandomized, so every run tries the same
+  examples and a property test can fail only when the code (or Hypothesis) changed, never by luck;
+  no example database is read or written, and no timing-based health check.
+- "explore": random examples, many more of them (tests that do not fix max_examples run 2,000; the
+  fuzz tests scale theirs from it), failures saved to the local .hypothesis database and printed
+  with a @reproduce_failure blob. Run it now and then, and before a release, to look for new failing
+  inputs; it takes minutes:
+
+      HYPOTHESIS_PROFILE=explore HF_HUB_OFFLINE=1 NERBENCH_DATA_DIR=/work/shared/data \\
+          .venv/bin/python -m pytest -q tests/test_conll.py tests/test_fuzz.py
+
+  A failing input it finds becomes an explicit test (or an @example) so that CI keeps checking it.
+"""
+
 import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci", derandomize=True, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("explore", derandomize=False, max_examples=2000, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

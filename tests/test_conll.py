@@ -153,9 +153,48 @@ def test_write_refuses_what_would_not_read_back(sentence, problem):
         format_conll([sentence])
 
 
-_tokens = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs", "Zs", "Zl", "Zp", "Cc")), min_size=1, max_size=8
-).filter(lambda t: t != "-DOCSTART-")
+def test_a_bom_is_dropped_only_at_the_start_of_a_file():
+    assert parse_conll("\ufeffa\tO\n") == [Sentence(("a",), ("O",), 1)]
+    # Anywhere else U+FEFF is an ordinary (zero-width) character of a token, kept as written.
+    text = "a\tO\n\n\ufeff\tO\nb\ufeff\tO\n"
+    assert [s.tokens for s in parse_conll(text)] == [("a",), ("\ufeff", "b\ufeff")]
+    assert format_conll(parse_conll(text)) == text
+
+
+@pytest.mark.parametrize("token", ["\ufeff", "\ufeffa", "\ufeff\ufeff"])
+def test_write_refuses_a_first_token_the_reader_would_take_for_a_bom(token, tmp_path):
+    # Written as it is, the reader would drop the leading U+FEFF: "\ufeffa" would read back as "a",
+    # a lone "\ufeff" as an empty token.
+    with pytest.raises(
+        ConllError, match=r"sentence 1: token .* cannot be written first in a file: it starts with U\+FEFF"
+    ):
+        format_conll([Sentence((token, "x"), ("O", "O"), 0)])
+    path = tmp_path / "bom.conll"
+    with pytest.raises(ConllError, match=str(path)):
+        write_conll(path, [Sentence((token,), ("O",), 0)])
+    assert not path.exists()  # refused before the file is opened
+    # Not first in the file, the same token reads back as written.
+    sentences = [Sentence(("x", token), ("O", "O"), 1), Sentence((token,), ("B-X",), 4)]
+    assert parse_conll(format_conll(sentences)) == sentences
+
+
+def _writable(token: str, first_in_file: bool) -> bool:
+    """What the reader can read back as written (format_conll's rule, restated independently)."""
+    if not token.strip() or "\t" in token or "\n" in token or "\r" in token or token == "-DOCSTART-":
+        return False
+    return not (first_in_file and token.startswith("\ufeff"))
+
+
+# Any character but surrogates (which UTF-8 cannot encode); one token in eight is hostile: made of the
+# characters the format gives a meaning to (tab, line breaks, whitespace, U+FEFF), '-DOCSTART-', or
+# starting with U+FEFF.
+_plain_tokens = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=8)
+_hostile_tokens = st.one_of(
+    st.text(alphabet=st.sampled_from("a-\ufeff \t\r\n\x0b\x1c\x85\u2028\u3000"), max_size=4),
+    st.just("-DOCSTART-"),
+    _plain_tokens.map(lambda t: "\ufeff" + t),
+)
+_tokens = st.integers(0, 7).flatmap(lambda k: _hostile_tokens if k == 0 else _plain_tokens)
 _tags = st.sampled_from(["O", "B-X", "I-X", "B-cell_line", "I-cell_line"])
 _sentences = st.lists(
     st.integers(1, 6).flatmap(
@@ -166,9 +205,21 @@ _sentences = st.lists(
 
 
 @given(_sentences)
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=max(150, settings.default.max_examples))
 def test_format_then_parse_round_trips(pairs):
+    """What the writer accepts reads back as written; what it refuses, it refuses by name."""
     sentences = [Sentence(tuple(tokens), tuple(tags), 0) for tokens, tags in pairs]
+    refused = [
+        token
+        for i, s in enumerate(sentences)
+        for j, token in enumerate(s.tokens)
+        if not _writable(token, first_in_file=(i == 0 and j == 0))
+    ]
+    if refused:  # the first token that would not read back is named
+        with pytest.raises(ConllError, match="cannot be written") as info:
+            format_conll(sentences)
+        assert f"token {refused[0]!r} cannot be written" in str(info.value)
+        return
     text = format_conll(sentences)
     parsed = parse_conll(text)
     assert [(s.tokens, s.tags) for s in parsed] == [(s.tokens, s.tags) for s in sentences]
