@@ -59,3 +59,152 @@ def test_submission_workflow_reads_the_pull_request_as_data_only():
     # nerbench is installed from the base branch; the pull request's checkout is never installed or run.
     assert "working-directory: base" in text and "../base/.venv/bin/nerbench validate" in text
     assert "cd pr\n" in text and "pip install" not in text.split("cd pr\n", 1)[1]
+
+
+def _workflow(name: str) -> dict:
+    import yaml
+
+    return yaml.safe_load((ROOT / ".github" / "workflows" / name).read_text())
+
+
+def _step(job: dict, name: str) -> dict:
+    (step,) = [s for s in job["steps"] if s.get("name") == name]
+    return step
+
+
+def test_ci_builds_the_site_from_the_installed_wheel():
+    job = _workflow("ci.yml")["jobs"]["wheel"]
+    build = _step(job, "Build the wheel")["run"]
+    assert "pip wheel --no-deps" in build
+    install = _step(job, "Install the wheel into a clean venv")["run"]
+    assert "python -m venv /tmp/wheelenv" in install and "/tmp/wheelenv/bin/pip install" in install
+    assert "-e" not in install.split() and "nerbench-*.whl" in install  # the wheel, never the source tree
+    run = _step(job, "Ingest the submissions and build the site outside the repository")["run"]
+    lines = run.splitlines()
+    cd = lines.index('cd "$RUNNER_TEMP/outside"')
+    site = next(i for i, line in enumerate(lines) if "/tmp/wheelenv/bin/nerbench site build" in line)
+    assert cd < site  # run outside the checkout: no leaderboard/ or nerbench/ of the repository to fall back on
+    assert 'startswith("/tmp/wheelenv/")' in run  # and the imported nerbench is the installed one
+    assert '/tmp/wheelenv/bin/nerbench ingest --db store.duckdb "$GITHUB_WORKSPACE"/submissions/*/' in run
+    assert "test -s site/index.html" in run
+
+
+def test_pages_ingests_each_folder_on_its_own_and_fails_after_publishing():
+    jobs = _workflow("pages.yml")["jobs"]
+    build = jobs["build"]
+    ingest = _step(build, "Ingest each submission folder on its own")
+    script = ingest["run"]
+    # One folder per `nerbench ingest`, a failure recorded and the loop going on (no `exit` in it).
+    loop = script.split('for folder in "${folders[@]}"; do', 1)[1].split("\ndone\n", 1)[0]
+    assert 'if ! .venv/bin/nerbench ingest --db leaderboard.duckdb "$folder"; then' in loop
+    assert 'invalid+=("$folder")' in loop and "exit" not in loop
+    assert "continue-on-error" not in ingest  # the build job itself fails only when nothing is valid
+    # The site is built and uploaded whatever the invalid folders; the deploy publishes it.
+    steps = [s.get("name") or s.get("uses") for s in build["steps"]]
+    assert (
+        steps.index("Ingest each submission folder on its own")
+        < steps.index("Build the site from the valid submissions")
+        < steps.index("actions/upload-pages-artifact@v3")
+    )
+    assert all("if" not in s for s in build["steps"])
+    assert build["outputs"]["invalid"] == "${{ steps.ingest.outputs.invalid }}"
+    assert jobs["deploy"]["needs"] == "build"
+    # After the deploy, the report job fails the run when a folder was invalid.
+    report = jobs["report"]
+    assert report["needs"] == ["build", "deploy"] and "!cancelled()" in report["if"]
+    assert report["permissions"] == {}
+    check = report["steps"][-1]
+    assert check["env"]["INVALID"] == "${{ needs.build.outputs.invalid }}"
+    assert check["run"].rstrip().endswith("exit 1")
+    # Workflow commands are off while nerbench prints what the submissions hold.
+    assert script.count("::stop-commands::$token") == script.count('"::$token::"') == 2
+
+
+def _fake_checkout(tmp_path: Path, submissions: dict[str, str]) -> Path:
+    """A folder laid out as the pages job sees its checkout: .venv/bin/{python,nerbench} (this
+    environment's) and submissions/ with copies of the stored ones, some damaged."""
+    checkout = tmp_path / "checkout"
+    bin_dir = checkout / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    cli = "import sys; from nerbench.cli import main; sys.argv[0] = 'nerbench'; main()"
+    for name, command in (("python", f'"{sys.executable}"'), ("nerbench", f'"{sys.executable}" -c "{cli}"')):
+        (bin_dir / name).write_text(f'#!/bin/sh\nexec {command} "$@"\n')
+        (bin_dir / name).chmod(0o755)
+    (checkout / "submissions").mkdir()
+    (checkout / "submissions" / "README.md").write_text("not a folder: never ingested")
+    for folder, source in submissions.items():
+        shutil.copytree(ROOT / "submissions" / source, checkout / "submissions" / folder)
+        if folder.startswith("broken"):
+            tags = sorted((checkout / "submissions" / folder / "predictions").glob("*.tags"))[0]
+            tags.write_text("garbage\n")
+    return checkout
+
+
+def _run_step(script: str, cwd: Path, data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    files = {"GITHUB_OUTPUT": cwd / "output.txt", "GITHUB_STEP_SUMMARY": cwd / "summary.md"}
+    for file in files.values():
+        file.touch()
+    environ = dict(os.environ, NERBENCH_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1", **env)
+    environ.update({k: str(v) for k, v in files.items()})
+    # GitHub runs a `run:` script as `bash -e {0}`.
+    return subprocess.run(["bash", "-e", "-c", script], cwd=cwd, env=environ, capture_output=True, text=True)
+
+
+def _outputs(checkout: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in (checkout / "output.txt").read_text().splitlines())
+
+
+VALID = "smollm2-135m-token-quick-cpu"  # the smallest stored submission: two datasets
+
+
+def test_pages_publishes_the_valid_submissions_and_names_the_invalid(tmp_path, data_dir):
+    jobs = _workflow("pages.yml")["jobs"]
+    ingest = _step(jobs["build"], "Ingest each submission folder on its own")["run"]
+    build = _step(jobs["build"], "Build the site from the valid submissions")["run"]
+    report = jobs["report"]["steps"][-1]["run"]
+
+    checkout = _fake_checkout(tmp_path, {"broken-one": VALID, VALID: VALID})
+    result = _run_step(ingest, checkout, data_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    outputs = _outputs(checkout)
+    assert outputs == {"invalid": "1", "folders": '["submissions/broken-one"]'}
+    assert f"submissions/{VALID}: stored (2 runs)" in result.stdout
+    assert "::error title=Invalid submission::submissions/broken-one was not ingested" in result.stdout
+    # nerbench's messages about the submissions are printed while workflow commands are off.
+    token = result.stdout.split("::stop-commands::", 1)[1].split("\n", 1)[0]
+    assert f"::{token}::" in result.stdout
+    stopped = result.stdout.split(f"::stop-commands::{token}", 1)[1].split(f"::{token}::", 1)[0]
+    assert "stored (2 runs)" in stopped
+    summary = (checkout / "summary.md").read_text()
+    assert "## 1 of 2 submission folders are invalid" in summary
+    assert "| broken-one |  |  |  | 4 problem(s): see the log |" in summary  # `nerbench validate`'s table
+    assert "differs from the folder name" in result.stdout  # and its problems, in the log
+
+    result = _run_step(build, checkout, data_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    index = (checkout / "leaderboard" / "_site" / "index.html").read_text()
+    assert "smollm2-135m" in index and "broken-one" not in index
+
+    # After the deploy: the run fails, naming the invalid folder in the report job's summary.
+    (checkout / "summary.md").write_text("")
+    result = _run_step(report, checkout, data_dir, INVALID=outputs["invalid"], FOLDERS=outputs["folders"])
+    assert result.returncode == 1 and "::error::1 submission folders are invalid" in result.stdout
+    assert '- "submissions/broken-one"' in (checkout / "summary.md").read_text()
+    result = _run_step(report, checkout, data_dir, INVALID="0", FOLDERS="[]")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pages_publishes_nothing_when_every_folder_is_invalid(tmp_path, data_dir):
+    ingest = _step(_workflow("pages.yml")["jobs"]["build"], "Ingest each submission folder on its own")["run"]
+    checkout = _fake_checkout(tmp_path, {"broken-one": VALID})
+    result = _run_step(ingest, checkout, data_dir)
+    assert result.returncode == 1 and "Every submission folder is invalid: nothing is published" in result.stdout
+    assert "differs from the folder name" in result.stdout + result.stderr  # nerbench's own refusal
+    assert _outputs(checkout)["invalid"] == "1"
+    # No folder at all: nothing to report, and the (empty) site is built from the empty store.
+    empty = tmp_path / "empty"
+    (empty / "submissions").mkdir(parents=True)
+    (empty / ".venv").symlink_to(checkout / ".venv")
+    result = _run_step(ingest, empty, data_dir)
+    assert result.returncode == 0 and _outputs(empty) == {"invalid": "0", "folders": "[]"}
+    assert (empty / "leaderboard.duckdb").is_file()
