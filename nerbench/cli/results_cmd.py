@@ -1,7 +1,6 @@
 """`nerbench results`: what the results database holds, one row per run."""
 
 import csv
-import json
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -10,8 +9,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from nerbench.cli._util import Db, Json, wide_console
+from nerbench.cli._util import Db, Json, cell, line, wide_console
 from nerbench.errors import NerbenchError
+from nerbench.safe_text import csv_cell, json_text
 from nerbench.store import DEFAULT_DB, Store
 
 
@@ -40,7 +40,7 @@ def _short_device(name) -> str:
 
 
 def _parse(counts) -> str:
-    if not counts:
+    if not counts or not isinstance(counts, dict):
         return ""
     # A submission's counts are self-reported and may name only some of them.
     return "/".join(str(counts.get(k, "?")) for k in ("missing", "extra", "renamed", "malformed"))
@@ -58,18 +58,19 @@ def results(
     with Store(Path(db), create=False) as store:
         rows = [{k: _plain(v) for k, v in row.items()} for row in store.summary(dataset=dataset)]
     if as_json:
-        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        typer.echo(json_text(rows, indent=2))
         return
     if as_csv:
         for row in rows:
-            row["parse"] = json.dumps(row["parse"], sort_keys=True) if row["parse"] else None
+            row["parse"] = json_text(row["parse"], sort_keys=True) if row["parse"] else None
         if rows:
+            # Every cell through csv_cell: no spreadsheet formula, no control character.
             writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]), lineterminator="\n")
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows({key: csv_cell(value) for key, value in row.items()} for row in rows)
         return
     table = Table(
-        title=f"Runs in {db}",
+        title=cell(f"Runs in {db}", limit=None),
         caption="F1 = strict micro F1 with its 95% bootstrap CI; long = entities "
         "of >= 3 tokens; token/generative = LLM head; parse = generative output lines missing/extra/renamed/"
         "malformed; ref = reference hardware (one H100 80GB); self = self-reported timing; "
@@ -80,7 +81,8 @@ def results(
         ("parse: miss/extra/renamed/malformed",) if has_parse else ()
     )
     for column in columns:
-        table.add_column(column, justify="right" if column in ("sent/s", "cost") else "left")
+        # Folded, not cut with an ellipsis: a long id or device name is shown whole.
+        table.add_column(column, justify="right" if column in ("sent/s", "cost") else "left", overflow="fold")
     for row in rows:
         speed = row["sentences_per_second"]
         marks = (
@@ -89,7 +91,8 @@ def results(
             + (["ref"] if row["reference_hardware"] else [])
             + (["self"] if row["self_reported"] else [])
         )
-        table.add_row(
+        # Stored text (ids, devices, marks) comes from submissions: every cell is escaped Text.
+        cells = (
             row["run_id"],
             row["model_id"],
             row["dataset"],
@@ -98,11 +101,12 @@ def results(
             "—" if speed is None else f"{speed:,.1f}",
             _cost(row["cost_usd"]),
             _short_device(row["device_name"]),
-            " ".join(marks),
+            " ".join(str(mark) for mark in marks),
             *((_parse(row["parse"]),) if has_parse else ()),
         )
+        table.add_row(*(cell(value) for value in cells))
     console = wide_console()
     if not rows:
-        console.print(f"No runs in {db}" + (f" for dataset {dataset}" if dataset else "") + ".")
+        console.print(line(f"No runs in {db}" + (f" for dataset {dataset}" if dataset else "") + "."))
         return
     console.print(table)

@@ -5,10 +5,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from nerbench.cli._util import DataDir, Db, Json, pct
+from nerbench.cli._util import DataDir, Db, Json, cell, line, pct, plain_console
 from nerbench.comparison import compare_runs, track_warning, tracks_of
 from nerbench.scorefiles import compare_files, score_files
 from nerbench.store import DEFAULT_DB
@@ -46,28 +45,26 @@ def score(
     if json_out:
         print(json.dumps(scores.to_dict(), indent=2))
         return
-    table = Table(title=f"{pred} against {gold}")
+    # File names and the gold file's entity types are file-derived text: escaped cells, no markup.
+    table = Table(title=cell(f"{pred} against {gold}", limit=None))
     for column in ("scheme", "P", "R", "F1", "n_pred", "n_gold"):
         table.add_column(column, justify="left" if column == "scheme" else "right")
-    for name in ("strict", "exact", "partial", "type"):
-        prf = getattr(scores, name)
-        table.add_row(name, pct(prf.precision), pct(prf.recall), pct(prf.f1), str(prf.n_pred), str(prf.n_gold))
-    for name, prf in scores.per_type.items():
-        table.add_row(
-            f"strict, type {name}", pct(prf.precision), pct(prf.recall), pct(prf.f1), str(prf.n_pred), str(prf.n_gold)
-        )
-    for name, prf in scores.per_length.items():
-        table.add_row(
-            f"strict, {name} tokens", pct(prf.precision), pct(prf.recall), pct(prf.f1), str(prf.n_pred), str(prf.n_gold)
-        )
-    console = Console()
+    rows = [(name, getattr(scores, name)) for name in ("strict", "exact", "partial", "type")]
+    rows += [(f"strict, type {name}", prf) for name, prf in scores.per_type.items()]
+    rows += [(f"strict, {name} tokens", prf) for name, prf in scores.per_length.items()]
+    for name, prf in rows:
+        values = (name, pct(prf.precision), pct(prf.recall), pct(prf.f1), str(prf.n_pred), str(prf.n_gold))
+        table.add_row(*(cell(value) for value in values))
+    console = plain_console()
     console.print(table)
     low, high = scores.ci95["f1"]
     over = _units(scores.bootstrap["units"], scores.bootstrap["unit"])
     console.print(
-        f"strict F1 {pct(scores.strict.f1)} (95% CI {pct(low)}–{pct(high)}, {bootstrap} resamples of {over}); "
-        f"long-entity F1 {pct(scores.long_f1)}; macro F1 {pct(scores.macro_f1)}; "
-        f"ill-formed I- starts: gold {scores.ill_formed['gold']}, predictions {scores.ill_formed['pred']}",
+        line(
+            f"strict F1 {pct(scores.strict.f1)} (95% CI {pct(low)}–{pct(high)}, {bootstrap} resamples of {over}); "
+            f"long-entity F1 {pct(scores.long_f1)}; macro F1 {pct(scores.macro_f1)}; "
+            f"ill-formed I- starts: gold {scores.ill_formed['gold']}, predictions {scores.ill_formed['pred']}"
+        ),
         soft_wrap=True,
     )
 
@@ -111,16 +108,19 @@ def compare(
     else:
         raise typer.BadParameter("give RUN_A RUN_B, or GOLD PRED_A PRED_B")
     if warning:
-        Console(stderr=True).print(warning, style="yellow", markup=False, highlight=False, soft_wrap=True)
+        # It names the runs' tracks, stored text: escaped.
+        plain_console(stderr=True).print(line((warning, "yellow")), soft_wrap=True)
     if json_out:
         print(json.dumps(result.to_dict() | ({"tracks": tracks, "warning": warning} if tracks else {}), indent=2))
         return
     low, high = result.ci95
     what = "long-entity F1" if long_only else "strict F1"
-    Console().print(
-        f"{what}: A {pct(result.f1_a)}, B {pct(result.f1_b)}; A − B = {pct(result.delta)} "
-        f"(95% CI {pct(low)} to {pct(high)}); p {result.p_text} "
-        f"(approximate randomization over {_units(result.units, result.unit)}, {resamples} rounds)"
-        + (f"; seeds: {result.seeds_a} vs {result.seeds_b}" if max(result.seeds_a, result.seeds_b) > 1 else ""),
+    plain_console().print(
+        line(
+            f"{what}: A {pct(result.f1_a)}, B {pct(result.f1_b)}; A − B = {pct(result.delta)} "
+            f"(95% CI {pct(low)} to {pct(high)}); p {result.p_text} "
+            f"(approximate randomization over {_units(result.units, result.unit)}, {resamples} rounds)"
+            + (f"; seeds: {result.seeds_a} vs {result.seeds_b}" if max(result.seeds_a, result.seeds_b) > 1 else "")
+        ),
         soft_wrap=True,
     )

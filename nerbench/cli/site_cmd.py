@@ -4,9 +4,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from nerbench.cli._util import DataDir, Db
+from nerbench.cli._util import DataDir, Db, plain_console
+from nerbench.safe_text import shown
 from nerbench.site import DEFAULT_OUT, build_site
 from nerbench.site_compare import RESAMPLES
 from nerbench.store import DEFAULT_DB
@@ -28,6 +28,6 @@ def build(
 ) -> None:
     """Render HTML pages, downloads and charts from the store into OUT; prints the index page's path."""
     report = build_site(Path(db), out, data_dir=data_dir, resamples=resamples)
-    console = Console(stderr=True)
-    console.print(f"{report.pages} pages, {report.models} models, {report.runs} runs", highlight=False)
-    typer.echo(str(report.index.resolve()))
+    console = plain_console(stderr=True)
+    console.print(f"{report.pages} pages, {report.models} models, {report.runs} runs")
+    typer.echo(shown(report.index.resolve(), limit=None))

@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from nerbench.cli._util import (
     DataDir,
@@ -17,6 +16,8 @@ from nerbench.cli._util import (
     TrainingBars,
     TrainSeed,
     TrustRemoteCode,
+    line,
+    plain_console,
     quiet_libraries,
 )
 
@@ -51,7 +52,7 @@ def train(
     from nerbench.pipeline.train import train_on_dataset
 
     quiet_libraries()
-    console = Console(stderr=as_json)
+    console = plain_console(stderr=as_json)
     # Given only when set, so that the library's defaults (the recipe's, or the adapter's) apply.
     optional: dict[str, Any] = {
         k: v
@@ -84,9 +85,10 @@ def train(
         typer.echo(json.dumps(record.to_dict() | {"out": str(folder)}, indent=2))
         return
     console.print(
-        f"best epoch {record.best_epoch} of {len(record.dev_f1)} "
-        f"(dev strict F1 {record.dev_f1[record.best_epoch - 1]:.4f}"
-        f"{', stopped early' if record.stopped_early else ''}); "
-        f"{record.wall_seconds:.0f} s; saved to {folder}",
-        highlight=False,
+        line(
+            f"best epoch {record.best_epoch} of {len(record.dev_f1)} "
+            f"(dev strict F1 {record.dev_f1[record.best_epoch - 1]:.4f}"
+            f"{', stopped early' if record.stopped_early else ''}); "
+            f"{record.wall_seconds:.0f} s; saved to {folder}"
+        )
     )
