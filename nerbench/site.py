@@ -530,10 +530,14 @@ def build_site(
 
 
 def _write_downloads(folder: Path, rows: list[dict[str, Any]]) -> None:
+    from nerbench.safe_text import csv_cell
+
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(RESULT_COLUMNS), lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    # Ids and device names come from submissions: no cell may run as a spreadsheet formula
+    # (nerbench.safe_text.csv_cell). The JSON and Parquet downloads carry the values as stored.
+    writer.writerows({key: csv_cell(value) for key, value in row.items()} for row in rows)
     (folder / "results.csv").write_text(buffer.getvalue(), encoding="utf-8")
     # One run per line: readable, and json's C encoder (which `indent` would switch off).
     lines = ",\n".join(json.dumps(row, ensure_ascii=False, allow_nan=False) for row in rows)
