@@ -9,9 +9,17 @@ re-scored against the gold test sets, packaged from stored runs, and ingested in
     submissions/<id>/README.md                      optional
 
 Nothing in a submission is trusted: the file set, sizes and encodings are checked before anything
-is parsed, every field is validated (unknown fields refused), the predictions are re-scored, and
-claimed scores that differ from the re-scored ones are an error. Every problem is reported (file,
-line where there is one, what was expected), not just the first.
+is parsed, every field is validated with strict types (unknown fields refused), the predictions are
+re-scored, and claimed scores that differ from the re-scored ones are an error. Every problem is
+reported (file, line where there is one, what was expected), not just the first, up to a fixed
+number per kind of problem.
+
+Two mechanisms keep untrusted text harmless. Every one-line field is a `Line` (or an id with a
+narrower pattern) that refuses control, bidirectional-formatting and line-separator characters,
+and the multi-line `Text` fields keep only the newline beyond that. Any untrusted string shown in
+a message goes through `shown`, which escapes what is not printable and cuts long strings; a
+problem's file and message are escaped once more when printed. Every pattern is matched whole
+(`fullmatch`), never with `$`, which also matches before a final newline.
 """
 
 from __future__ import annotations
@@ -23,12 +31,13 @@ import shutil
 import stat
 import tempfile
 import tomllib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from nerbench import __version__, scoring
 from nerbench.datasets import REGISTRY, DatasetInfo, load_split
@@ -47,35 +56,159 @@ MAX_TOML_BYTES = 64 * 1024
 MAX_README_BYTES = 64 * 1024
 MAX_TAGS_BYTES = 16 * 1024 * 1024  # the largest test set (chemprot) needs about 1.1 MB
 MAX_TOTAL_BYTES = 64 * 1024 * 1024
-MAX_PROBLEMS_PER_FILE = 20
+# At most this many problems of one kind are listed, then one line says how many more there are.
+MAX_PROBLEMS_PER_KIND = 20
+# Tables and arrays nest at most this deep in submission.toml (the schema needs 5).
+MAX_TOML_DEPTH = 8
+# An untrusted string is shown in a message with at most this many characters.
+SHOWN_CHARS = 80
 # Claimed scores must equal the re-scored ones up to rounding at the 4th decimal.
 CLAIM_TOLERANCE = 5e-5
+# Self-reported throughput must equal the split's size / wall_seconds within this relative tolerance.
+TIMING_TOLERANCE = 0.01
+# What a local run (not a submission) is called where a model id's owner is named.
+LOCAL_OWNER = "a local `nerbench eval` run"
 
-# Dots only between other characters, so no '..' and no hidden name; 64 characters at most.
-ID_RE = re.compile(r"^(?=.{1,64}$)[a-z0-9][a-z0-9_-]*(?:\.[a-z0-9_-]+)*$")
-_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*(?:\.[a-z0-9_-]+)*$"  # the same, for pydantic (no look-ahead)
-_TAGS_FILE_RE = re.compile(r"^[a-z0-9_]{1,64}(?:\.dev)?\.tags$")
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# ----------------------------------------------------------------------------- untrusted text
+
+# Refused in every one-line field: C0 controls, DEL, C1 controls, the bidirectional marks,
+# embeddings, overrides and isolates, and the line and paragraph separators.
+_BIDI = r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_LINE_FORBIDDEN_RE = re.compile(rf"[\x00-\x1f\x7f-\x9f{_BIDI}\u2028\u2029]")
+# Multi-line free text (description, notes) may hold newlines, and nothing else of the above.
+_TEXT_FORBIDDEN_RE = re.compile(rf"[\x00-\x09\x0b-\x1f\x7f-\x9f{_BIDI}\u2028\u2029]")
+# A text file of the folder (README.md) may hold tabs, newlines and carriage returns; no other control.
+_FILE_FORBIDDEN_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+# Ids: dots only between other characters, so no '..' and no hidden name; 64 characters at most.
+# Every pattern here is used with fullmatch.
+ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]*(?:\.[a-z0-9_-]+)*")
+MAX_ID_CHARS = 64
+_DATASET_RE = re.compile(r"[a-z0-9_]{1,64}")
+_TAGS_FILE_RE = re.compile(r"[a-z0-9_]{1,64}(?:\.dev)?\.tags")
+_PREDICTIONS_RE = re.compile(r"predictions/[a-z0-9_]{1,64}\.tags")
+_DEV_PREDICTIONS_RE = re.compile(r"predictions/[a-z0-9_]{1,64}\.dev\.tags")
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_PARSE_KEY_RE = re.compile(r"[a-z_]{1,32}")
+_LINK_RE = re.compile(r"https://\S+")
+_PLAIN_KEY_RE = re.compile(r"[A-Za-z0-9_]{1,64}|\[key\]")  # a location part shown as it is
+_TOML_LINE_RE = re.compile(r"\(at line (\d+), column \d+\)\Z")
+
+# Names that Windows reserves for devices, whatever the case and whatever extension follows.
+WINDOWS_RESERVED = frozenset(
+    ["con", "prn", "aux", "nul"] + [f"{port}{n}" for port in ("com", "lpt") for n in range(10)]
+)
+
+
+def shown(value: object, limit: int = SHOWN_CHARS, *, quote: bool = True) -> str:
+    """An untrusted string as a message may show it: every character that is not printable
+    (controls, bidirectional formatting, separators, unpaired surrogates) escaped visibly as
+    `\\x1b`, `\\u202e`..., quoted unless `quote` is false, and cut after `limit` characters."""
+    text = value if isinstance(value, str) else str(value)
+    more = len(text) - limit
+    head = text[:limit] if more > 0 else text
+    body = repr(head) if quote else _escaped(head)
+    return f"{body}… ({more} more characters)" if more > 0 else body
+
+
+def _escaped(text: str) -> str:
+    """`text` with every non-printable character escaped (a no-op on text that `shown` produced)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def reserved_name(name: str) -> bool:
+    """Whether `name` is a device name on Windows (con, prn, aux, nul, com0-9, lpt0-9), also with
+    an extension (con.txt): no file or folder of that name can exist there."""
+    return name.split(".", 1)[0].lower() in WINDOWS_RESERVED
+
+
+def _forbidden(regex: re.Pattern[str], value: str, what: str) -> str | None:
+    found = regex.search(value)
+    if found is None:
+        return None
+    return (
+        f"character {shown(found.group())} (U+{ord(found.group()):04X}) at position {found.start() + 1} "
+        f"is not allowed in {what} (control, bidirectional-formatting and line-separator characters are refused)"
+    )
+
+
+def _line_problem(value: str) -> str | None:
+    return _forbidden(_LINE_FORBIDDEN_RE, value, "a one-line field")
+
+
+def _text_problem(value: str) -> str | None:
+    return _forbidden(_TEXT_FORBIDDEN_RE, value, "free text (newlines are the only control allowed)")
+
+
+def id_problem(value: str) -> str | None:
+    """Why `value` is not a valid submission or model id, or None."""
+    if not value or len(value) > MAX_ID_CHARS or not ID_RE.fullmatch(value):
+        return (
+            f"{shown(value)} is not a valid id (1 to {MAX_ID_CHARS} lower-case letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit; a '.' only between other characters)"
+        )
+    if reserved_name(value):
+        return f"{shown(value)} is a reserved device name on Windows ({value.split('.', 1)[0]})"
+    return None
+
+
+def _pattern(regex: re.Pattern[str], expected: str, *, no_reserved: bool = False) -> Callable[[str], str | None]:
+    def problem(value: str) -> str | None:
+        if not regex.fullmatch(value):
+            return f"{shown(value)} is not {expected}"
+        if no_reserved and reserved_name(value):
+            return f"{shown(value)} is a reserved device name on Windows"
+        return _line_problem(value)
+
+    return problem
+
+
+def _checked(check: Callable[[Any], str | None]) -> AfterValidator:
+    """A pydantic validator from a function that says what is wrong (or None)."""
+
+    def validate(value: Any) -> Any:
+        problem = check(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    return AfterValidator(validate)
+
+
+def _one_of(*allowed: int) -> Callable[[int], str | None]:
+    return lambda value: None if value in allowed else f"{value} is not one of {', '.join(map(str, allowed))}"
+
 
 # ----------------------------------------------------------------------------- the schema
 
-Text = Annotated[str, StringConstraints(max_length=2000)]
-Short = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Identifier = Annotated[str, StringConstraints(max_length=64, pattern=_ID_PATTERN)]
+# Strict everywhere: no `true` for 1, no "1.0" for 1.0, no 1.0 for 1. An integer is accepted where a
+# float is expected (TOML writes `wall_seconds = 5`); NaN and infinities are refused.
+_STRICT = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+Line = Annotated[str, StringConstraints(min_length=1, max_length=200), _checked(_line_problem)]
+OptionalLine = Annotated[str, StringConstraints(max_length=200), _checked(_line_problem)]
+Text = Annotated[str, StringConstraints(max_length=2000), _checked(_text_problem)]
+Identifier = Annotated[str, _checked(id_problem)]
+Sha256 = Annotated[str, _checked(_pattern(_SHA256_RE, "64 lower-case hexadecimal digits"))]
+DatasetName = Annotated[
+    str, _checked(_pattern(_DATASET_RE, "a dataset name (lower-case letters, digits and '_')", no_reserved=True))
+]
+Link = Annotated[
+    str, StringConstraints(max_length=500), _checked(_pattern(_LINK_RE, "an https:// link without spaces"))
+]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
-_STRICT = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ModelSection(BaseModel):
     model_config = _STRICT
     id: Identifier
     family: Literal["encoder", "llm"]
-    base_model: Short
+    base_model: Line
     parameters: Annotated[int, Field(gt=0, le=10**13)]
-    licence: Short
-    links: Annotated[
-        list[Annotated[str, StringConstraints(max_length=500, pattern=r"^https://")]], Field(max_length=10)
-    ] = []
+    licence: Line
+    links: Annotated[list[Link], Field(max_length=10)] = []
     description: Text = ""
 
 
@@ -85,8 +218,9 @@ class TrainingSection(BaseModel):
     head: Literal["token", "generative"]
     lora_rank: Annotated[int, Field(gt=0, le=65536)] | None = None
     lora_alpha: Annotated[int, Field(gt=0, le=65536)] | None = None
-    quantization_bits: Literal[4, 8, 16, 32] | None = None
-    profile: Short | None = None
+    # An int, not a Literal: pydantic's Literal takes `4.0` for 4 even in strict mode.
+    quantization_bits: Annotated[int, _checked(_one_of(4, 8, 16, 32))] | None = None
+    profile: Line | None = None
     epochs: Annotated[int, Field(gt=0, le=1000)] | None = None
     notes: Text = ""
 
@@ -94,19 +228,20 @@ class TrainingSection(BaseModel):
 class GenerationSection(BaseModel):
     model_config = _STRICT
     decoding: Literal["greedy", "sampling", "beam"]
-    max_new_tokens_rule: Short
+    max_new_tokens_rule: Line
 
 
 class HardwareSection(BaseModel):
     model_config = _STRICT
-    device: Short
+    device: Line
     num_devices: Annotated[int, Field(ge=1, le=4096)] = 1
 
 
 class TimingSection(BaseModel):
-    """Self-reported: shown as such, never ranked as if measured by nerbench."""
+    """Self-reported: shown as such, never ranked as if measured by nerbench. The throughputs must
+    agree with the split's size and wall_seconds (checked once the split is known)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _STRICT
     wall_seconds: Annotated[float, Field(gt=0, le=10**9)]
     sentences_per_second: Annotated[float, Field(gt=0, le=10**9)]
     tokens_per_second: Annotated[float, Field(gt=0, le=10**10)] | None = None
@@ -118,14 +253,17 @@ class GeneratedSection(BaseModel):
     """A generative run's decoding statistics: self-reported, like the timing (the generated text is
     not submitted, so they cannot be re-derived)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _STRICT
     generated_tokens_per_sentence: Annotated[float, Field(ge=0, le=10**7)]
     sentence_latency_p50_s: Annotated[float, Field(ge=0, le=10**6)] | None = None
     sentence_latency_p95_s: Annotated[float, Field(ge=0, le=10**6)] | None = None
     stopped_at_limit: Annotated[int, Field(ge=0, le=10**9)] | None = None
     parse: (
         Annotated[
-            dict[Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")], Annotated[int, Field(ge=0, le=10**12)]],
+            dict[
+                Annotated[str, _checked(_pattern(_PARSE_KEY_RE, "a parse count's name (a-z and '_')"))],
+                Annotated[int, Field(ge=0, le=10**12)],
+            ],
             Field(max_length=32),
         ]
         | None
@@ -133,7 +271,7 @@ class GeneratedSection(BaseModel):
 
 
 class ClaimedScores(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _STRICT
     strict_f1: Fraction | None = None
     strict_precision: Fraction | None = None
     strict_recall: Fraction | None = None
@@ -141,35 +279,39 @@ class ClaimedScores(BaseModel):
 
 
 class DatasetSection(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _STRICT
     split: Literal["test"] = "test"
-    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-    predictions: Annotated[str, StringConstraints(max_length=200, pattern=r"^predictions/[a-z0-9_]{1,64}\.tags$")]
+    sha256: Sha256
+    predictions: Annotated[str, _checked(_pattern(_PREDICTIONS_RE, "'predictions/<dataset>.tags'"))]
     # Optional, both or neither: the dev split's predictions, re-scored like the test ones, so that
     # the leaderboard can choose a family's best model on dev F1 rather than on test F1.
     dev_predictions: (
-        Annotated[str, StringConstraints(max_length=200, pattern=r"^predictions/[a-z0-9_]{1,64}\.dev\.tags$")] | None
+        Annotated[str, _checked(_pattern(_DEV_PREDICTIONS_RE, "'predictions/<dataset>.dev.tags'"))] | None
     ) = None
-    dev_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
+    dev_sha256: Sha256 | None = None
     timing: TimingSection | None = None
     generation: GeneratedSection | None = None
     claimed: ClaimedScores | None = None
 
 
+def _schema_version_problem(value: int) -> str | None:
+    if value == SCHEMA_VERSION:
+        return None
+    return f"schema version {value} is not supported (this nerbench reads version {SCHEMA_VERSION})"
+
+
 class Submission(BaseModel):
     model_config = _STRICT
-    schema_version: Literal[1]
+    # An int, not Literal[1]: pydantic's Literal takes `true` for 1 even in strict mode.
+    schema_version: Annotated[int, _checked(_schema_version_problem)]
     id: Identifier
-    nerbench_version: Short
-    submitted_by: Annotated[str, StringConstraints(max_length=200)] = ""
+    nerbench_version: Line
+    submitted_by: OptionalLine = ""
     model: ModelSection
     training: TrainingSection
     generation: GenerationSection | None = None
     hardware: HardwareSection
-    datasets: Annotated[
-        dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,64}$")], DatasetSection],
-        Field(min_length=1, max_length=20),
-    ]
+    datasets: Annotated[dict[DatasetName, DatasetSection], Field(min_length=1, max_length=20)]
 
 
 # ----------------------------------------------------------------------------- problems
@@ -182,8 +324,9 @@ class Problem:
     line: int | None = None
 
     def __str__(self) -> str:
+        # Escaped once more: a path holds untrusted names, and no message may print a control.
         where = self.file if self.line is None else f"{self.file}:{self.line}"
-        return f"{where}: {self.message}"
+        return f"{_escaped(where)}: {_escaped(self.message)}"
 
 
 @dataclass
@@ -197,19 +340,44 @@ class Validation:
     # Per dataset with dev predictions: their re-scored dev F1 (the run's details["dev"]).
     dev: dict[str, dict[str, Any]] = field(default_factory=dict)
     content_sha256: str | None = None
+    # Problems found per kind, and where in `problems` the "... and N more" line of a kind is.
+    _counts: dict[str, int] = field(default_factory=dict, repr=False)
+    _more_at: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
-    def add(self, file: Path | str, message: str, line: int | None = None) -> None:
-        self.problems.append(Problem(str(file), message, line))
+    @property
+    def folder_name(self) -> str:
+        """The folder's own name, also for `.` or a path ending in `..` (the name is the id)."""
+        return Path(os.path.abspath(self.path)).name
+
+    @property
+    def name(self) -> str:
+        """The folder's name as it may be shown (escaped and cut: it is untrusted)."""
+        return shown(self.folder_name, quote=False)
+
+    def add(self, file: Path | str, message: str, line: int | None = None, *, kind: str = "problems") -> None:
+        """Add a problem; past MAX_PROBLEMS_PER_KIND of one kind, one line counts the rest."""
+        count = self._counts[kind] = self._counts.get(kind, 0) + 1
+        if count <= MAX_PROBLEMS_PER_KIND:
+            self.problems.append(Problem(str(file), message, line))
+            return
+        more = Problem(str(self.path), f"… and {count - MAX_PROBLEMS_PER_KIND} more {kind}")
+        if kind in self._more_at:
+            self.problems[self._more_at[kind]] = more
+        else:
+            self._more_at[kind] = len(self.problems)
+            self.problems.append(more)
 
 
 # ----------------------------------------------------------------------------- the file set
 
+_NOT_ALLOWED = "files not allowed"
 
-def _scan(path: Path, v: Validation) -> dict[str, Path]:
+
+def _scan(path: Path, name: str, v: Validation) -> dict[str, Path]:
     """The submission's files by relative name, after checking the layout. Never follows links."""
     files: dict[str, Path] = {}
     try:
@@ -223,15 +391,12 @@ def _scan(path: Path, v: Validation) -> dict[str, Path]:
     if not stat.S_ISDIR(top.st_mode):
         v.add(path, "is not a folder")
         return files
-    if not ID_RE.match(path.name):
-        v.add(
-            path,
-            f"folder name {path.name!r} is not a valid submission id "
-            "(lower-case letters, digits, '.', '_' and '-'; at most 64; no '..')",
-        )
+    problem = id_problem(name)
+    if problem is not None:
+        v.add(path, f"folder name: {problem}")
     total = 0
 
-    def visit(folder: Path, rel: str, allowed) -> None:
+    def visit(folder: Path, rel: str, allowed: Callable[[str, os.DirEntry], str | None]) -> None:
         nonlocal total
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -240,22 +405,26 @@ def _scan(path: Path, v: Validation) -> dict[str, Path]:
             return
         for entry in entries:
             name = entry.name
-            shown = folder / name
+            shown_path = folder / name
             rel_name = f"{rel}{name}"
             if entry.is_symlink():
-                v.add(shown, "is a symbolic link: links are not allowed in a submission")
+                v.add(shown_path, "is a symbolic link: links are not allowed in a submission", kind=_NOT_ALLOWED)
                 continue
             if name.startswith("."):
-                v.add(shown, "hidden files are not allowed in a submission")
+                v.add(shown_path, "hidden files are not allowed in a submission", kind=_NOT_ALLOWED)
+                continue
+            if reserved_name(name):
+                v.add(shown_path, "a reserved device name on Windows: no such file can exist there", kind=_NOT_ALLOWED)
                 continue
             kind = allowed(name, entry)
             if kind is None:
                 v.add(
-                    shown,
+                    shown_path,
                     "unexpected "
                     + ("folder" if entry.is_dir(follow_symlinks=False) else "file")
                     + f" (a submission holds {TOML_NAME}, {PREDICTIONS_DIR}/<dataset>{TAGS_SUFFIX}"
                     + f" and optionally {PREDICTIONS_DIR}/<dataset>{DEV_TAGS_SUFFIX} and {README_NAME})",
+                    kind=_NOT_ALLOWED,
                 )
                 continue
             if kind == "dir":
@@ -263,11 +432,11 @@ def _scan(path: Path, v: Validation) -> dict[str, Path]:
                 continue
             info = entry.stat(follow_symlinks=False)
             if not stat.S_ISREG(info.st_mode):
-                v.add(shown, "is not a regular file")
+                v.add(shown_path, "is not a regular file", kind=_NOT_ALLOWED)
                 continue
             limit = {TOML_NAME: MAX_TOML_BYTES, README_NAME: MAX_README_BYTES}.get(rel_name, MAX_TAGS_BYTES)
             if info.st_size > limit:
-                v.add(shown, f"is {info.st_size} bytes, more than the limit of {limit}")
+                v.add(shown_path, f"is {info.st_size} bytes, more than the limit of {limit}", kind=_NOT_ALLOWED)
                 continue
             total += info.st_size
             files[rel_name] = Path(entry.path)
@@ -275,7 +444,7 @@ def _scan(path: Path, v: Validation) -> dict[str, Path]:
     visit(path, "", _allowed_at_top)
     if total > MAX_TOTAL_BYTES:
         v.add(path, f"holds {total} bytes, more than the limit of {MAX_TOTAL_BYTES}")
-    if TOML_NAME not in files and not any(p.file == str(path / TOML_NAME) for p in v.problems):
+    if not os.path.lexists(path / TOML_NAME):  # one that is there but refused has had its problem
         v.add(path / TOML_NAME, "missing")
     return files
 
@@ -291,12 +460,13 @@ def _allowed_at_top(name: str, entry: os.DirEntry) -> str | None:
 
 def _allowed_in_predictions(name: str, entry: os.DirEntry) -> str | None:
     # No folders below predictions/: nesting is refused without descending into it.
-    if entry.is_dir(follow_symlinks=False) or not _TAGS_FILE_RE.match(name):
+    if entry.is_dir(follow_symlinks=False) or not _TAGS_FILE_RE.fullmatch(name):
         return None
     return "file"
 
 
 def _read_text(path: Path, v: Validation) -> str | None:
+    """A text file of the submission: UTF-8 without NUL bytes, or None after naming the problem."""
     data = path.read_bytes()
     if b"\x00" in data:
         line = data[: data.index(b"\x00")].count(b"\n") + 1
@@ -310,6 +480,17 @@ def _read_text(path: Path, v: Validation) -> str | None:
         return None
 
 
+def _check_readme(path: Path, v: Validation) -> None:
+    """README.md is free Markdown, but text: UTF-8, no NUL byte, no control but tab and line ends."""
+    text = _read_text(path, v)
+    if text is None:
+        return
+    found = _FILE_FORBIDDEN_RE.search(text)
+    if found is not None:
+        line = text.count("\n", 0, found.start()) + 1
+        v.add(path, f"control character {shown(found.group())} (U+{ord(found.group()):04X}): expected text", line)
+
+
 def content_sha256(files: dict[str, Path]) -> str:
     """One digest over the submission's files (names and bytes): its identity for ingestion."""
     digest = hashlib.sha256()
@@ -321,15 +502,25 @@ def content_sha256(files: dict[str, Path]) -> str:
 # ----------------------------------------------------------------------------- submission.toml
 
 
-def _free_text_problems(value: Any, where: str) -> list[str]:
-    """Control characters have no business in any field (HTML is fine: the site escapes it)."""
-    if isinstance(value, str):
-        return [f"field {where}: control characters are not allowed"] if _CONTROL_RE.search(value) else []
-    if isinstance(value, dict):
-        return [p for k, item in value.items() for p in _free_text_problems(item, f"{where}.{k}" if where else k)]
-    if isinstance(value, list):
-        return [p for i, item in enumerate(value) for p in _free_text_problems(item, f"{where}[{i}]")]
-    return []
+def _depth(data: Any, limit: int) -> int:
+    """How deep tables and arrays nest in `data` (the top table is 1), counted without recursion
+    and only up to `limit + 1`: whatever nests deeper is not walked further."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, depth)
+            if depth > limit:
+                continue
+            stack.extend((item, depth + 1) for item in (value.values() if isinstance(value, dict) else value))
+    return deepest
+
+
+def _location(loc: Sequence[int | str]) -> str:
+    """A pydantic error location as a dotted field name; untrusted keys are shown escaped and cut."""
+    parts = [str(p) if isinstance(p, int) or _PLAIN_KEY_RE.fullmatch(p) else shown(p) for p in loc]
+    return ".".join(parts) or "(top level)"
 
 
 def _parse_toml(path: Path, v: Validation) -> Submission | None:
@@ -340,22 +531,35 @@ def _parse_toml(path: Path, v: Validation) -> Submission | None:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         # Python 3.11's error has no lineno attribute; its message ends "(at line N, column M)".
-        found = re.search(r"\(at line (\d+), column \d+\)$", str(err))
+        found = _TOML_LINE_RE.search(str(err))
         message = str(err)[: found.start()].strip() if found else str(err)
-        v.add(path, f"not valid TOML ({message})", int(found.group(1)) if found else None)
+        v.add(path, f"not valid TOML ({shown(message, 200, quote=False)})", int(found.group(1)) if found else None)
         return None
     except RecursionError:
-        v.add(path, "nested too deeply")
+        v.add(
+            path,
+            f"nested too deeply to be parsed (tables and arrays nest at most {MAX_TOML_DEPTH} levels deep "
+            "in a submission.toml)",
+        )
         return None
-    for message in _free_text_problems(data, ""):
-        v.add(path, message)
+    depth = _depth(data, MAX_TOML_DEPTH)
+    if depth > MAX_TOML_DEPTH:
+        v.add(
+            path,
+            f"tables and arrays nest more than {MAX_TOML_DEPTH} levels deep (at least {depth}); "
+            f"a submission.toml needs at most {MAX_TOML_DEPTH}",
+        )
+        return None
     try:
         return Submission.model_validate(data)
     except ValidationError as err:
         for e in err.errors():
-            where = ".".join(str(part) for part in e["loc"]) or "(top level)"
-            message = "unknown field (not in the submission schema)" if e["type"] == "extra_forbidden" else e["msg"]
-            v.add(path, f"field {where}: {message}")
+            where = _location(e["loc"])
+            if e["type"] == "extra_forbidden":
+                v.add(path, f"field {where}: unknown field (not in the submission schema)", kind="unknown fields")
+            else:
+                message = e["msg"].removeprefix("Value error, ")
+                v.add(path, f"field {where}: {message}", kind="field problems")
         return None
 
 
@@ -369,14 +573,13 @@ def parse_tags(
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the final newline
-    before = len(v.problems)
-    reported = 0
+    found = False
+    kind = f"problems in {path.parent.name}/{path.name}"
 
     def problem(message: str, line: int) -> None:
-        nonlocal reported
-        reported += 1
-        if reported <= MAX_PROBLEMS_PER_FILE:
-            v.add(path, message, line)
+        nonlocal found
+        found = True
+        v.add(path, message, line, kind=kind)
 
     if len(lines) != len(gold):
         what = "missing" if len(lines) < len(gold) else "extra"
@@ -397,11 +600,31 @@ def parse_tags(
             )
         bad = [t for t in tags if t not in labels]
         if bad:
-            problem(f"tag {bad[0][:40]!r} is not one of the dataset's labels ({', '.join(sorted(labels))})", number)
+            problem(f"tag {shown(bad[0], 40)} is not one of the dataset's labels ({', '.join(sorted(labels))})", number)
         predictions.append(tags)
-    if reported > MAX_PROBLEMS_PER_FILE:
-        v.add(path, f"... and {reported - MAX_PROBLEMS_PER_FILE} more problems in this file")
-    return predictions if len(v.problems) == before else None
+    return None if found else predictions
+
+
+def _check_timing(path: Path, name: str, timing: TimingSection | None, sentences: Sequence[Any], v: Validation):
+    """Self-reported throughput must be what the split's size and the claimed wall_seconds make it."""
+    if timing is None:
+        return
+    counts = {
+        "sentences_per_second": (len(sentences), "sentences"),
+        "tokens_per_second": (sum(len(s.tokens) for s in sentences), "word tokens"),
+    }
+    for key, (count, what) in counts.items():
+        claimed = getattr(timing, key)
+        if claimed is None:
+            continue
+        expected = count / timing.wall_seconds
+        if abs(claimed - expected) > TIMING_TOLERANCE * expected:
+            v.add(
+                path,
+                f"field datasets.{name}.timing.{key}: {claimed:g} contradicts the test split's {count} {what} "
+                f"in wall_seconds = {timing.wall_seconds:g}, which make {expected:g} per second "
+                f"(they must agree within {TIMING_TOLERANCE:.0%})",
+            )
 
 
 def _check_claims(path: Path, name: str, claimed: ClaimedScores | None, scores: scoring.Scores, v: Validation):
@@ -445,7 +668,7 @@ def _rescore_dev(
         v.add(toml_path, f"{where}.{missing}: missing ({given} is given; the two come together or not at all)")
         return
     if entry.dev_predictions != expected:
-        v.add(toml_path, f"{where}.dev_predictions: must be {expected!r}, not {entry.dev_predictions[:80]!r}")
+        v.add(toml_path, f"{where}.dev_predictions: must be {expected!r}, not {shown(entry.dev_predictions)}")
         return
     try:
         registered = info.split("dev").sha256 if info.public else None
@@ -487,9 +710,11 @@ def _rescore_dev(
 
 def validate(path: str | os.PathLike, data_dir: Path | None = None) -> Validation:
     """Check one submission folder completely and re-score it. Never raises for bad input."""
-    path = Path(path)
-    v = Validation(path)
-    files = _scan(path, v)
+    v = Validation(Path(path))
+    path, folder_name = v.path, v.folder_name
+    files = _scan(path, folder_name, v)
+    if README_NAME in files:
+        _check_readme(files[README_NAME], v)
     if TOML_NAME not in files:
         return v
     submission = _parse_toml(files[TOML_NAME], v)
@@ -497,8 +722,8 @@ def validate(path: str | os.PathLike, data_dir: Path | None = None) -> Validatio
         return v
     v.submission = submission
     toml_path = files[TOML_NAME]
-    if submission.id != path.name:
-        v.add(toml_path, f"field id: {submission.id!r} differs from the folder name {path.name!r}")
+    if submission.id != folder_name:
+        v.add(toml_path, f"field id: {shown(submission.id)} differs from the folder name {shown(folder_name)}")
     named = set()
     for name, entry in submission.datasets.items():
         expected = f"{PREDICTIONS_DIR}/{name}{TAGS_SUFFIX}"
@@ -506,7 +731,7 @@ def validate(path: str | os.PathLike, data_dir: Path | None = None) -> Validatio
         if entry.dev_predictions is not None:
             named.add(f"{PREDICTIONS_DIR}/{name}{DEV_TAGS_SUFFIX}")
         if entry.predictions != expected:
-            v.add(toml_path, f"field datasets.{name}.predictions: must be {expected!r}, not {entry.predictions[:80]!r}")
+            v.add(toml_path, f"field datasets.{name}.predictions: must be {expected!r}, not {shown(entry.predictions)}")
             continue
         info = REGISTRY.get(name)
         if info is None:
@@ -531,6 +756,7 @@ def validate(path: str | os.PathLike, data_dir: Path | None = None) -> Validatio
         except NerbenchError as err:
             v.add(path / expected, f"cannot be re-scored: {err}")
             continue
+        _check_timing(toml_path, name, entry.timing, split.sentences, v)
         text = _read_text(files[expected], v)
         if text is None:
             continue
@@ -550,9 +776,97 @@ def validate(path: str | os.PathLike, data_dir: Path | None = None) -> Validatio
         _check_claims(toml_path, name, entry.claimed, scores, v)
     for rel in sorted(files):
         if rel.startswith(f"{PREDICTIONS_DIR}/") and rel not in named:
-            v.add(files[rel], "unexpected file: no dataset in submission.toml names it")
+            v.add(files[rel], "unexpected file: no dataset in submission.toml names it", kind=_NOT_ALLOWED)
     v.content_sha256 = content_sha256(files)
     return v
+
+
+# ----------------------------------------------------------------------------- several folders
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A path given among submission folders that is not one (a file such as submissions/README.md,
+    or a folder without submission.toml): passed over, not an error."""
+
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{_escaped(str(self.path))}: skipped: not a submission folder ({self.reason})"
+
+
+def submission_folders(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[Skipped]]:
+    """Split the given paths into submission folders and skipped paths (with the reason), so that
+    `nerbench ingest submissions/*` passes over submissions/README.md.
+
+    The folders come sorted by absolute path, each once, whatever order they were given in: which
+    of two folders claiming one model id comes first must not depend on the order of arguments.
+    A path that does not exist or is a symbolic link is kept, so that validation refuses it.
+    """
+    folders: dict[str, Path] = {}
+    skipped = []
+    for given in paths:
+        path = Path(given)
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            mode = None
+        if mode is not None and not stat.S_ISDIR(mode) and not stat.S_ISLNK(mode):
+            skipped.append(Skipped(path, "not a folder"))
+        elif mode is not None and stat.S_ISDIR(mode) and not os.path.lexists(path / TOML_NAME):
+            skipped.append(Skipped(path, f"no {TOML_NAME} in it"))
+        else:
+            folders.setdefault(os.path.abspath(path), path)
+    return [folders[key] for key in sorted(folders)], skipped
+
+
+@dataclass
+class Batch:
+    """Several submission folders checked together: one Validation per folder, in folder order."""
+
+    validations: list[Validation]
+    skipped: list[Skipped]
+
+    @property
+    def ok(self) -> bool:
+        return all(v.ok for v in self.validations)
+
+
+def _check_claimed_ids(validations: Sequence[Validation], *, model_ids: bool = True) -> None:
+    """Among folders given together (in their sorted order), a submission id may come once and
+    (unless `model_ids` is false) a model id belongs to the first submission that claims it: every
+    later claim is a problem."""
+    by_id: dict[str, Validation] = {}
+    by_model: dict[str, Validation] = {}
+    for v in validations:
+        s = v.submission
+        if s is None:
+            continue
+        toml_path = v.path / TOML_NAME
+        first = by_id.setdefault(s.id, v)
+        if first is not v:
+            v.add(toml_path, f"field id: submission {shown(s.id)} is also the folder {first.path}", kind="clashes")
+            continue
+        owner = by_model.setdefault(s.model.id, v) if model_ids else v
+        if owner is not v:
+            assert owner.submission is not None
+            v.add(
+                toml_path,
+                f"field model.id: {shown(s.model.id)} is claimed by submission {shown(owner.submission.id)} "
+                f"({owner.path}), which comes first; a model id belongs to one submission "
+                "(choose another model.id)",
+                kind="clashes",
+            )
+
+
+def validate_all(paths: Iterable[str | os.PathLike], data_dir: Path | None = None) -> Batch:
+    """Validate every submission folder among `paths` (others are skipped), and check them against
+    each other: one folder per submission id, one submission per model id."""
+    folders, skipped = submission_folders(paths)
+    validations = [validate(folder, data_dir) for folder in folders]
+    _check_claimed_ids(validations)
+    return Batch(validations, skipped)
 
 
 # ----------------------------------------------------------------------------- ingest
@@ -661,25 +975,92 @@ class IngestOutcome:
     run_ids: list[str]
 
 
-def ingest(path: str | os.PathLike, db: Path, *, data_dir: Path | None = None, replace: bool = False) -> IngestOutcome:
-    """Validate one submission and store all its datasets in one transaction (or nothing)."""
-    v = validate(path, data_dir)
+def _owners(store: Store, model_id: str) -> set[str]:
+    """Who holds `model_id` in the store: the submission whose id its model record names (set when
+    the submission registered it), or LOCAL_OWNER where a local run registered it; and the same for
+    each of its stored runs, in case the record was rewritten."""
+    owners = set()
+    model = store.model(model_id)
+    if model is not None:
+        owners.add(str(model["meta"].get("submission") or LOCAL_OWNER))
+    for run in store.runs(model_id=model_id):
+        submitted = run["record"].submission if run["source"] == "submission" else None
+        owners.add(submitted.id if submitted is not None else LOCAL_OWNER)
+    return owners
+
+
+def _owner_text(owner: str) -> str:
+    return owner if owner == LOCAL_OWNER else f"submission {shown(owner)}"
+
+
+def _store_valid(v: Validation, db: Path, *, replace: bool) -> IngestOutcome:
+    """Store one validated submission, all its datasets in one transaction, or raise and write
+    nothing: every check (validity, same id with other content, the model id's owner) comes first."""
+    where = _escaped(str(v.path))
     if not v.ok:
         listed = "; ".join(str(p) for p in v.problems[:5])
         more = f" (and {len(v.problems) - 5} more)" if len(v.problems) > 5 else ""
-        raise NerbenchError(f"{path}: not ingested, the submission is invalid: {listed}{more}")
+        raise NerbenchError(f"{where}: not ingested, the submission is invalid: {listed}{more}")
     assert v.submission is not None  # a valid submission has parsed
-    sid = v.submission.id
+    sid, model_id = v.submission.id, v.submission.model.id
     with Store(db) as store:
         existing = store.runs_of_submission(sid)
         if existing and all(r["record"].submission.content_sha256 == v.content_sha256 for r in existing):
             return IngestOutcome(sid, "unchanged", [r["run_id"] for r in existing])
         if existing and not replace:
             raise NerbenchError(
-                f"{path}: submission {sid!r} is already stored with other content (pass --replace to replace it)"
+                f"{where}: submission {shown(sid)} is already stored with other content (pass --replace to replace it)"
             )
-        run_ids = store.save_runs(_records(v, data_dir), replaces=[r["run_id"] for r in existing])
+        others = sorted(_owners(store, model_id) - {sid})
+        if others:
+            raise NerbenchError(
+                f"{where}: not ingested: model id {shown(model_id)} belongs to "
+                f"{' and '.join(map(_owner_text, others))}, which registered it first in {db}; submission "
+                f"{shown(sid)} may not take it over (choose another model.id)"
+            )
+        run_ids = store.save_runs(_records(v, None), replaces=[r["run_id"] for r in existing])
     return IngestOutcome(sid, "replaced" if existing else "stored", run_ids)
+
+
+def ingest(path: str | os.PathLike, db: Path, *, data_dir: Path | None = None, replace: bool = False) -> IngestOutcome:
+    """Validate one submission and store all its datasets in one transaction (or nothing)."""
+    return _store_valid(validate(path, data_dir), db, replace=replace)
+
+
+@dataclass
+class IngestReport:
+    """What `ingest_all` did, folder by folder (in folder order)."""
+
+    outcomes: list[tuple[Path, IngestOutcome]]
+    failures: list[tuple[Path, str]]
+    skipped: list[Skipped]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def ingest_all(
+    paths: Iterable[str | os.PathLike], db: Path, *, data_dir: Path | None = None, replace: bool = False
+) -> IngestReport:
+    """Ingest every submission folder among `paths` (others are skipped, see `submission_folders`).
+
+    Every folder is validated before anything is written (and one submission id may come only
+    once); then each valid one is stored in its own transaction, in the order of their paths. A
+    model id belongs to whoever holds it in the store, and else to the first folder by path that
+    is stored with it: a later one claiming it is refused naming both, whatever the order the
+    folders were given in.
+    """
+    folders, skipped = submission_folders(paths)
+    validations = [validate(folder, data_dir) for folder in folders]
+    _check_claimed_ids(validations, model_ids=False)  # model ids: the store decides, see _store_valid
+    report = IngestReport([], [], skipped)
+    for v in validations:
+        try:
+            report.outcomes.append((v.path, _store_valid(v, db, replace=replace)))
+        except NerbenchError as err:
+            report.failures.append((v.path, str(err)))
+    return report
 
 
 # ----------------------------------------------------------------------------- submit
@@ -745,9 +1126,10 @@ def package(
     two ids to both be shown.
     """
     out = Path(out)
-    for option, value in (("--out", out.name), ("--model-id", model_id)):
-        if value is not None and not ID_RE.match(value):
-            raise NerbenchError(f"{option}: {value!r} is not a valid id (lower-case letters, digits, '.', '_' and '-')")
+    for option, value in (("--out", Path(os.path.abspath(out)).name), ("--model-id", model_id)):
+        problem = None if value is None else id_problem(value)
+        if problem is not None:
+            raise NerbenchError(f"{option}: {problem}")
     if out.exists() and not overwrite:
         raise NerbenchError(f"{out}: already exists (pass --overwrite to replace it)")
     with Store(db, create=False) as store:
@@ -796,7 +1178,7 @@ def package(
     family = meta["family"]
     submission = {
         "schema_version": SCHEMA_VERSION,
-        "id": out.name,
+        "id": Path(os.path.abspath(out)).name,
         "nerbench_version": __version__,
         "submitted_by": submitted_by,
         "model": {
