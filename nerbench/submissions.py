@@ -39,7 +39,7 @@ from typing import Annotated, Any, Literal
 import tomli_w
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from nerbench import __version__, scoring
+from nerbench import __version__, safe_text, scoring
 from nerbench.datasets import REGISTRY, DatasetInfo, load_split
 from nerbench.errors import NerbenchError
 from nerbench.record import Bootstrap, RunRecord, Submitted, Weights
@@ -101,21 +101,20 @@ WINDOWS_RESERVED = frozenset(
 
 
 def shown(value: object, limit: int = SHOWN_CHARS, *, quote: bool = True) -> str:
-    """An untrusted string as a message may show it: every character that is not printable
-    (controls, bidirectional formatting, separators, unpaired surrogates) escaped visibly as
-    `\\x1b`, `\\u202e`..., quoted unless `quote` is false, and cut after `limit` characters."""
+    """An untrusted string as a message may show it: cut after `limit` characters, quoted unless
+    `quote` is false, its controls, bidirectional formatting, separators and unpaired surrogates
+    escaped visibly as `\\x1b`, `\\u202e`... (the project's one escape, `safe_text.shown`)."""
     text = value if isinstance(value, str) else str(value)
     more = len(text) - limit
-    head = text[:limit] if more > 0 else text
-    body = repr(head) if quote else _escaped(head)
+    body = _escaped(text[:limit] if more > 0 else text)
+    if quote:
+        body = f"'{body}'"
     return f"{body}… ({more} more characters)" if more > 0 else body
 
 
 def _escaped(text: str) -> str:
-    """`text` with every non-printable character escaped (a no-op on text that `shown` produced)."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    """`text` with every unsafe character escaped, uncut (a no-op on text that `shown` produced)."""
+    return safe_text.shown(text, None)
 
 
 def reserved_name(name: str) -> bool:
