@@ -10,6 +10,14 @@ the schema; never edit one that has shipped.
 Referential integrity (runs -> models, rows -> runs) is kept by this module rather than by foreign
 keys: DuckDB checks foreign keys eagerly inside a transaction, which would forbid deleting a run and
 its rows together.
+
+Failures of the file itself come out as one NerbenchError naming the file, never as a DuckDB
+traceback: `_Connection` is the one place that turns them into it (`_file_problem` says which
+errors are about the file: it cannot be read or written, is damaged or truncated, the disk is full).
+A process killed mid-save (even with SIGKILL) leaves nothing of that run: what DuckDB writes for a
+transaction becomes part of the database only with its commit record in the write-ahead log, which
+the next open replays. DuckDB lets one process at a time
+open the file; a second one waits for it up to `LOCK_WAIT_SECONDS`, then fails naming the lock.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +41,9 @@ from nerbench.record import RunRecord
 from nerbench.scoring import ALL, LONG_BUCKET
 
 DEFAULT_DB = Path("nerbench.duckdb")
+# How long opening a store waits for another process holding the file (an eval saving a run, an
+# ingest) before it gives up naming the lock; each holder keeps it only for a lookup or a save.
+LOCK_WAIT_SECONDS = 5.0
 FAMILIES = ("encoder", "llm")
 SOURCES = ("local", "submission")
 
@@ -404,48 +416,199 @@ def _parse_run_json(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+# --------------------------------------------------------------------------- the file's own failures
+
+
+class StoreFileError(NerbenchError):
+    """The results file cannot be read or written: damaged, truncated, the disk full, unreadable.
+    `problem` is the message without the file's name in front."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+# DuckDB raises a damaged block ("Corrupt database file: computed checksum ...") as its base Error and
+# a failed commit as a TransactionException, so the classes alone do not tell; these words do.
+_DAMAGED = ("corrupt database file", "not a valid duckdb database", "could not read enough bytes")
+_FULL = ("no space left", "file too large", "disk quota", "out of disk")
+_FILE_WORDS = (*_DAMAGED, *_FULL, "could not write", "could not read", "could not open", "invalidated")
+_FILE_CLASSES = (duckdb.IOException, duckdb.FatalException, duckdb.InternalException, duckdb.SerializationException)
+
+
+def _first_line(err: BaseException) -> str:
+    line = (str(err).splitlines() or [type(err).__name__])[0]
+    return line if len(line) <= 300 else line[:300] + "..."
+
+
+def _file_problem(err: duckdb.Error) -> str | None:
+    """What is wrong with the file, if `err` is about the file rather than about a statement."""
+    text = str(err).lower()
+    detail = _first_line(err)
+    if any(words in text for words in _DAMAGED) or isinstance(err, duckdb.SerializationException):
+        return f"the results database is damaged or truncated ({detail}); restore it from a copy, or pass another --db"
+    if any(words in text for words in _FULL):
+        return f"cannot write the results database: the disk is full or the file too large ({detail})"
+    if isinstance(err, _FILE_CLASSES) or any(words in text for words in _FILE_WORDS):
+        return f"cannot read or write the results database ({detail})"
+    return None
+
+
+_HEADERS_BYTES = 3 * 4096  # DuckDB's main header and its two alternating database headers
+
+
+def _is_lock_conflict(err: duckdb.Error) -> bool:
+    text = str(err).lower()
+    return isinstance(err, duckdb.IOException) and ("could not set lock" in text or "conflicting lock" in text)
+
+
+class _Connection:
+    """The store's DuckDB connection: the one place where DuckDB's errors about the file become a
+    StoreFileError naming it. Errors of a statement (a constraint, a type) stay DuckDB's, for the
+    caller to report."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection, path: Path) -> None:
+        self.raw = conn
+        self.path = path
+
+    def _guarded(self, call: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return call(*args)
+        except duckdb.Error as err:
+            problem = _file_problem(err)
+            if problem is None:
+                raise
+            raise StoreFileError(self.path, problem) from None
+
+    def execute(self, sql: str, parameters: Any = None) -> duckdb.DuckDBPyConnection:
+        return self._guarded(self.raw.execute, sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any) -> duckdb.DuckDBPyConnection:
+        return self._guarded(self.raw.executemany, sql, parameters)
+
+    def begin(self) -> None:
+        self._guarded(self.raw.begin)
+
+    def commit(self) -> None:
+        self._guarded(self.raw.commit)
+
+    def rollback_quietly(self) -> None:
+        """Undo the open transaction, if DuckDB has not already: a failed commit rolls back by itself,
+        and after a fatal error there is nothing left to roll back. The error that led here is the
+        one to report."""
+        try:
+            self.raw.rollback()
+        except duckdb.Error:
+            pass
+
+    def close(self) -> None:
+        self._guarded(self.raw.close)
+
+
 # --------------------------------------------------------------------------- the store
 
 
 class Store:
-    """One DuckDB results file. Use as a context manager, or call `close()`."""
+    """One DuckDB results file. Use as a context manager, or call `close()`.
+
+    `lock_wait`: seconds to wait while another process holds the file (default LOCK_WAIT_SECONDS).
+    """
 
     def __init__(
-        self, path: str | Path = DEFAULT_DB, *, create: bool = True, migrations: Sequence[Migration] = MIGRATIONS
+        self,
+        path: str | Path = DEFAULT_DB,
+        *,
+        create: bool = True,
+        migrations: Sequence[Migration] = MIGRATIONS,
+        lock_wait: float | None = None,
     ) -> None:
         self.path = Path(path)
-        if not self.path.exists():
+        new = not self.path.exists()
+        if new:
             if not create:
                 raise NerbenchError(f"{self.path}: no results database here (run `nerbench eval` first, or pass --db)")
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._conn = duckdb.connect(str(self.path))
-        except duckdb.IOException as err:
-            message = str(err).splitlines()[0]
-            if "lock" in message.lower():
-                raise NerbenchError(
-                    f"{self.path}: the results database is in use by another process; wait for it to finish "
-                    f"or pass another --db ({message})"
-                ) from None
-            raise NerbenchError(f"{self.path}: cannot open the results database ({message})") from None
-        except duckdb.Error as err:
-            raise NerbenchError(f"{self.path}: cannot open the results database ({err})") from None
+            self._conn = _Connection(self._connect(LOCK_WAIT_SECONDS if lock_wait is None else lock_wait), self.path)
+        except StoreFileError:
+            if new:  # a file DuckDB began and could not finish (a full disk) would read as damaged
+                self._remove_new_file()
+            raise
         try:
+            self._check_size()
             self._migrate(migrations)
         except BaseException:
-            self._conn.close()
+            self._close_quietly()
+            if new:
+                self._remove_new_file()
             raise
+
+    def _remove_new_file(self) -> None:
+        """Remove a store this call created and could not set up: it held nothing before."""
+        for leftover in (self.path, self.path.with_name(self.path.name + ".wal")):
+            try:
+                leftover.unlink(missing_ok=True)
+            except OSError:
+                pass
+
+    def _connect(self, lock_wait: float) -> duckdb.DuckDBPyConnection:
+        """Open the file, waiting up to `lock_wait` seconds for another process that holds it."""
+        deadline = time.monotonic() + lock_wait
+        pause = 0.05
+        while True:
+            try:
+                return duckdb.connect(str(self.path))
+            except duckdb.Error as err:
+                if not _is_lock_conflict(err):
+                    problem = _file_problem(err) or f"cannot open the results database ({_first_line(err)})"
+                    raise StoreFileError(self.path, problem) from None
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise NerbenchError(
+                        f"{self.path}: the results database is in use by another process (waited {lock_wait:g} s); "
+                        f"wait for it to finish or pass another --db ({_first_line(err)})"
+                    ) from None
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, 0.5)
+
+    def _check_size(self) -> None:
+        """Refuse a truncated file at once: DuckDB itself opens one and fails only when a query reaches
+        a missing block. The file is three 4 KiB headers, then blocks; every block in use lies in it
+        (free ones at the end may have been cut off), so it is at least that long."""
+        row = self._conn.execute(
+            "SELECT block_size, used_blocks FROM pragma_database_size() WHERE database_name = current_database()"
+        ).fetchone()
+        if row is None:
+            return
+        least = _HEADERS_BYTES + int(row[0]) * int(row[1])
+        size = self.path.stat().st_size
+        if size < least:
+            raise StoreFileError(
+                self.path,
+                f"the results database is damaged or truncated (the file holds {size} bytes, but the blocks in "
+                f"use need at least {least}); restore it from a copy, or pass another --db",
+            )
 
     # ---- lifecycle
 
     def close(self) -> None:
         self._conn.close()
 
+    def _close_quietly(self) -> None:
+        try:
+            self._conn.raw.close()
+        except duckdb.Error:
+            pass
+
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # the error on its way out is the one to report, not a second one from closing
+            self._close_quietly()
 
     # ---- schema
 
@@ -469,16 +632,24 @@ class Store:
                 for statement in step.statements:
                     self._conn.execute(statement)
                 if step.apply is not None:
-                    step.apply(self._conn)
+                    step.apply(self._conn.raw)
                 self._conn.execute(
                     "INSERT INTO schema_version VALUES (?, ?, ?)", [step.version, step.description, _now()]
                 )
                 self._conn.commit()
+            except StoreFileError as err:
+                self._conn.rollback_quietly()
+                raise StoreFileError(
+                    self.path, f"migration to schema version {step.version} failed: {err.problem}"
+                ) from None
             except (duckdb.Error, NerbenchError) as err:
-                self._conn.rollback()
+                self._conn.rollback_quietly()
                 raise NerbenchError(
                     f"{self.path}: migration to schema version {step.version} failed ({err}); the file is unchanged"
                 ) from None
+            except BaseException:
+                self._conn.rollback_quietly()
+                raise
 
     @property
     def schema_version(self) -> int:
@@ -506,8 +677,8 @@ class Store:
         for record in records:
             _validate(record)
         conn = self._conn
+        what = f"run of {records[0].model['id']} on {records[0].record.dataset}" if records else "runs"
         conn.begin()
-        first = records[0] if records else None
         try:
             for old in replaces:
                 if not self.has_run(old):
@@ -517,14 +688,14 @@ class Store:
             for record in records:
                 run_ids.append(self._write_run(record))
             conn.commit()
-        except duckdb.Error as err:
-            conn.rollback()
-            what = f"run of {first.model['id']} on {first.record.dataset}" if first is not None else "runs"
-            raise NerbenchError(
-                f"{self.path}: {what} not stored, nothing was written ({str(err).splitlines()[0]})"
-            ) from None
+        except StoreFileError as err:  # the file: the disk full, a damaged block, a failed commit
+            conn.rollback_quietly()
+            raise StoreFileError(self.path, f"{what} not stored, nothing was written: {err.problem}") from None
+        except duckdb.Error as err:  # a statement: a constraint, a value out of range
+            conn.rollback_quietly()
+            raise NerbenchError(f"{self.path}: {what} not stored, nothing was written ({_first_line(err)})") from None
         except BaseException:
-            conn.rollback()
+            conn.rollback_quietly()
             raise
         return run_ids
 
@@ -641,7 +812,7 @@ class Store:
             self._delete(run_id)
             self._conn.commit()
         except BaseException:
-            self._conn.rollback()
+            self._conn.rollback_quietly()
             raise
 
     # ---- reading

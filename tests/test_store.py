@@ -417,9 +417,9 @@ def test_locked_by_another_process(tmp_path):
     )
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(NerbenchError, match="in use by another process") as err:
-            Store(path)
-        assert str(path) in str(err.value)
+        with pytest.raises(NerbenchError, match=r"in use by another process \(waited 0.2 s\)") as err:
+            Store(path, lock_wait=0.2)
+        assert str(path) in str(err.value) and "lock" in str(err.value)
     finally:
         holder.kill()
         holder.wait()
