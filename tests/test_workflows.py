@@ -59,6 +59,9 @@ def test_submission_workflow_reads_the_pull_request_as_data_only():
     # nerbench is installed from the base branch; the pull request's checkout is never installed or run.
     assert "working-directory: base" in text and "../base/.venv/bin/nerbench validate" in text
     assert "cd pr\n" in text and "pip install" not in text.split("cd pr\n", 1)[1]
+    # ownership of model ids: the base branch's submissions are registered before the changed folders
+    base = text.index('nerbench ingest --db "$owners" ../base/submissions/*/')
+    assert base < text.index('nerbench ingest --replace --db "$owners" "${folders[@]}"')
 
 
 def _workflow(name: str) -> dict:
