@@ -381,7 +381,7 @@ def _scan(path: Path, name: str, v: Validation) -> dict[str, Path]:
     files: dict[str, Path] = {}
     try:
         top = os.lstat(path)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL byte in the path
         v.add(path, "no such submission folder")
         return files
     if stat.S_ISLNK(top.st_mode):
@@ -466,7 +466,11 @@ def _allowed_in_predictions(name: str, entry: os.DirEntry) -> str | None:
 
 def _read_text(path: Path, v: Validation) -> str | None:
     """A text file of the submission: UTF-8 without NUL bytes, or None after naming the problem."""
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        v.add(path, f"cannot be read ({err.strerror or type(err).__name__})")
+        return None
     if b"\x00" in data:
         line = data[: data.index(b"\x00")].count(b"\n") + 1
         v.add(path, "binary content (a NUL byte): expected UTF-8 text", line)
@@ -776,7 +780,10 @@ def validate(path: str | os.PathLike, data_dir: Path | None = None) -> Validatio
     for rel in sorted(files):
         if rel.startswith(f"{PREDICTIONS_DIR}/") and rel not in named:
             v.add(files[rel], "unexpected file: no dataset in submission.toml names it", kind=_NOT_ALLOWED)
-    v.content_sha256 = content_sha256(files)
+    try:
+        v.content_sha256 = content_sha256(files)
+    except OSError as err:  # a file that went unreadable since it was checked
+        v.add(Path(err.filename or v.path), f"cannot be read ({err.strerror or type(err).__name__})")
     return v
 
 
@@ -809,7 +816,7 @@ def submission_folders(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], 
         path = Path(given)
         try:
             mode = os.lstat(path).st_mode
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL byte in the path
             mode = None
         if mode is not None and not stat.S_ISDIR(mode) and not stat.S_ISLNK(mode):
             skipped.append(Skipped(path, "not a folder"))

@@ -574,3 +574,25 @@ def test_paths_that_are_not_submission_folders_are_skipped(folder, tmp_path, dat
     report = submissions.ingest_all([missing, link], db, data_dir=data_dir)
     assert not report.ok and len(report.failures) == 2
     assert "no such submission folder" in report.failures[1][1] or "no such submission folder" in report.failures[0][1]
+
+
+@pytest.mark.parametrize("unreadable", ["submission.toml", "predictions/biored.tags", "README.md"])
+def test_a_file_that_cannot_be_read_is_a_problem_not_a_traceback(folder, data_dir, monkeypatch, unreadable):
+    """As a user other than the owner, `chmod 000` on a file made validate raise PermissionError."""
+    (folder / "README.md").write_text("A test submission.\n", encoding="utf-8")
+    target = (folder / unreadable).resolve()
+    real = Path.read_bytes
+
+    def read_bytes(self):
+        if self.resolve() == target:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    refused(folder, data_dir, unreadable, "cannot be read (Permission denied)")
+
+
+def test_a_nul_byte_in_a_path_is_a_problem_not_a_traceback(data_dir):
+    assert not submissions.validate("bad\x00name", data_dir).ok
+    kept, skipped = submissions.submission_folders(["bad\x00name"])
+    assert len(kept) + len(skipped) == 1
