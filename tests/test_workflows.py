@@ -211,3 +211,12 @@ def test_pages_publishes_nothing_when_every_folder_is_invalid(tmp_path, data_dir
     result = _run_step(ingest, empty, data_dir)
     assert result.returncode == 0 and _outputs(empty) == {"invalid": "0", "folders": "[]"}
     assert (empty / "leaderboard.duckdb").is_file()
+
+
+def test_property_tests_are_derandomized_on_push_and_explored_weekly():
+    ci = _workflow("ci.yml")
+    triggers = ci.get("on") or ci.get(True)  # PyYAML reads the key `on` as True
+    assert "schedule" in triggers and "pull_request" in triggers
+    explore = ci["jobs"]["explore"]
+    assert "schedule" in explore["if"] and "HYPOTHESIS_PROFILE=explore" in str(explore["steps"])
+    assert "HYPOTHESIS_PROFILE" not in str(ci["jobs"]["test"]["steps"])  # push runs use the derandomized default
