@@ -121,7 +121,10 @@ def test_fetch_from_a_file_mirror(app, data_dir, tmp_path):
     target = tmp_path / "cache"
     result = _run(app, "fetch", "linnaeus", "--mirror", data_dir.as_uri(), "--data-dir", str(target))
     assert result.exit_code == 0, result.output
-    assert "linnaeus test: fetched" in result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"fetching into {target}"
+    assert lines[3].startswith(f"linnaeus/test.conll: fetched (from {data_dir.as_uri()}/linnaeus/test.conll, ")
+    assert lines[-1] == f"3 files in {target}: 3 fetched"
     for split in ("train", "dev", "test"):
         name = f"{split}.conll"
         assert (target / "linnaeus" / name).read_bytes() == (data_dir / "linnaeus" / name).read_bytes()
@@ -130,10 +133,69 @@ def test_fetch_from_a_file_mirror(app, data_dir, tmp_path):
     )
     assert again.exit_code == 0, again.output
     # Progress goes to stderr so that stdout stays pure JSON.
-    assert [r["action"] for r in json.loads(again.stdout)] == ["present"] * 3
+    assert [(r["action"], r["ok"]) for r in json.loads(again.stdout)] == [("present", True)] * 3
+    assert "linnaeus/train.conll: present" in again.stderr
 
 
-def test_fetch_of_a_rebuilt_split_without_mirror_fails_clearly(app, tmp_path):
-    result = _run(app, "fetch", "chemprot", "--data-dir", str(tmp_path), env={"NERBENCH_DATA_MIRROR": ""})
+def test_fetch_reports_every_file_and_exits_1_when_one_could_not_be_placed(app, data_dir, tmp_path):
+    mirror = tmp_path / "mirror"
+    _copy(data_dir, mirror, "biored")
+    (mirror / "biored" / "dev.conll").unlink()
+    (mirror / "biored" / "test.docs").write_text("x\n")
+    target = tmp_path / "cache"
+    result = _run(app, "fetch", "biored", "--mirror", mirror.as_uri(), "--data-dir", str(target), "--json")
+    assert result.exit_code == 1
+    rows = json.loads(result.stdout)
+    assert [(r["split"], r["kind"], r["action"]) for r in rows] == [
+        ("train", "conll", "fetched"),
+        ("train", "docs", "fetched"),
+        ("dev", "conll", "failed"),
+        ("test", "conll", "fetched"),
+        ("test", "docs", "different"),
+    ]
+    err = result.stderr.splitlines()
+    assert err[3].startswith(f"biored/dev.conll: failed: {mirror.as_uri()}/biored/dev.conll: download failed")
+    assert err[5].startswith("biored/test.docs: different: sha256 ")
+    assert err[-2:] == [
+        f"5 files in {target}: 3 fetched, 1 different, 1 failed",
+        "not placed: biored/dev.conll, biored/test.docs",
+    ]
+    assert sorted(p.name for p in (target / "biored").iterdir()) == ["test.conll", "train.conll", "train.docs"]
+
+
+def test_fetch_split_option(app, data_dir, tmp_path):
+    target = tmp_path / "cache"
+    args = ["fetch", "ncbi_disease", "bc2gm", "--split", "test", "--mirror", data_dir.as_uri()]
+    result = _run(app, *args, "--data-dir", str(target), "--json")
+    assert result.exit_code == 0, result.output
+    assert [(r["dataset"], r["split"], r["kind"]) for r in json.loads(result.stdout)] == [
+        ("ncbi_disease", "test", "conll"),
+        ("ncbi_disease", "test", "docs"),
+        ("bc2gm", "test", "conll"),
+    ]
+    assert sorted(str(p.relative_to(target)) for p in target.rglob("*.*")) == [
+        "bc2gm/test.conll",
+        "ncbi_disease/test.conll",
+        "ncbi_disease/test.docs",
+    ]
+    result = _run(app, "fetch", "ncbi_disease", "--split", "valid", "--data-dir", str(target))
     assert isinstance(result.exception, NerbenchError)
-    assert "chemprot train: no public file has these bytes" in str(result.exception)
+    assert "unknown split 'valid'; splits: train, dev, test" in str(result.exception)
+
+
+def test_fetch_without_sources_reports_each_split(app, tmp_path):
+    env = {"NERBENCH_DATA_MIRROR": "", "NERBENCH_SOURCE_URL": (tmp_path / "raw").as_uri()}
+    result = _run(app, "fetch", "chemprot", "--data-dir", str(tmp_path / "cache"), env=env)
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert [line.split(":")[0] for line in lines[1:4]] == [f"chemprot/{s}.conll" for s in ("train", "dev", "test")]
+    assert all(": failed: " in line for line in lines[1:4])
+    assert "chemprot_data/processed_data/json/dev.json: download failed" in lines[2]
+    assert lines[-1] == "not placed: chemprot/train.conll, chemprot/dev.conll, chemprot/test.conll"
+
+
+def test_show_names_the_build_and_the_sidecar(app, tmp_path):
+    result = _run(app, "show", "jnlpba", "--data-dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "(fetch: build jnlpba_genia_train)" in result.output
+    assert f"sidecar: train.docs sha256 {get_dataset('jnlpba').split('train').docs.sha256}" in result.output

@@ -59,14 +59,50 @@ def test_registry_sha256_sources_and_types_equal_the_manifest(manifest):
             assert set(info.entity_types) == set(entry["entity_mentions_per_type"])
 
 
-def test_only_re_serialised_public_files_are_fetchable_from_their_source(manifest):
-    fetchable = {(n, s.name) for n, i in REGISTRY.items() for s in i.splits if s.source_reserialises}
-    rebuilt = {(n, s.name) for n, i in REGISTRY.items() if i.public for s in i.splits} - fetchable
-    assert rebuilt == {("jnlpba", "train"), ("chemprot", "train"), ("chemprot", "dev"), ("chemprot", "test")}
-    for name, split in fetchable:
+def test_every_public_split_names_its_build_and_sidecar(manifest):
+    builds = {(n, s.name): s.build for n, i in REGISTRY.items() if i.public for s in i.splits}
+    assert {key: build for key, build in builds.items() if build != "reserialise"} == {
+        ("jnlpba", "train"): "jnlpba_genia_train",
+        ("chemprot", "train"): "chemprot_rebuild_train",
+        ("chemprot", "dev"): "chemprot_span_json",
+        ("chemprot", "test"): "chemprot_span_json",
+    }
+    for (name, split), build in builds.items():
+        pinned = get_dataset(name).split(split)
+        # A re-serialised file equals its one source up to layout (trailing blank lines, -DOCSTART-).
+        assert pinned.source_reserialises == (build == "reserialise")
         entry = manifest["datasets"][name][split]
-        identical = entry.get("written_file_identical_to_source_except_trailing_newlines")
-        assert identical or "DOCSTART" in entry["conversion"]
+        if build == "reserialise":
+            identical = entry.get("written_file_identical_to_source_except_trailing_newlines")
+            assert identical or "DOCSTART" in entry["conversion"]
+        # The sidecar: sha256 and sources as the data's MANIFEST records them.
+        if "docs_sha256" in entry:
+            assert pinned.docs is not None
+            assert pinned.docs.sha256 == entry["docs_sha256"]
+            assert [(s.repository, s.commit, s.path) for s in pinned.docs.sources] == [
+                (s["repository"], s["commit"], s["path"]) for s in entry["docs_sources"]
+            ]
+        else:
+            assert pinned.docs is None
+    assert {n for n, i in REGISTRY.items() if any(s.docs for s in i.splits)} == set(DEFAULT_SUITE)
+    assert all(s.build == "" and s.docs is None for s in get_dataset("reddit_impacts").splits)
+
+
+def test_an_unknown_build_in_the_registry_is_refused():
+    with pytest.raises(NerbenchError, match=r"datasets\.json: bc2gm dev: unknown build 'copy' \(known: reserialise, "):
+        datasets._build_name("bc2gm", "dev", "copy")
+
+
+def test_source_urls_are_quoted_like_raw_github_urls():
+    docs = get_dataset("biored").split("test").docs
+    assert docs is not None
+    source = docs.sources[0]
+    assert source.path == "NER BioRED/BioRED/Test.PubTator"
+    assert source.url("https://raw.githubusercontent.com/") == (
+        "https://raw.githubusercontent.com/ndlongvn/BioRED-NER-RE/637e02c9746de045ef56dbf543d77602783d63d9/"
+        "NER%20BioRED/BioRED/Test.PubTator"
+    )
+    assert datasets.Source is type(source)  # nerbench.datasets re-exports nerbench.builds.Source
 
 
 def test_labels_follow_the_entity_type_order():
@@ -297,40 +333,64 @@ def test_overview_shows_missing_sets_without_failing(data_dir, tmp_path):
 
 
 # ---------------------------------------------------------------- fetch
+# (end to end from the real sources: tests/test_fetch.py)
+
+
+def _files(results):
+    return [(r.file, r.action) for r in results]
 
 
 def test_fetch_from_a_file_mirror(data_dir, tmp_path, monkeypatch):
     monkeypatch.delenv("NERBENCH_DATA_MIRROR", raising=False)
     target = tmp_path / "cache"
     results = fetch(["ncbi_disease", "chemprot"], target, mirror=data_dir.as_uri())
-    assert [(r.dataset, r.split, r.action) for r in results] == [
-        ("ncbi_disease", "train", "fetched"),
-        ("ncbi_disease", "dev", "fetched"),
-        ("ncbi_disease", "test", "fetched"),
-        ("chemprot", "train", "fetched"),
-        ("chemprot", "dev", "fetched"),
-        ("chemprot", "test", "fetched"),
+    assert _files(results) == [
+        (f"{name}/{split}.{kind}", "fetched")
+        for name in ("ncbi_disease", "chemprot")
+        for split in ("train", "dev", "test")
+        for kind in ("conll", "docs")
     ]
     assert results[0].url == f"{data_dir.as_uri()}/ncbi_disease/train.conll"
+    assert results[1].url == f"{data_dir.as_uri()}/ncbi_disease/train.docs"
+    assert all(r.ok and r.build is None and r.sha256 for r in results)
     for name in ("ncbi_disease", "chemprot"):
         for split in ("train", "dev", "test"):
-            assert (target / name / f"{split}.conll").read_bytes() == (data_dir / name / f"{split}.conll").read_bytes()
+            for suffix in (".conll", ".docs"):
+                got = (target / name / f"{split}{suffix}").read_bytes()
+                assert got == (data_dir / name / f"{split}{suffix}").read_bytes()
     # The mirror may also come from the environment; files already in place are kept.
     monkeypatch.setenv("NERBENCH_DATA_MIRROR", (tmp_path / "nowhere").as_uri())
     assert {r.action for r in fetch(["ncbi_disease"], target)} == {"present"}
+    # --split: only the splits named.
+    (target / "ncbi_disease" / "dev.docs").unlink()
+    results = fetch(["ncbi_disease"], target, mirror=data_dir.as_uri(), splits=["dev"])
+    assert _files(results) == [("ncbi_disease/dev.conll", "present"), ("ncbi_disease/dev.docs", "fetched")]
 
 
-def test_fetch_refuses_a_mismatching_download_and_leaves_nothing(data_dir, tmp_path):
+def test_fetch_refuses_a_mismatching_download_leaves_nothing_and_goes_on(data_dir, tmp_path):
     mirror = _copy_dataset(data_dir, tmp_path / "mirror", "ncbi_disease")
     bad = mirror / "ncbi_disease" / "train.conll"
     bad.write_bytes(bad.read_bytes().replace(b"B-Disease", b"O", 1))
     target = tmp_path / "cache"
-    with pytest.raises(NerbenchError) as info:
-        fetch(["ncbi_disease"], target, mirror=mirror.as_uri())
-    message = str(info.value)
-    assert "sha256" in message and get_dataset("ncbi_disease").split("train").sha256 in message
-    assert "refused" in message
-    assert not target.exists() or not any(target.rglob("*"))
+    results = fetch(["ncbi_disease"], target, mirror=mirror.as_uri())
+    assert _files(results) == [
+        ("ncbi_disease/train.conll", "different"),
+        ("ncbi_disease/dev.conll", "fetched"),
+        ("ncbi_disease/dev.docs", "fetched"),
+        ("ncbi_disease/test.conll", "fetched"),
+        ("ncbi_disease/test.docs", "fetched"),
+    ]
+    first = results[0]
+    assert not first.ok and first.sha256 != get_dataset("ncbi_disease").split("train").sha256
+    assert "sha256" in first.reason and get_dataset("ncbi_disease").split("train").sha256 in first.reason
+    assert "refused" in first.reason
+    # Neither the refused file nor its sidecar nor a temporary file is left.
+    assert sorted(p.name for p in (target / "ncbi_disease").iterdir()) == [
+        "dev.conll",
+        "dev.docs",
+        "test.conll",
+        "test.docs",
+    ]
 
 
 def test_fetch_never_overwrites_a_differing_local_file(data_dir, tmp_path):
@@ -338,9 +398,18 @@ def test_fetch_never_overwrites_a_differing_local_file(data_dir, tmp_path):
     (target / "ncbi_disease").mkdir(parents=True)
     mine = target / "ncbi_disease" / "train.conll"
     mine.write_text("mine\tO\n")
-    with pytest.raises(NerbenchError, match="not overwriting"):
-        fetch(["ncbi_disease"], target, mirror=data_dir.as_uri())
+    (target / "ncbi_disease" / "dev.docs").write_text("mine\n")
+    results = fetch(["ncbi_disease"], target, mirror=data_dir.as_uri())
+    assert _files(results) == [
+        ("ncbi_disease/train.conll", "failed"),
+        ("ncbi_disease/dev.conll", "fetched"),
+        ("ncbi_disease/dev.docs", "failed"),
+        ("ncbi_disease/test.conll", "fetched"),
+        ("ncbi_disease/test.docs", "fetched"),
+    ]
+    assert "not overwriting" in results[0].reason and "not overwriting" in results[2].reason
     assert mine.read_text() == "mine\tO\n"
+    assert (target / "ncbi_disease" / "dev.docs").read_text() == "mine\n"
 
 
 def _fake_raw_sources(data_dir: Path, root: Path, name: str, corrupt: bool = False) -> None:
@@ -353,7 +422,7 @@ def _fake_raw_sources(data_dir: Path, root: Path, name: str, corrupt: bool = Fal
         sentences = read_conll(data_dir / name / f"{split.name}.conll")
         blocks = ["\n".join(f"{t}\t{g}" for t, g in zip(s.tokens, s.tags)) for s in sentences]
         if corrupt:
-            blocks[0] = blocks[0].replace("\tO", "\tB-Disease", 1)
+            blocks[0] = blocks[0].replace("\tO", "\tB-Species", 1)
         half = len(blocks) // 2
         text = (
             "-DOCSTART-\tO\n\n"
@@ -368,43 +437,77 @@ def _fake_raw_sources(data_dir: Path, root: Path, name: str, corrupt: bool = Fal
 def test_fetch_re_serialises_the_pinned_public_source(data_dir, tmp_path, monkeypatch):
     monkeypatch.delenv("NERBENCH_DATA_MIRROR", raising=False)
     sources = tmp_path / "raw"
-    _fake_raw_sources(data_dir, sources, "ncbi_disease")
+    _fake_raw_sources(data_dir, sources, "linnaeus")
     monkeypatch.setenv("NERBENCH_SOURCE_URL", sources.as_uri())
     target = tmp_path / "cache"
-    results = fetch(["ncbi_disease"], target)
-    assert [r.action for r in results] == ["fetched"] * 3
+    results = fetch(["linnaeus"], target)
+    assert _files(results) == [(f"linnaeus/{s}.conll", "fetched") for s in ("train", "dev", "test")]
     assert results[0].url.endswith(
-        "/cambridgeltl/MTL-Bioinformatics-2016/df0df02fae6dbb87d88ffcf323b9096528f06f84/data/NCBI-disease-IOB/train.tsv"
+        "/cambridgeltl/MTL-Bioinformatics-2016/df0df02fae6dbb87d88ffcf323b9096528f06f84/data/linnaeus-IOB/train.tsv"
     )
+    assert results[0].build == "reserialise"
+    assert results[0].sources == ("cambridgeltl/MTL-Bioinformatics-2016@df0df02fae6d:data/linnaeus-IOB/train.tsv",)
     for split in ("train", "dev", "test"):
         name = f"{split}.conll"
-        assert (target / "ncbi_disease" / name).read_bytes() == (data_dir / "ncbi_disease" / name).read_bytes()
+        assert (target / "linnaeus" / name).read_bytes() == (data_dir / "linnaeus" / name).read_bytes()
 
 
 def test_fetch_refuses_a_source_whose_content_differs(data_dir, tmp_path, monkeypatch):
     monkeypatch.delenv("NERBENCH_DATA_MIRROR", raising=False)
     sources = tmp_path / "raw"
-    _fake_raw_sources(data_dir, sources, "ncbi_disease", corrupt=True)
+    _fake_raw_sources(data_dir, sources, "linnaeus", corrupt=True)
     monkeypatch.setenv("NERBENCH_SOURCE_URL", sources.as_uri())
     target = tmp_path / "cache"
-    with pytest.raises(NerbenchError, match="differs from the registry's"):
-        fetch(["ncbi_disease"], target)
+    results = fetch(["linnaeus"], target)
+    assert [r.action for r in results] == ["different"] * 3
+    assert all("differs from the registry's" in r.reason and "by build 'reserialise'" in r.reason for r in results)
     assert not target.exists() or not any(target.rglob("*"))
 
 
-def test_rebuilt_splits_need_a_mirror(tmp_path, monkeypatch):
+def test_a_split_that_cannot_be_built_is_reported_and_the_others_go_on(tmp_path, monkeypatch):
     monkeypatch.delenv("NERBENCH_DATA_MIRROR", raising=False)
     monkeypatch.setenv("NERBENCH_SOURCE_URL", (tmp_path / "raw").as_uri())
-    for name in ("chemprot", "jnlpba"):
-        with pytest.raises(NerbenchError) as info:
-            fetch([name], tmp_path / "cache")
-        message = str(info.value)
-        assert message.startswith(f"{name} train: no public file has these bytes")
-        assert "--mirror" in message and "NERBENCH_DATA_MIRROR" in message
+    seen = []
+    results = fetch(["jnlpba", "biored"], tmp_path / "cache", on_start=lambda d, s: seen.append((d, s)))
+    assert seen == [(name, split) for name in ("jnlpba", "biored") for split in ("train", "dev", "test")]
+    assert _files(results) == [
+        (f"{n}/{s}.conll", "failed") for n in ("jnlpba", "biored") for s in ("train", "dev", "test")
+    ]
+    assert results[0].build == "jnlpba_genia_train"
+    assert results[0].reason.startswith((tmp_path / "raw").as_uri() + "/wolfe-pack/wolfe/")
+    assert "Genia4ERtraining.tar.gz: download failed" in results[0].reason
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*"))
 
 
-def test_fetch_reports_download_failures_and_private_sets(tmp_path):
-    with pytest.raises(NerbenchError, match=r"/ncbi_disease/train\.conll: download failed"):
-        fetch(["ncbi_disease"], tmp_path / "cache", mirror=(tmp_path / "empty").as_uri())
+def test_fetch_reports_download_failures_and_refuses_bad_requests(tmp_path):
+    results = fetch(["ncbi_disease"], tmp_path / "cache", mirror=(tmp_path / "empty").as_uri())
+    assert [r.action for r in results] == ["failed"] * 3
+    assert "/ncbi_disease/train.conll: download failed" in results[0].reason
+    # Wrong requests fail before anything is fetched.
     with pytest.raises(NerbenchError, match="nothing to fetch: reddit_impacts was not released publicly"):
-        fetch(["reddit_impacts"], tmp_path / "cache")
+        fetch(["ncbi_disease", "reddit_impacts"], tmp_path / "cache")
+    with pytest.raises(NerbenchError, match=r"unknown split 'validation'; splits: train, dev, test"):
+        fetch(["ncbi_disease"], tmp_path / "cache", splits=["dev", "validation"])
+    with pytest.raises(NerbenchError, match="unknown dataset 'conll2003'"):
+        fetch(["ncbi_disease", "conll2003"], tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_the_source_reader_downloads_each_file_once(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(datasets, "_download", lambda url: calls.append(url) or b"x")
+    read = datasets.source_reader("file:///base")
+    source = get_dataset("ncbi_disease").split("dev").sources[0]
+    assert read(source) == b"x" and read(source) == b"x"
+    assert calls == [source.url("file:///base")]
+
+    def failing(url):
+        calls.append(url)
+        raise NerbenchError(f"{url}: download failed (no)")
+
+    monkeypatch.setattr(datasets, "_download", failing)
+    read = datasets.source_reader("file:///base")
+    for _ in range(2):
+        with pytest.raises(NerbenchError, match="download failed"):
+            read(source)
+    assert len(calls) == 2  # the failure is kept too

@@ -94,8 +94,9 @@ def show(
             )
         for source in split.sources:
             console.print(line(f"  source: {source.repository}@{source.commit[:12]} {source.path}"))
-        how = "re-serialised from its source" if split.source_reserialises else "mirror only"
-        console.print(line(f"  made: {split.made}  ", (f"(fetch: {how})", "dim")))
+        console.print(line(f"  made: {split.made}  ", (f"(fetch: build {split.build or 'none'})", "dim")))
+        if split.docs is not None:
+            console.print(line(f"  sidecar: {split.name}.docs sha256 {split.docs.sha256}"))
 
 
 @app.command("verify")
@@ -117,29 +118,98 @@ def verify(names: Names = None, data_dir: DataDir = None, as_json: Json = False)
         raise typer.Exit(1)
 
 
+_ACTION_STYLE = {
+    "fetched": "green",
+    "present": "green",
+    "skipped": "yellow",
+    "different": "bold red",
+    "failed": "bold red",
+}
+
+
+def _fetch_line(result: datasets.FetchResult) -> Text:
+    """One progress line: `<dataset>/<split>.<kind>: <action> (how, seconds)`, or why it was not placed."""
+    parts: list[object | tuple[object, str]] = [
+        f"{result.file}: ",
+        (result.action, _ACTION_STYLE.get(result.action, "")),
+    ]
+    if result.nearest:
+        parts.append((" (the nearest build, not the registered file)", "yellow"))
+    if result.action == "fetched":
+        if result.build:
+            more = f" and {len(result.sources) - 1} more" if len(result.sources) > 1 else ""
+            how = f"{result.build} from {result.sources[0]}{more}" if result.sources else result.build
+        else:
+            how = f"from {result.url}"
+        parts.append(f" ({how}, {result.seconds:.1f} s)")
+    if result.reason and result.action != "present":
+        parts.append(f"; {result.reason}" if result.action == "fetched" else f": {result.reason}")
+    return line(*parts)
+
+
 @app.command("fetch")
 def fetch(
     names: Names = None,
+    split: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--split",
+            help="Only this split (train, dev or test); repeat for several (default: all three).",
+            show_default=False,
+        ),
+    ] = None,
     data_dir: DataDir = None,
     mirror: Annotated[
         str | None,
         typer.Option(
             "--mirror",
             envvar=datasets.MIRROR_ENV,
-            help="Base URL laid out as <name>/<split>.conll (file:// works).",
+            help="Base URL laid out like the data dir, <name>/<split>.conll and .docs (file:// works); "
+            "default: build each file from its pinned public sources.",
             show_default=False,
         ),
     ] = None,
+    allow_nearest: Annotated[
+        bool,
+        typer.Option(
+            "--allow-nearest",
+            help="Where an exact rebuild is not possible (ChemProt train), place the nearest build anyway; it "
+            "differs from the registry's sha256, so `nerbench eval` uses it only with --allow-modified.",
+        ),
+    ] = False,
     as_json: Json = False,
 ) -> None:
-    """Download splits into the data dir, verifying each sha256 before it lands."""
+    """Download or build splits (and their .docs sidecars) into the data dir, verifying each sha256 before it
+    lands; every file is reported, and the exit status is 1 if any could not be placed."""
     console = plain_console(stderr=as_json)
+    root = datasets.resolve_data_dir(data_dir)
 
     def report(result: datasets.FetchResult) -> None:
-        where = f" from {result.url}" if result.url else ""
-        console.print(line(f"{result.dataset} {result.split}: {result.action}{where} -> {result.path}"))
+        # One line each, never wrapped (a log keeps it whole; a terminal folds it).
+        console.print(_fetch_line(result), soft_wrap=True)
 
-    with console.status("fetching"):
-        results = datasets.fetch(names or datasets.DEFAULT_SUITE, data_dir, mirror, on_result=report)
+    console.print(line(f"fetching into {root}"), soft_wrap=True)
+    with console.status(line("fetching")) as status:
+
+        def started(dataset: str, name: str) -> None:
+            status.update(line(f"fetching {dataset} {name}"))
+
+        results = datasets.fetch(
+            names or datasets.DEFAULT_SUITE,
+            data_dir,
+            mirror,
+            on_result=report,
+            splits=split,
+            allow_nearest=allow_nearest,
+            on_start=started,
+        )
+    counts = {action: sum(r.action == action for r in results) for action in _ACTION_STYLE}
+    failed = [r for r in results if not r.ok]
+    summary = ", ".join(f"{count} {action}" for action, count in counts.items() if count)
+    console.print(line(f"{len(results)} files in {root}: {summary or 'nothing to do'}"), soft_wrap=True)
+    if failed:
+        console.print(line((f"not placed: {', '.join(r.file for r in failed)}", "bold red")), soft_wrap=True)
     if as_json:
         _print_json([result.to_dict() for result in results])
+    if failed:
+        raise typer.Exit(1)
