@@ -758,6 +758,8 @@ def _download(url: str) -> bytes:
     try:
         with urllib.request.urlopen(url, timeout=120) as response:
             return response.read()
+    except urllib.error.HTTPError as err:
+        raise NerbenchError(f"{url}: download failed (HTTP {err.code} {err.reason})") from None
     except (urllib.error.URLError, OSError, ValueError) as err:
         reason = getattr(err, "reason", None) or err
         raise NerbenchError(f"{url}: download failed ({reason})") from None
