@@ -636,13 +636,13 @@ def _fetch_conll(
             reason=f"placed the nearest build (sha256 {actual}; the registry's is {expected}), recorded in "
             f"{target.name.removesuffix('.conll')}{NEAREST_SUFFIX}; `nerbench eval --allow-modified` uses it",
         ), made
-    origin = f"from {url}" if mirror else f"by build {build!r}"
+    origin = f"downloaded from {url}" if mirror else f"made by build {build!r}"
     return result(
         "different",
         url,
         build=build,
         sha256=actual,
-        reason=f"made {origin}: sha256 {actual} differs from the registry's {expected}; refused (not placed)",
+        reason=f"{origin}: sha256 {actual} differs from the registry's {expected}; refused (not placed)",
     ), None
 
 
