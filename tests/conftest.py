@@ -10,12 +10,13 @@ Profiles (chosen by the HYPOTHESIS_PROFILE environment variable; "ci" when unset
   with a @reproduce_failure blob. Run it now and then, and before a release, to look for new failing
   inputs; it takes minutes:
 
-      HYPOTHESIS_PROFILE=explore HF_HUB_OFFLINE=1 NERBENCH_DATA_DIR=/work/shared/data \\
+      HYPOTHESIS_PROFILE=explore HF_HUB_OFFLINE=1 NERBENCH_DATA_DIR=../shared/data \\
           .venv/bin/python -m pytest -q tests/test_conll.py tests/test_fuzz.py
 
   A failing input it finds becomes an explicit test (or an @example) so that CI keeps checking it.
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -31,14 +32,25 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The shared data folder, named by NERBENCH_DATA_DIR (`.ci/run` and the Makefile set it).
+    """The data folder, named by NERBENCH_DATA_DIR (`.ci/run` and the Makefile set it): the shared
+    data, or a folder `nerbench datasets fetch` filled from the public sources (as on GitHub).
 
     Missing data fails rather than skips under CI, so a broken set-up cannot pass as green.
     """
     value = os.environ.get("NERBENCH_DATA_DIR")
-    if value and (Path(value) / "MANIFEST.json").is_file():
+    if value and (Path(value) / "ncbi_disease" / "test.conll").is_file():
         return Path(value)
-    message = f"NERBENCH_DATA_DIR={value!r} does not hold the shared data (MANIFEST.json)"
+    message = f"NERBENCH_DATA_DIR={value!r} does not hold the data (no ncbi_disease/test.conll)"
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def data_manifest(data_dir: Path) -> dict:
+    """The shared data's MANIFEST.json, for tests that cross-check the registry against it; a folder
+    that `datasets fetch` filled has none, so those cross-checks are skipped there."""
+    path = data_dir / "MANIFEST.json"
+    if not path.is_file():
+        pytest.skip(f"{path}: no MANIFEST.json (data fetched from the sources): cross-check skipped")
+    return json.loads(path.read_text("utf-8"))

@@ -237,11 +237,11 @@ def test_chemprot_empty_or_undecodable_sources_are_refused():
 
 
 @pytest.mark.parametrize("split", ["dev", "test"])
-def test_chemprot_conversion_counts_and_bytes_equal_the_manifest(data_dir, split):
+def test_chemprot_conversion_counts_and_bytes_equal_the_manifest(data_dir, data_manifest, split):
     sources = data_dir.parent / "sources"
     if not (sources / "README.md").is_file():
         pytest.skip(f"no shared sources folder at {sources}")
-    entry = json.loads((data_dir / "MANIFEST.json").read_text("utf-8"))["datasets"]["chemprot"][split]
+    entry = data_manifest["datasets"]["chemprot"][split]
     [source] = REGISTRY["chemprot"].split(split).sources
     data = (sources / source.repository / source.commit / source.path).read_bytes()
     sentences, counts = documents_to_bio(read_span_json(data, source.label), source.label)

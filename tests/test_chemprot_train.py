@@ -5,7 +5,7 @@ The sentence splitter also reproduces the registry's `reconstruction_validation`
 those of the released span JSON for 267 of 327 dev and 630 of 800 test abstracts.
 
 The source files are read from the shared sources folder (laid out `<owner>/<repo>/<commit>/<path>`):
-`$NERBENCH_SOURCE_URL` when it is a file:// URL, else /work/shared/sources. The tests that need it
+`$NERBENCH_SOURCE_URL` when it is a file:// URL, else the sources folder beside the data folder. The tests that need it
 skip without it. The synthetic tests need no data. Building takes about 1.5 s.
 """
 
@@ -46,10 +46,10 @@ SOURCES = (
 
 
 @pytest.fixture(scope="module")
-def sources_dir() -> Path:
+def sources_dir(data_dir: Path) -> Path:
     url = os.environ.get("NERBENCH_SOURCE_URL", "")
     candidates = [Path(unquote(urlparse(url).path))] if url.startswith("file://") else []
-    candidates.append(Path("/work/shared/sources"))
+    candidates.append(data_dir.parent / "sources")  # ../shared/sources beside ../shared/data
     for candidate in candidates:
         if all((candidate / s.repository / s.commit / s.path).is_file() for s in SOURCES):
             return candidate

@@ -18,8 +18,8 @@ def app():
 
 
 @pytest.fixture(scope="module")
-def manifest(data_dir) -> dict:
-    return json.loads((data_dir / "MANIFEST.json").read_text("utf-8"))
+def manifest(data_manifest) -> dict:
+    return data_manifest
 
 
 def _run(app, *args, env=None):

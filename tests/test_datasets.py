@@ -1,4 +1,3 @@
-import json
 import shutil
 from pathlib import Path
 
@@ -22,8 +21,8 @@ from nerbench.errors import NerbenchError
 
 
 @pytest.fixture(scope="module")
-def manifest(data_dir) -> dict:
-    return json.loads((data_dir / "MANIFEST.json").read_text("utf-8"))
+def manifest(data_manifest) -> dict:
+    return data_manifest
 
 
 def _public_splits():

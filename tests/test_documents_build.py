@@ -27,7 +27,7 @@ SPLITS = ("train", "dev", "test")
 def sources_dir(data_dir: Path) -> Path:
     url = os.environ.get("NERBENCH_SOURCE_URL", "")
     candidates = [Path(unquote(urlparse(url).path))] if url.startswith("file://") else []
-    candidates += [data_dir.parent / "sources", Path("/work/shared/sources")]
+    candidates.append(data_dir.parent / "sources")  # ../shared/sources beside ../shared/data
     for candidate in candidates:
         if (candidate / "spyysalo").is_dir():
             return candidate
@@ -35,8 +35,8 @@ def sources_dir(data_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def manifest(data_dir: Path) -> dict:
-    return json.loads((data_dir / "MANIFEST.json").read_text("utf-8"))["datasets"]
+def manifest(data_manifest: dict) -> dict:
+    return data_manifest["datasets"]
 
 
 def docs_sources(manifest: dict, dataset: str, split: str) -> list[Source]:

@@ -6,7 +6,7 @@ traceback), never a hang.
 Each example is small and bounded: Hypothesis's deadline fails one that is slow, and an alarm stops
 one that hangs. Derandomized by default (tests/conftest.py); for a longer, random exploration:
 
-    HYPOTHESIS_PROFILE=explore HF_HUB_OFFLINE=1 NERBENCH_DATA_DIR=/work/shared/data \\
+    HYPOTHESIS_PROFILE=explore HF_HUB_OFFLINE=1 NERBENCH_DATA_DIR=../shared/data \\
         .venv/bin/python -m pytest -q tests/test_fuzz.py
 """
 
