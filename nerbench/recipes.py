@@ -5,9 +5,9 @@ A recipe is a discriminated union on `kind`, so each family adds its own without
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -42,6 +42,9 @@ class EncoderRecipe(BaseModel):
 
 LlmHead = Literal["token", "generative"]
 Quantization = Literal["none", "nf4"]
+# Where the LLM token head reads each word (see LLMRecipe.word_position).
+WordPosition = Literal["first", "last", "sentence-twice"]
+WORD_POSITIONS: tuple[WordPosition, ...] = ("first", "last", "sentence-twice")
 
 
 class LLMRecipe(BaseModel):
@@ -59,6 +62,14 @@ class LLMRecipe(BaseModel):
     `cpu_optimizer` replaces the paged 8-bit AdamW (a CUDA optimizer) on CPU.
     `max_length` is the token-classification window in sub-tokens (longer sentences get
     overlapping windows, as for encoders).
+
+    `word_position` is where the token head reads (and is trained on) each word, under causal
+    attention: "first" its first sub-token, which has seen neither the rest of the word nor any
+    later word (every run before this setting existed was "first"); "last" its last sub-token,
+    which has read the whole word; "sentence-twice" the window's words are fed twice, separated
+    by a newline, and each word is read at its last sub-token in the second copy, which has seen
+    the whole sentence (each copy gets half the window). "first" is left out of the serialised
+    recipe, so the ids of runs recorded before the setting existed do not change.
     """
 
     model_config = _FROZEN
@@ -92,6 +103,14 @@ class LLMRecipe(BaseModel):
     early_stopping_metric: Literal["dev_strict_f1"] = "dev_strict_f1"
     max_length: int = Field(512, ge=8)
     label_policy: Literal["first"] = "first"
+    word_position: WordPosition = "first"
+
+    @model_serializer(mode="wrap")
+    def _omit_first_word_position(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if self.word_position == "first":  # what every run meant before the setting existed
+            data.pop("word_position", None)
+        return data
 
 
 Recipe = Annotated[EncoderRecipe | LLMRecipe, Field(discriminator="kind")]

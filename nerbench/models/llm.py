@@ -1,9 +1,10 @@
 """Decoder LLMs for NER: loading with LoRA / QLoRA, and the token-classification predictor.
 
 Token mode puts a classification head (`LlamaForTokenClassification`, `MistralForTokenClassification`)
-on the decoder: one forward pass per window, each word labelled from its first sub-token, words fed
-with their leading space where the tokenizer needs it (the word alignment of the encoders,
-nerbench.models.align). Generative mode is nerbench.models.generative; this module loads its model.
+on the decoder: one forward pass per window, each word labelled from one sub-token chosen by the
+recipe's `word_position` (`head_encode`: its first, its last, or its last in a second copy of the
+window), words fed with their leading space where the tokenizer needs it (the word alignment of the
+encoders, nerbench.models.align). Generative mode is nerbench.models.generative; this module loads its model.
 
 Precision follows the timing protocol: on CUDA an adapter is merged into a bf16 base, unless it was
 trained on a 4-bit base (QLoRA), which is then loaded in nf4 as trained; on CPU everything is fp32.
@@ -26,7 +27,7 @@ from typing import Literal
 import torch
 
 from nerbench.errors import NerbenchError
-from nerbench.models.align import tokenize_words
+from nerbench.models.align import Encoded, Window, decode, encode, special_tokens, tokenize_words
 from nerbench.models.encoder import MAX_WINDOW, EncoderPredictor, default_device, model_labels
 from nerbench.models.registry import (
     ADAPTER_CONFIG,
@@ -36,7 +37,7 @@ from nerbench.models.registry import (
     resolve_model,
 )
 from nerbench.protocol import LLM, NF4, PROTOCOL
-from nerbench.recipes import LLMRecipe
+from nerbench.recipes import WORD_POSITIONS, LLMRecipe, WordPosition
 
 Head = Literal["token", "generative"]
 LLM_BATCH_SIZE = PROTOCOL.batch_size(LLM)
@@ -167,6 +168,74 @@ def is_quantized(model) -> bool:
     return bool(getattr(base, "is_loaded_in_4bit", False))
 
 
+# --------------------------------------------------------------------------- where a word is read
+
+COPY_SEPARATOR = "\n"  # between the two copies of a window ("sentence-twice")
+
+
+def copy_separator(tokenizer) -> list[int]:
+    """The ids between the two copies: a newline, else the tokenizer's separator or end token."""
+    ids = list(tokenizer(COPY_SEPARATOR, add_special_tokens=False)["input_ids"])
+    if ids:
+        return ids
+    for token_id in (tokenizer.sep_token_id, tokenizer.eos_token_id):
+        if token_id is not None:
+            return [token_id]
+    raise NerbenchError("word position 'sentence-twice': the tokenizer has no separator between the two copies")
+
+
+def check_word_position(word_position: str) -> WordPosition:
+    if word_position not in WORD_POSITIONS:
+        raise NerbenchError(
+            f"--word-position: must be {', '.join(repr(w) for w in WORD_POSITIONS)}, not {word_position!r}"
+        )
+    return word_position
+
+
+def head_encode(
+    sentences: Sequence[Sequence[str]],
+    tokenizer,
+    max_length: int,
+    word_position: WordPosition = "first",
+    overlap: int | None = None,
+) -> Encoded:
+    """The token head's windows: each owned word keeps exactly one position, the one it is read at.
+
+    "first": the word's first sub-token (the encoders' alignment). "last": its last sub-token.
+    "sentence-twice": every window becomes prefix + words + separator + the same words + suffix
+    (each copy gets half the room), and a word is read at its last sub-token in the second copy.
+    A word longer than the room keeps its first sub-tokens (`Encoded.clipped_words`), as before.
+    """
+    check_word_position(word_position)
+    if word_position != "sentence-twice":
+        enc = encode(sentences, tokenizer, max_length, overlap)
+        if word_position == "first":
+            return _one_position(enc, 0)
+        return _one_position(enc, -1)
+    prefix, suffix = special_tokens(tokenizer)
+    separator = copy_separator(tokenizer)
+    room = (max_length - len(prefix) - len(suffix) - len(separator)) // 2
+    if room < 2:
+        raise NerbenchError(f"word position 'sentence-twice': a window of {max_length} leaves no room for two copies")
+    once = encode(sentences, tokenizer, room + len(prefix) + len(suffix), overlap)
+    windows = []
+    for w in once.windows:
+        words = w.input_ids[len(prefix) : len(w.input_ids) - len(suffix)]
+        shift = len(words) + len(separator)
+        owned = tuple((word, (positions[-1] + shift,)) for word, positions in w.owned)
+        ids = (*prefix, *words, *separator, *words, *suffix)
+        windows.append(Window(w.sentence, tuple(ids), owned))
+    return Encoded(tuple(windows), once.n_words, once.empty_words, once.clipped_words)
+
+
+def _one_position(enc: Encoded, index: int) -> Encoded:
+    windows = tuple(
+        Window(w.sentence, w.input_ids, tuple((word, (positions[index],)) for word, positions in w.owned))
+        for w in enc.windows
+    )
+    return Encoded(windows, enc.n_words, enc.empty_words, enc.clipped_words)
+
+
 class LLMTokenPredictor(EncoderPredictor):
     """A decoder token classifier under the encoder predictor's batching and word alignment."""
 
@@ -180,6 +249,7 @@ class LLMTokenPredictor(EncoderPredictor):
         max_length: int = MAX_WINDOW,
         overlap: int | None = None,
         precision: str | None = None,
+        word_position: WordPosition = "first",
     ):
         super().__init__(
             model,
@@ -192,6 +262,18 @@ class LLMTokenPredictor(EncoderPredictor):
         )
         self.precision = precision
         self.pad_id = tokenizer.pad_token_id
+        self.word_position = check_word_position(word_position)
+
+    def encode(self, sentences: Sequence[Sequence[str]]) -> Encoded:
+        return head_encode(sentences, self.tokenizer, self.max_length, self.word_position, self.overlap)
+
+    def predict_batch(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
+        enc = self.encode(sentences)
+        self.stats.add(enc)
+        predictions: list[list[int]] = []
+        for start in range(0, enc.n_windows, self.batch_size):
+            predictions.extend(self._forward(enc.windows[start : start + self.batch_size]))
+        return decode(enc, predictions, self.id2label, "first")  # one position left per word
 
     def sub_token_lengths(self, sentences: Sequence[Sequence[str]]) -> list[int]:
         lengths = [0] * len(sentences)
@@ -298,5 +380,16 @@ def load_llm_predictor(
     model.eval()
     if head == "generative":
         return GenerativePredictor(model, tokenizer, labels, entity_types, batch_size=batch_size, precision=precision)
-    window = int(record.get("recipe", {}).get("max_length") or LLMRecipe().max_length)
-    return LLMTokenPredictor(model, tokenizer, labels, batch_size=batch_size, max_length=window, precision=precision)
+    trained = record.get("recipe", {})
+    window = int(trained.get("max_length") or LLMRecipe().max_length)
+    # Read each word where it was trained to be read; records without the setting are "first".
+    word_position = check_word_position(trained.get("word_position", "first"))
+    return LLMTokenPredictor(
+        model,
+        tokenizer,
+        labels,
+        batch_size=batch_size,
+        max_length=window,
+        precision=precision,
+        word_position=word_position,
+    )

@@ -1,7 +1,8 @@
 """LoRA / QLoRA fine-tuning of decoder LLMs, in both modes, with the paper's recipe.
 
 Token mode trains LoRA adapters plus a new classification head (`score`, saved whole) on the
-token classifier, with the encoders' word alignment and first-sub-token labels. Generative mode
+token classifier, with the encoders' word alignment and one label per word, at the position the
+recipe's `word_position` reads it (nerbench.models.llm.head_encode; prediction reads the same one). Generative mode
 trains a causal-LM LoRA on `prompt + token:TAG answer + EOS` (nerbench.models.generative), the
 loss on the answer tokens only. Both keep the epoch with the best dev strict F1 (dev F1 of the
 generative mode goes through GenerativePredictor and its parser), stop after `patience` epochs
@@ -24,7 +25,7 @@ import torch
 import nerbench
 from nerbench.conll import Sentence
 from nerbench.errors import NerbenchError
-from nerbench.models.align import IGNORE, encode, training_labels
+from nerbench.models.align import IGNORE, training_labels
 from nerbench.models.encoder import default_device
 from nerbench.models.generative import GenerativePredictor, build_prompt, target_text
 from nerbench.models.llm import (
@@ -32,6 +33,8 @@ from nerbench.models.llm import (
     Head,
     LLMTokenPredictor,
     check_lora_gradients,
+    check_word_position,
+    head_encode,
     keep_4bit_layers_trainable,
     load_base,
     load_tokenizer,
@@ -51,7 +54,13 @@ from nerbench.models.training import (
     strict_f1,
     training_inputs,
 )
-from nerbench.recipes import LLMRecipe
+from nerbench.recipes import LLMRecipe, WordPosition
+
+WORD_POSITION_LOSS = {
+    "first": "first sub-token of each word",
+    "last": "last sub-token of each word",
+    "sentence-twice": "last sub-token of each word in the second of two copies of the window",
+}
 
 
 def effective_quantization(recipe: LLMRecipe, quantize: str | None, device: str) -> str:
@@ -63,9 +72,15 @@ def effective_quantization(recipe: LLMRecipe, quantize: str | None, device: str)
     return recipe.quantization if device.startswith("cuda") else "none"
 
 
-def token_rows(sentences: Sequence[Sentence], tokenizer, labels: Sequence[str], max_length: int):
+def token_rows(
+    sentences: Sequence[Sentence],
+    tokenizer,
+    labels: Sequence[str],
+    max_length: int,
+    word_position: WordPosition = "first",
+):
     label2id = {label: i for i, label in enumerate(labels)}
-    enc = encode([s.tokens for s in sentences], tokenizer, max_length)
+    enc = head_encode([s.tokens for s in sentences], tokenizer, max_length, word_position)
     rows = []
     for window in enc.windows:
         tag_ids = [label2id[t] for t in sentences[window.sentence].tags]
@@ -122,6 +137,7 @@ def train_llm(
     out_dir: str | Path,
     *,
     head: Head | None = None,
+    word_position: WordPosition | None = None,
     quantize: str | None = None,
     epochs: int | None = None,
     lr: float | None = None,
@@ -149,11 +165,14 @@ def train_llm(
             "batch_size": batch_size,
             "gradient_accumulation_steps": gradient_accumulation_steps,
             "head": head,
+            "word_position": check_word_position(word_position) if word_position is not None else None,
         }.items()
         if v is not None
     }
     recipe = checked_recipe(recipe, overrides)
     head = recipe.head
+    if head != "token" and recipe.word_position != "first":
+        raise NerbenchError(f"--word-position {recipe.word_position}: applies to the token head only")
     labels = tuple(labels)
     train = training_inputs(train, dev, labels, max_train_sentences, overrides)
     out_dir = Path(out_dir)
@@ -192,7 +211,7 @@ def train_llm(
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
 
     if head == "token":
-        rows, enc = token_rows(train, tokenizer, labels, max_length)
+        rows, enc = token_rows(train, tokenizer, labels, max_length, recipe.word_position)
         windows, empty = {"train": enc.n_windows}, len(enc.empty_words)
     else:
         rows = generative_rows(train, tokenizer, entity_types, int(positions) if positions else None)
@@ -240,7 +259,8 @@ def train_llm(
                 "modules_to_save": ["score"] if head == "token" else [],
             },
             "trainable_parameters": trainable,
-            "loss": "first sub-token of each word" if head == "token" else "answer tokens and EOS only",
+            "loss": WORD_POSITION_LOSS[recipe.word_position] if head == "token" else "answer tokens and EOS only",
+            "word_position": recipe.word_position if head == "token" else None,
             "entity_types": list(entity_types),
             "four_bit_cpu_kernel_disabled_layers": four_bit_layers,
             "optimizer_steps_per_epoch": steps_per_epoch,
@@ -249,7 +269,9 @@ def train_llm(
 
     def dev_predictor():
         if head == "token":
-            return LLMTokenPredictor(model, tokenizer, labels, max_length=max_length)
+            return LLMTokenPredictor(
+                model, tokenizer, labels, max_length=max_length, word_position=recipe.word_position
+            )
         return GenerativePredictor(model, tokenizer, labels, entity_types, batch_size=LLM_BATCH_SIZE)
 
     best_state = fit(

@@ -28,6 +28,23 @@ class DecoderTagger(Tagger):
             found = adapter_head(ref.path)
             if found != self.head:
                 raise NerbenchError(f"--head {self.head}: the adapter {ref.path} was trained for the {found} head")
+        asked = self.asked_word_position
+        if asked is not None:
+            from nerbench.models.llm import check_word_position
+
+            check_word_position(asked)
+            if self.head != "token":
+                raise NerbenchError(f"--word-position: applies to the token head, not the {self.head} head")
+            if not fine_tune and asked != self.recipe.word_position:
+                raise NerbenchError(
+                    f"--word-position {asked}: this model is evaluated as it is, and reads words at "
+                    f"{self.recipe.word_position!r}"
+                )
+
+    @property
+    def asked_word_position(self) -> str | None:
+        """The request's word position for the token head (None: the recipe's)."""
+        return getattr(self.request, "word_position", None)
 
     @cached_property  # an adapter's is read from its training record: once
     def recipe(self) -> LLMRecipe:
@@ -64,7 +81,13 @@ class DecoderTagger(Tagger):
         return Lora(r=r.lora_r, alpha=r.lora_alpha, dropout=r.lora_dropout, target_modules=tuple(r.target_modules))
 
     def recipe_overrides(self, budget: Budget) -> dict[str, Any]:
-        return {"gradient_accumulation_steps": budget.gradient_accumulation_steps, "head": self.head}
+        # The word position is part of the recipe, hence of the training identity: another one
+        # trains another checkpoint, and the run record's recipe says which was used.
+        return {
+            "gradient_accumulation_steps": budget.gradient_accumulation_steps,
+            "head": self.head,
+            "word_position": self.asked_word_position,
+        }
 
     def train(self, folder, budget, seed, info, train, dev, progress):
         from nerbench.models.llm_training import train_llm
@@ -78,6 +101,7 @@ class DecoderTagger(Tagger):
             self.recipe,
             folder,
             head=self.head,
+            word_position=self.asked_word_position,
             quantize=self.training_quantization,
             epochs=budget.epochs,
             lr=budget.learning_rate,
