@@ -25,6 +25,7 @@ import duckdb
 
 from nerbench.errors import NerbenchError
 from nerbench.record import RunRecord, canonical_json
+from nerbench.scoring import PAPER_BUCKETS
 from nerbench.store import ALL, LONG_BUCKET, Store
 from nerbench.tracks import Track, device_class, track_of
 
@@ -60,6 +61,10 @@ class Run:
     schemes: dict[str, float] = field(default_factory=dict)  # scheme -> F1 over all entities
     per_type: dict[str, dict[str, Any]] = field(default_factory=dict)
     per_length: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The paper's gold-span length buckets (scheme 'paper-buckets'); empty for runs stored before them.
+    paper_buckets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    paper_long_f1: float | None = None
+    paper_long_f1_ci: tuple[float, float] | None = None
     timing: dict[str, Any] | None = None
     environment: dict[str, Any] | None = None
     seed_runs: list[Run] = field(default_factory=list)  # the shown run: its configuration's runs, one per seed
@@ -197,7 +202,8 @@ def _read(conn: duckdb.DuckDBPyConnection) -> StoreData:
     # Tuples, not dicts: a store of 1,000 submissions holds over 100,000 metric rows.
     metric_rows = conn.execute(
         "SELECT run_id, scheme, entity_type, length_bucket, tp, n_pred, n_gold, precision, recall, f1, ci_low, "
-        "ci_high FROM metrics WHERE scheme = 'strict' OR (entity_type = '*' AND length_bucket = '*')"
+        f"ci_high FROM metrics WHERE scheme IN ('strict', '{PAPER_BUCKETS}') "
+        "OR (entity_type = '*' AND length_bucket = '*')"
     ).fetchall()
     for run_id, scheme, entity_type, bucket, tp, n_pred, n_gold, precision, recall, f1, low, high in metric_rows:
         run = runs.get(run_id)
@@ -218,6 +224,11 @@ def _read(conn: duckdb.DuckDBPyConnection) -> StoreData:
             "f1": f1,
             "ci": ci,
         }
+        if scheme == PAPER_BUCKETS:
+            run.paper_buckets[bucket] = cell
+            if bucket == LONG_BUCKET:
+                run.paper_long_f1, run.paper_long_f1_ci = f1, ci
+            continue
         if bucket == ALL:
             run.per_type[entity_type] = cell
         elif entity_type == ALL:

@@ -190,7 +190,35 @@ _V4 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4)
+# DuckDB cannot alter a CHECK constraint, so the metrics table is rebuilt with the wider one; every
+# row is kept as it is. Scheme 'paper-buckets' holds the paper's gold-span length buckets
+# (nerbench.scoring.paper_bucket_segments); runs stored before this step have no such rows.
+_V5 = Migration(
+    5,
+    "metrics.scheme may be 'paper-buckets': the paper's gold-span length buckets",
+    (
+        """CREATE TABLE metrics_v5 (
+            run_id VARCHAR NOT NULL,
+            scheme VARCHAR NOT NULL CHECK (scheme IN ('strict', 'exact', 'partial', 'type', 'paper-buckets')),
+            entity_type VARCHAR NOT NULL,
+            length_bucket VARCHAR NOT NULL,
+            tp DOUBLE NOT NULL CHECK (tp >= 0 AND tp <= 1e15),
+            n_pred INTEGER NOT NULL CHECK (n_pred >= 0),
+            n_gold INTEGER NOT NULL CHECK (n_gold >= 0),
+            precision DOUBLE NOT NULL CHECK (precision >= 0 AND precision <= 1),
+            recall DOUBLE NOT NULL CHECK (recall >= 0 AND recall <= 1),
+            f1 DOUBLE NOT NULL CHECK (f1 >= 0 AND f1 <= 1),
+            ci_low DOUBLE CHECK (ci_low >= 0 AND ci_low <= 1),
+            ci_high DOUBLE CHECK (ci_high >= 0 AND ci_high <= 1),
+            PRIMARY KEY (run_id, scheme, entity_type, length_bucket)
+        )""",
+        f"INSERT INTO metrics_v5 SELECT {', '.join(('run_id', *METRIC_FIELDS))} FROM metrics",
+        "DROP TABLE metrics",
+        "ALTER TABLE metrics_v5 RENAME TO metrics",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5)
 
 _JSON_TIMING_COLUMNS = ("generation", "protocol")
 

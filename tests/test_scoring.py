@@ -277,6 +277,8 @@ def test_json_shape():
     for scheme in ("strict", "exact", "partial", "type"):
         assert set(d[scheme]) >= {"precision", "recall", "f1"}
     assert set(d["per_length"]) == {"1", "2", "3+"}
+    assert set(d["paper_buckets"]) == {"1", "2", "3+"} and d["paper_buckets"]["2"]["f1"] == 1.0
+    assert d["paper_long_f1"] == d["long_f1"] == 0.0  # no entity of 3+ tokens
     assert d["ill_formed"] == {"gold": 0, "pred": 0}
     assert d["ci95"]["f1"] == [1.0, 1.0]
 
@@ -294,6 +296,9 @@ def test_metric_rows_cover_schemes_types_and_buckets():
         ("strict", "*", "1"),
         ("strict", "*", "2"),
         ("strict", "*", "3+"),
+        ("paper-buckets", "*", "1"),
+        ("paper-buckets", "*", "2"),
+        ("paper-buckets", "*", "3+"),
     }
 
 
