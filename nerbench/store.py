@@ -62,6 +62,27 @@ METRIC_FIELDS = (
 )
 
 
+def _metrics_table(name: str, schemes: tuple[str, ...]) -> str:
+    """The metrics table's DDL; migrations widen the schemes its CHECK allows (DuckDB cannot alter
+    a CHECK, so a migration creates the wider table and copies the rows)."""
+    allowed = ", ".join(f"'{scheme}'" for scheme in schemes)
+    return f"""CREATE TABLE {name} (
+            run_id VARCHAR NOT NULL,
+            scheme VARCHAR NOT NULL CHECK (scheme IN ({allowed})),
+            entity_type VARCHAR NOT NULL,
+            length_bucket VARCHAR NOT NULL,
+            tp DOUBLE NOT NULL CHECK (tp >= 0 AND tp <= 1e15),
+            n_pred INTEGER NOT NULL CHECK (n_pred >= 0),
+            n_gold INTEGER NOT NULL CHECK (n_gold >= 0),
+            precision DOUBLE NOT NULL CHECK (precision >= 0 AND precision <= 1),
+            recall DOUBLE NOT NULL CHECK (recall >= 0 AND recall <= 1),
+            f1 DOUBLE NOT NULL CHECK (f1 >= 0 AND f1 <= 1),
+            ci_low DOUBLE CHECK (ci_low >= 0 AND ci_low <= 1),
+            ci_high DOUBLE CHECK (ci_high >= 0 AND ci_high <= 1),
+            PRIMARY KEY (run_id, scheme, entity_type, length_bucket)
+        )"""
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -100,21 +121,7 @@ _V1 = Migration(
             status VARCHAR NOT NULL
         )""",
         # Scores are fractions: the checks also refuse NaN (DuckDB orders NaN above every number).
-        """CREATE TABLE metrics (
-            run_id VARCHAR NOT NULL,
-            scheme VARCHAR NOT NULL CHECK (scheme IN ('strict', 'exact', 'partial', 'type')),
-            entity_type VARCHAR NOT NULL,
-            length_bucket VARCHAR NOT NULL,
-            tp DOUBLE NOT NULL CHECK (tp >= 0 AND tp <= 1e15),
-            n_pred INTEGER NOT NULL CHECK (n_pred >= 0),
-            n_gold INTEGER NOT NULL CHECK (n_gold >= 0),
-            precision DOUBLE NOT NULL CHECK (precision >= 0 AND precision <= 1),
-            recall DOUBLE NOT NULL CHECK (recall >= 0 AND recall <= 1),
-            f1 DOUBLE NOT NULL CHECK (f1 >= 0 AND f1 <= 1),
-            ci_low DOUBLE CHECK (ci_low >= 0 AND ci_low <= 1),
-            ci_high DOUBLE CHECK (ci_high >= 0 AND ci_high <= 1),
-            PRIMARY KEY (run_id, scheme, entity_type, length_bucket)
-        )""",
+        _metrics_table("metrics", ("strict", "exact", "partial", "type")),
         """CREATE TABLE timings (
             run_id VARCHAR PRIMARY KEY,
             wall_seconds DOUBLE,
@@ -197,21 +204,7 @@ _V5 = Migration(
     5,
     "metrics.scheme may be 'paper-buckets': the paper's gold-span length buckets",
     (
-        """CREATE TABLE metrics_v5 (
-            run_id VARCHAR NOT NULL,
-            scheme VARCHAR NOT NULL CHECK (scheme IN ('strict', 'exact', 'partial', 'type', 'paper-buckets')),
-            entity_type VARCHAR NOT NULL,
-            length_bucket VARCHAR NOT NULL,
-            tp DOUBLE NOT NULL CHECK (tp >= 0 AND tp <= 1e15),
-            n_pred INTEGER NOT NULL CHECK (n_pred >= 0),
-            n_gold INTEGER NOT NULL CHECK (n_gold >= 0),
-            precision DOUBLE NOT NULL CHECK (precision >= 0 AND precision <= 1),
-            recall DOUBLE NOT NULL CHECK (recall >= 0 AND recall <= 1),
-            f1 DOUBLE NOT NULL CHECK (f1 >= 0 AND f1 <= 1),
-            ci_low DOUBLE CHECK (ci_low >= 0 AND ci_low <= 1),
-            ci_high DOUBLE CHECK (ci_high >= 0 AND ci_high <= 1),
-            PRIMARY KEY (run_id, scheme, entity_type, length_bucket)
-        )""",
+        _metrics_table("metrics_v5", ("strict", "exact", "partial", "type", "paper-buckets")),
         f"INSERT INTO metrics_v5 SELECT {', '.join(('run_id', *METRIC_FIELDS))} FROM metrics",
         "DROP TABLE metrics",
         "ALTER TABLE metrics_v5 RENAME TO metrics",
