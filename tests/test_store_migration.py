@@ -71,7 +71,7 @@ def test_the_fixture_is_a_schema_version_2_store(old_store):
 def test_every_run_migrates_to_a_typed_record_whose_hash_is_its_id(old_store):
     before = _rows(old_store)
     with Store(old_store) as store:
-        assert store.schema_version == len(MIGRATIONS) == 4
+        assert store.schema_version == len(MIGRATIONS) == 5
         runs = store.runs()
         assert len(runs) == len(before) == 6
         for run in runs:
@@ -196,7 +196,7 @@ def _all_rows(conn) -> dict[str, list]:
 
 def test_a_self_reported_h100_run_is_no_longer_reference_nor_priced_from_the_table(v3_store):
     with Store(v3_store) as store:
-        assert store.schema_version == 4
+        assert store.schema_version == len(MIGRATIONS)
         timings = _timings(store)
     claimed = timings["claims-h100"]
     assert claimed["reference_hardware"] is False
@@ -243,7 +243,7 @@ def test_version_4_keeps_every_other_row_and_is_idempotent(v3_store):
             store._conn.execute(statement)
         assert _all_rows(store._conn) == after
     with Store(v3_store) as store:  # a second open applies nothing
-        assert store.schema_version == 4 and _all_rows(store._conn) == after
+        assert store.schema_version == len(MIGRATIONS) and _all_rows(store._conn) == after
 
 
 def test_a_failing_version_4_leaves_the_version_3_file_unchanged(v3_store):
