@@ -53,6 +53,14 @@ Quantize = Annotated[
         "--quantize", help="LLMs: 'none' or 'nf4' base weights while training (default: nf4 on CUDA, none on CPU)."
     ),
 ]
+WordPosition = Annotated[
+    str | None,
+    typer.Option(
+        "--word-position",
+        help="LLM token head: read each word at its 'first' sub-token (default), its 'last', or its last in a "
+        "second copy of the sentence ('sentence-twice'). Part of the training identity.",
+    ),
+]
 Revision = Annotated[
     str | None, typer.Option("--revision", help="Hub revision of the model (or of an adapter's base model).")
 ]

@@ -18,6 +18,7 @@ from nerbench.cli._util import (
     TrainingBars,
     TrainSeed,
     TrustRemoteCode,
+    WordPosition,
     cell,
     line,
     pct,
@@ -60,6 +61,7 @@ def eval_model(
     name: Annotated[str | None, typer.Option(help="Model id to store for a folder or hub model.")] = None,
     head: Head = None,
     quantize: Quantize = None,
+    word_position: WordPosition = None,
     revision: Revision = None,
     trust_remote_code: TrustRemoteCode = False,
     data_dir: DataDir = None,
@@ -89,6 +91,7 @@ def eval_model(
         name=name,
         head=head,
         quantize=quantize,
+        word_position=word_position,
     )
     with TrainingBars(console, label="  training epoch", transient=True) as bars:
         outcomes = evaluate(model, options, say=bars.say, training_progress=bars)

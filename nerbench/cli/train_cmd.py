@@ -16,6 +16,7 @@ from nerbench.cli._util import (
     TrainingBars,
     TrainSeed,
     TrustRemoteCode,
+    WordPosition,
     line,
     plain_console,
     quiet_libraries,
@@ -35,6 +36,7 @@ def train(
     label_policy: LabelPolicy = None,
     head: Head = None,
     quantize: Quantize = None,
+    word_position: WordPosition = None,
     gradient_accumulation_steps: Annotated[
         int | None, typer.Option(help="LLMs: micro-batches per optimizer step (recipe: 4).")
     ] = None,
@@ -59,6 +61,7 @@ def train(
         for k, v in {
             "head": head,
             "quantize": quantize,
+            "word_position": word_position,
             "gradient_accumulation_steps": gradient_accumulation_steps,
         }.items()
         if v is not None

@@ -63,6 +63,7 @@ class EvalOptions:
     name: str | None = None  # model id to store for a folder or hub model
     head: str | None = None  # LLMs: "token" or "generative"; None: the recipe's (token) or the adapter's
     quantize: str | None = None  # LLMs: "none" / "nf4" base while training; None: nf4 on CUDA, none on CPU
+    word_position: str | None = None  # LLM token head; None: the recipe's ("first")
     allow_random_init: bool = False  # tests only: store runs of random-weight models
 
 
@@ -212,6 +213,7 @@ def evaluate(model: str, options: EvalOptions, *, say: Say = _quiet, training_pr
         quantize=options.quantize,
         label_policy=options.label_policy,
         trust_remote_code=options.trust_remote_code,
+        word_position=options.word_position,
     )
     if options.seeds > 1 and not fine_tune:
         raise NerbenchError(

@@ -23,6 +23,7 @@ def train_on_dataset(
     revision: str | None = None,
     head: str | None = None,
     quantize: str | None = None,
+    word_position: str | None = None,
     epochs: int | None = None,
     lr: float | None = None,
     batch_size: int | None = None,
@@ -48,6 +49,7 @@ def train_on_dataset(
         quantize=quantize,
         label_policy=label_policy,
         trust_remote_code=trust_remote_code,
+        word_position=word_position,
     )
     tagger = select_tagger(ref, request, fine_tune=True)
     if tagger.family == "encoder" and gradient_accumulation_steps is not None:

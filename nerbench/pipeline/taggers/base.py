@@ -29,6 +29,7 @@ class Request:
     quantize: str | None = None  # LLMs: the base's quantization while training
     label_policy: str | None = None
     trust_remote_code: bool = False
+    word_position: str | None = None  # LLM token head: "first" / "last" / "sentence-twice"; None: the recipe's
 
 
 class Tagger(ABC):

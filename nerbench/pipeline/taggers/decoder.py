@@ -44,7 +44,7 @@ class DecoderTagger(Tagger):
     @property
     def asked_word_position(self) -> str | None:
         """The request's word position for the token head (None: the recipe's)."""
-        return getattr(self.request, "word_position", None)
+        return self.request.word_position
 
     @cached_property  # an adapter's is read from its training record: once
     def recipe(self) -> LLMRecipe:
