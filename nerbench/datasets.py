@@ -23,7 +23,7 @@ import numpy as np
 
 from nerbench.builds import APPROXIMATE, BUILDS, Reader, Source, builder, documents_builder
 from nerbench.conll import Sentence, parse_conll
-from nerbench.errors import NerbenchError
+from nerbench.errors import NerbenchError, utf8_text
 from nerbench.scoring import extract_spans
 
 SPLITS = ("train", "dev", "test")
@@ -268,11 +268,7 @@ def load_documents(path: Path, n_sentences: int, conll_path: Path | None = None)
 
 def parse_documents(data: bytes, path: Path, n_sentences: int, conll_path: Path | None = None) -> tuple[str, ...]:
     """One document id a line (UTF-8, LF, no header), exactly one line per sentence."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        raise NerbenchError(f"{path}:{line}: not UTF-8 ({err.reason})") from None
+    text = utf8_text(data, str(path))
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the LF that ends the last line

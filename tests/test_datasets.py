@@ -281,7 +281,7 @@ def test_sidecar_is_read_beside_any_conll_file(tmp_path):
         (b"d1\nd2\nd3\nd4\n", 3, r"gold\.docs:4: 4 lines, but .*gold\.conll has 3 sentences"),
         (b"d1\n\nd3\n", 3, r"gold\.docs:2: empty document id"),
         (b"d1\nd2\r\n", 2, r"gold\.docs:2: document id 'd2\\r' has surrounding whitespace"),
-        (b"d1\nd\xff2\n", 2, r"gold\.docs:2: not UTF-8"),
+        (b"d1\nd\xff2\n", 2, r"gold\.docs:2: not valid UTF-8"),
     ],
 )
 def test_a_sidecar_that_does_not_fit_names_file_and_line(tmp_path, data, n, message):

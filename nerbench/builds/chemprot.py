@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from nerbench.builds import Reader, Source
 from nerbench.conll import Sentence, format_conll
-from nerbench.errors import NerbenchError
+from nerbench.errors import NerbenchError, utf8_text
 
 TYPE_MAP: dict[str, str] = {"CHEMICAL": "CHEMICAL", "GENE-Y": "GENE", "GENE-N": "GENE", "GENE": "GENE"}
 
@@ -57,11 +57,7 @@ def build_span_json(sources: Sequence[Source], read: Reader) -> bytes:
 
 def read_span_json(data: bytes, where: str) -> list[Document]:
     """The documents of a span JSON file (one JSON object a line), checked; errors name where:line."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        raise NerbenchError(f"{where}:{line}: not valid UTF-8") from None
+    text = utf8_text(data, where)
     documents = []
     for number, value in enumerate(text.split("\n"), start=1):
         if not value.strip():

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from nerbench.builds import Reader, Source
 from nerbench.conll import Sentence, format_conll, parse_conll
-from nerbench.errors import NerbenchError
+from nerbench.errors import NerbenchError, utf8_text
 
 TRAINING_MEMBER = "Genia4ERtask2.iob2"
 TRAIN_ABSTRACTS = 1800  # abstracts 1-1,800 are train, 1,801-2,000 dev
@@ -67,11 +67,7 @@ def read_member(archive: bytes, member: str, where: str) -> bytes:
 
 def genia_abstracts(data: bytes, where: str) -> list[Abstract]:
     """The abstracts of a JNLPBA `.iob2` file, in file order; errors name `where` and the line."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        raise NerbenchError(f"{where}:{line}: not valid UTF-8") from None
+    text = utf8_text(data, where)
     lines = text.split("\n")
     starts: list[tuple[int, str]] = []  # (1-based line of the marker, MEDLINE id)
     for number, value in enumerate(lines, start=1):
