@@ -22,6 +22,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -60,6 +61,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=None, help="checkpoint folder (default: a new temporary one)")
     parser.add_argument("--json", type=Path, default=None, help="write the rows here too")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep a variant's finished checkpoint under --work and only re-time its test pass "
+        "(to retake the speeds on an idle machine)",
+    )
     args = parser.parse_args()
 
     info = get_dataset(args.dataset)
@@ -77,8 +84,15 @@ def main() -> None:
         assert tagger.effective_recipe(budget).word_position == position
         folder = work / position
         started = time.perf_counter()
-        record = tagger.train(folder, budget, args.seed, info, train, dev, None)
-        train_seconds = time.perf_counter() - started
+        if args.reuse and (folder / "training.json").is_file():
+            trained = json.loads((folder / "training.json").read_text(encoding="utf-8"))
+            record = SimpleNamespace(
+                dev_f1=trained["dev_f1"], best_epoch=trained["best_epoch"], sentences=trained["sentences"]
+            )
+            train_seconds = trained["wall_seconds"]
+        else:
+            record = tagger.train(folder, budget, args.seed, info, train, dev, None)
+            train_seconds = time.perf_counter() - started
         predictor = tagger.load_predictor(folder, info)
         assert predictor.word_position == position
         predictions, timing = run_timed(predictor, tokens, protocol)
