@@ -80,14 +80,27 @@ def tracks_of(db: Path, runs: str | Sequence[str]) -> list[Track]:
     return out
 
 
-def track_warning(tracks_a: list[Track], tracks_b: list[Track]) -> str | None:
+def side_names(rows_a: dict, rows_b: dict, tracks_a: list[Track], tracks_b: list[Track]) -> tuple[str, str]:
+    """What `compare` calls each side: its model id and dataset; where both sides are one model,
+    their tracks too, and where those agree as well, their first run ids."""
+    names = [f"{row['model_id']} on {row['dataset']}" for row in (rows_a, rows_b)]
+    if names[0] == names[1]:
+        labels = ["; ".join(sorted({t.label for t in tracks})) for tracks in (tracks_a, tracks_b)]
+        if labels[0] != labels[1]:
+            names = [f"{name} [{label}]" for name, label in zip(names, labels)]
+        else:
+            names = [f"{name} (run {row['run_id']})" for name, row in zip(names, (rows_a, rows_b))]
+    return names[0], names[1]
+
+
+def track_warning(tracks_a: list[Track], tracks_b: list[Track], names: tuple[str, str] = ("A", "B")) -> str | None:
     """What to tell the user when the runs compared are not on one track: their difference then
-    mixes budgets or timing conditions with the model families."""
+    mixes budgets or timing conditions with the model families. `names` names the two sides."""
     labels = sorted({t.label for t in tracks_a + tracks_b})
     if len(labels) < 2:
         return None
     if len(set(tracks_a)) == 1 and len(set(tracks_b)) == 1:
-        where = f"A is on track '{tracks_a[0].label}', B on '{tracks_b[0].label}'"
+        where = f"{names[0]} is on track '{tracks_a[0].label}', {names[1]} on '{tracks_b[0].label}'"
     else:
         where = "the runs span the tracks " + "; ".join(f"'{label}'" for label in labels)
     return (

@@ -214,12 +214,14 @@ def load_split(name: str, split: str, data_dir: Path | None = None, allow_modifi
             raise NerbenchError(_modified_message(path, expected, actual))
         modified = True
     sentences = parse_conll(data, str(path))
-    _check_labels(info, sentences, path)
+    check_labels(info, sentences, path)
     return Split(name, split, sentences, actual, path, modified, read_documents(path, len(sentences)))
 
 
-def _check_labels(info: DatasetInfo, sentences: list[Sentence], path: Path) -> None:
-    # A pinned file is checked by its sha256; this guards user-supplied and modified copies.
+def check_labels(info: DatasetInfo, sentences: list[Sentence], path: Path) -> None:
+    """Refuse the first tag outside the dataset's labels, naming its file and line. A pinned file
+    is checked by its sha256; this guards user-supplied and modified copies, and prediction files
+    (`nerbench score --dataset`), where an unknown label would count as an entity type of its own."""
     allowed = set(info.labels)
     for sentence in sentences:
         for offset, tag in enumerate(sentence.tags):

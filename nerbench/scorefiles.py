@@ -11,7 +11,7 @@ from pathlib import Path
 
 from nerbench import scoring
 from nerbench.conll import Sentence, read_conll
-from nerbench.datasets import load_documents, read_documents
+from nerbench.datasets import check_labels, get_dataset, load_documents, read_documents
 from nerbench.errors import NerbenchError
 
 
@@ -49,11 +49,20 @@ def score_files(
     bootstrap: int = scoring.BOOTSTRAP_RESAMPLES,
     seed: int = scoring.BOOTSTRAP_SEED,
     docs: Path | None = None,
+    dataset: str | None = None,
 ) -> scoring.Scores:
-    gold = read_conll(gold_path)
-    tags = predicted_tags(gold, read_conll(pred_path), gold_path, pred_path)
+    """Score PRED against GOLD. With `dataset`, both files may use only that dataset's labels (a
+    label outside them is refused with its file and line: it would count as an entity type of its
+    own, and halve the macro F1), and per-type results follow the dataset's type order."""
+    info = get_dataset(dataset) if dataset is not None else None
+    gold, pred = read_conll(gold_path), read_conll(pred_path)
+    if info is not None:
+        check_labels(info, gold, gold_path)
+        check_labels(info, pred, pred_path)
+    tags = predicted_tags(gold, pred, gold_path, pred_path)
     units = gold_documents(gold_path, len(gold), docs)
-    return scoring.score([list(s.tags) for s in gold], tags, bootstrap=bootstrap, seed=seed, units=units)
+    types = info.entity_types if info is not None else ()
+    return scoring.score([list(s.tags) for s in gold], tags, types=types, bootstrap=bootstrap, seed=seed, units=units)
 
 
 def compare_files(

@@ -97,5 +97,5 @@ def test_table_shows_progress_lines_scores_and_parse_counts(calls, tmp_path):
     assert result.exit_code == 0, result.output
     out = result.output
     assert "bc5cdr: fine-tuning" in out and "epoch 1/1: mean loss 0.5000, dev strict F1 0.6250" in out
-    assert "tiny (quick profile)" in out and "81.23" in out and "12.35" in out
+    assert "tiny (quick profile)" in out and "0.8123" in out and "12.35" in out and "81.23" not in out
     assert "1 / 2 / 0 / 3" in out

@@ -48,7 +48,9 @@ def test_score_table(tmp_path):
     gold, pred = write(tmp_path / "gold.conll", GOLD), write(tmp_path / "pred.conll", PRED)
     result = runner.invoke(cli.app, ["score", str(gold), str(pred)])
     assert result.exit_code == 0, result.output
-    assert "strict F1 50.00" in result.output and "long-entity F1 0.00" in result.output
+    # Fractions, as the store, the site and the README print them (never percentages).
+    assert "strict F1 0.5000" in result.output and "long-entity F1 0.0000" in result.output
+    assert "50.00" not in result.output
 
 
 def test_token_mismatch_names_sentence_and_token(tmp_path, capsys):
@@ -109,6 +111,28 @@ def test_score_and_compare_use_a_sidecar_beside_gold(tmp_path):
     assert result.exit_code == 0, result.output
     assert "(approximate randomization over 3 documents, 200 rounds)" in result.output
     assert "seeds:" not in result.output
+    # The sides are named by their files, the scores are fractions.
+    lines = result.output.splitlines()
+    assert f"  {gold}: 1.0000" in lines and f"  {pred}: 0.5000" in lines
+    assert f"  difference {gold} − {pred}: 0.5000 (95% CI" in result.output
+
+
+def test_score_with_a_dataset_refuses_labels_outside_its_set(tmp_path):
+    """Old code scored 'B-Chemicals' as an entity type of its own: macro F1 halved without a word."""
+    gold = write(tmp_path / "gold.conll", GOLD)
+    typo = [[("Aspirin", "B-Chemicals"), ("causes", "O"), ("renal", "B-Disease"), ("failure", "I-Disease")], GOLD[1]]
+    pred = write(tmp_path / "pred.conll", typo)
+    result = runner.invoke(cli.app, ["score", str(gold), str(pred), "--dataset", "bc5cdr"])
+    assert result.exit_code != 0
+    assert f"{pred}:1: tag 'B-Chemicals' is not one of bc5cdr's labels" in str(result.exception)
+    result = runner.invoke(cli.app, ["score", str(gold), str(pred), "--dataset", "ncbi_disease"])
+    assert f"{gold}:1: tag 'B-Chemical' is not one of ncbi_disease's labels" in str(result.exception)
+    result = runner.invoke(cli.app, ["score", str(gold), str(gold), "--dataset", "bc5cdr", "--json"])
+    assert result.exit_code == 0, result.output
+    assert list(json.loads(result.output)["per_type"]) == ["Chemical", "Disease"]  # the dataset's order
+    # Without --dataset the file is scored as it is (types are whatever the files hold).
+    result = runner.invoke(cli.app, ["score", str(gold), str(pred), "--json"])
+    assert result.exit_code == 0 and "Chemicals" in json.loads(result.output)["per_type"]
 
 
 def test_docs_option_names_the_sidecar(tmp_path):

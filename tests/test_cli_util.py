@@ -5,7 +5,7 @@ import pytest
 from rich.console import Console
 from rich.table import Table
 
-from nerbench.cli._util import TrainingBars, cell, line, pct, plain_console, quiet_libraries, wide_console
+from nerbench.cli._util import TrainingBars, cell, frac, line, plain_console, quiet_libraries, wide_console
 from nerbench.models.training import TrainingProgress
 from nerbench.safe_text import UNSAFE_RE, shown
 
@@ -50,8 +50,8 @@ def test_lasting_bars_print_no_extra_lines():
     assert "mean loss" not in out.getvalue()
 
 
-def test_pct():
-    assert pct(0.81234) == "81.23" and pct(None) == ""
+def test_scores_print_as_fractions():
+    assert frac(0.81234) == "0.8123" and frac(1.0) == "1.0000" and frac(None) == ""
 
 
 def test_quiet_libraries():
@@ -120,3 +120,46 @@ def test_training_messages_are_printed_as_text(hostile):
     with TrainingBars(console, transient=True) as bars:
         bars.say(f"{hostile}: training")
     assert out.getvalue().rstrip("\n").splitlines() == [f"{shown(hostile)}: training"]
+
+
+# --------------------------------------------------------------------------- --db and the training display
+
+
+def test_db_in_a_missing_folder_is_refused_by_every_command_that_takes_it(tmp_path):
+    """Old code created the folders (and an empty store) wherever a mistyped --db pointed."""
+    from typer.testing import CliRunner
+
+    import nerbench.cli as cli
+    from nerbench.errors import NerbenchError
+
+    cli._register()
+    db = tmp_path / "nonexistent" / "dir" / "n.duckdb"
+    commands = [
+        ["results"],
+        ["eval", "minilm-l6", "--dataset", "ncbi_disease"],
+        ["compare", "a", "b"],
+        ["submit", "a", "--out", str(tmp_path / "sub")],
+        ["ingest", str(tmp_path)],
+        ["site", "build", "--out", str(tmp_path / "site")],
+    ]
+    for args in commands:
+        result = CliRunner().invoke(cli.app, [*args, "--db", str(db)])
+        assert isinstance(result.exception, NerbenchError), (args, result.output)
+        assert str(result.exception).startswith(f"--db {db}: the folder {db.parent} does not exist"), args
+    assert not (tmp_path / "nonexistent").exists()
+    result = CliRunner().invoke(cli.app, ["results"], env={"NERBENCH_DB": str(db)})
+    assert f"the folder {db.parent} does not exist" in str(result.exception)
+    (tmp_path / "file").write_text("x")
+    result = CliRunner().invoke(cli.app, ["results", "--db", str(tmp_path / "file" / "n.duckdb")])
+    assert str(result.exception) == f"--db {tmp_path / 'file' / 'n.duckdb'}: {tmp_path / 'file'} is not a folder"
+
+
+def test_bars_draw_nothing_before_the_first_training_event():
+    """Old code started the display on entry: an error before any training came after a blank line."""
+    console, out = _console()
+    with pytest.raises(ValueError), TrainingBars(console, transient=True):
+        raise ValueError("refused")
+    assert out.getvalue() == ""
+    with TrainingBars(console, transient=True) as bars:
+        bars.say("bc5cdr: using the checkpoint")
+    assert out.getvalue() == "bc5cdr: using the checkpoint\n"

@@ -67,7 +67,21 @@ def test_cli_compare_runs(two_runs, data_dir):
         cli.app, ["compare", a, b, "--db", str(db), "--data-dir", str(data_dir), "--json", "--resamples", "500"]
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["f1_a"] == 1.0
+    out = json.loads(result.output)
+    assert out["f1_a"] == 1.0 and out["names"] == {"A": "perfect on ncbi_disease", "B": "worse on ncbi_disease"}
+    text = CliRunner().invoke(
+        cli.app, ["compare", a, b, "--db", str(db), "--data-dir", str(data_dir), "--resamples", "200"]
+    )
+    assert text.exit_code == 0, text.output
+    lines = text.output.splitlines()
+    # The runs are named (model, dataset, track), the scores are fractions; no anonymous "A" and "B".
+    assert lines[0] == "strict F1 on ncbi_disease (test):"
+    assert lines[1] == "  perfect on ncbi_disease: 1.0000 [budget not stated · no timing · no hardware]"
+    assert lines[2].startswith("  worse on ncbi_disease: 0.")
+    assert lines[3].startswith(
+        f"  difference perfect on ncbi_disease − worse on ncbi_disease: {out['delta']:.4f} (95% CI"
+    )
+    assert " A " not in text.output and "A − B" not in text.output
 
 
 @pytest.fixture
@@ -126,7 +140,10 @@ def test_compare_warns_when_the_runs_are_on_different_tracks(two_runs, data_dir,
     args = ["--db", str(db), "--data-dir", str(data_dir), "--resamples", "200"]
     mixed = CliRunner().invoke(cli.app, ["compare", paper, quick, *args])
     assert mixed.exit_code == 0, mixed.output
-    assert "warning: A is on track 'paper budget · no timing · no hardware', B on 'quick budget" in mixed.output
+    assert (
+        "warning: paper-model on ncbi_disease is on track 'paper budget · no timing · no hardware', "
+        "quick-model on ncbi_disease on 'quick budget" in mixed.output
+    )
     same = CliRunner().invoke(cli.app, ["compare", a, _store_two(db, sha, worse), *args])
     assert same.exit_code == 0 and "warning" not in same.output
 

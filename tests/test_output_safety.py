@@ -7,6 +7,7 @@ print submissions: `validate` (problem lines, table, --summary), `ingest`, and t
 import csv
 import io
 import json
+import re
 import shutil
 import tomllib
 from pathlib import Path
@@ -362,3 +363,16 @@ def test_ingest_prints_each_refused_folder_on_its_own_line(tmp_path, data_dir):
     refused = [line for line in result.output.splitlines() if line.startswith("✗ ")]
     assert len(refused) == 1 and refused[0].startswith(f"✗ {shown(bad)}: not ingested")
     assert f"{good}: stored (1 runs)" in result.output
+
+
+def test_validate_prints_scores_as_fractions(tmp_path, data_dir):
+    """validate printed 71.87 where the store, the site and the README print 0.7187."""
+    good = copy_submission(tmp_path / SUBMISSION.name)
+    summary = tmp_path / "summary.md"
+    args = ["validate", str(good), "--summary", str(summary), "--data-dir", str(data_dir)]
+    result = runner.invoke(cli.app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    (row,) = [gfm_cells(line) for line in summary.read_text(encoding="utf-8").splitlines()[2:]]
+    assert re.fullmatch(r"0\.\d{4} \[0\.\d{4}, 0\.\d{4}\]", rendered(row[2])), row
+    assert re.fullmatch(r"0\.\d{4}", rendered(row[3])), row
+    assert rendered(row[2]) in result.output

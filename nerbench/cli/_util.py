@@ -4,15 +4,20 @@ Declared once here so that a flag reads the same in every command that takes it.
 """
 
 import logging
+import shlex
+import sys
 from pathlib import Path
 from types import TracebackType
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
 from rich.text import Text
 
+from nerbench.errors import NerbenchError
 from nerbench.safe_text import DEFAULT_LIMIT, shown
 
 # The longest line of messages (errors, problems, progress) before `shown` cuts it.
@@ -29,9 +34,25 @@ DataDir = Annotated[
         show_default=False,
     ),
 ]
+
+
+def check_db_folder(db: Path) -> Path:
+    """`--db`'s folder must exist: a typo in a path would otherwise create folders (and an empty
+    store) where nobody looks for them."""
+    folder = Path(db).parent
+    if not folder.exists():
+        raise NerbenchError(
+            f"--db {db}: the folder {folder} does not exist; create it first (mkdir -p {shlex.quote(str(folder))}) "
+            "or give a --db in an existing folder"
+        )
+    if not folder.is_dir():
+        raise NerbenchError(f"--db {db}: {folder} is not a folder")
+    return db
+
+
 Db = Annotated[
     Path,
-    typer.Option("--db", envvar="NERBENCH_DB", help="DuckDB file of stored results."),
+    typer.Option("--db", envvar="NERBENCH_DB", help="DuckDB file of stored results.", callback=check_db_folder),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
@@ -102,16 +123,34 @@ def line(*parts: object | tuple[object, str], limit: int | None = LINE_LIMIT) ->
     return text
 
 
-def pct(value: float | None) -> str:
-    """A score in [0, 1] as a percentage with two decimals; '' for none."""
-    return "" if value is None else f"{100 * value:.2f}"
+def frac(value: float | None) -> str:
+    """A score as the fraction (0-1) it is, with four decimals; '' for none. Every command prints
+    scores on this one scale, as the store, the site and the README do."""
+    return "" if value is None else f"{value:.4f}"
+
+
+def fitted(console: Console, wide: Table, narrow: Table) -> Table:
+    """`wide` where the console is wide enough to show it without wrapping or cutting a cell, else
+    `narrow` (a layout that stacks or moves the less important fields)."""
+    return wide if Measurement.get(console, console.options, wide).maximum <= console.width else narrow
+
+
+def warn(console: Console, message: str) -> None:
+    """A warning in plain words, one unwrapped line (a log keeps it whole)."""
+    console.print(line(("warning:", "bold yellow"), " ", message), soft_wrap=True)
+
+
+def rerun_command(drop: tuple[str, ...] = ()) -> str:
+    """The command line this process was started with, for 'rerun ... to resume' (options in `drop` left out)."""
+    return shlex.join(["nerbench", *(arg for arg in sys.argv[1:] if arg not in drop)])
 
 
 class TrainingBars:
     """Rich progress bars for fine-tuning, one per epoch; the instance is the `progress` callback.
 
     With `transient` the bars vanish when done (and rich draws none in logs), so each epoch's dev
-    score is also printed as a line that stays.
+    score is also printed as a line that stays. The display starts with the first training event:
+    a command that fails or finishes before any training prints no empty display (no blank line).
     """
 
     def __init__(self, console: Console, *, label: str = "epoch", transient: bool = False) -> None:
@@ -129,17 +168,22 @@ class TrainingBars:
             transient=transient,
         )
 
+        self._started = False
+
     def __enter__(self) -> "TrainingBars":
-        self._bar.__enter__()
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        self._bar.__exit__(kind, error, trace)
+        if self._started:
+            self._bar.__exit__(kind, error, trace)
 
     def __call__(self, event) -> None:
         """Take one `nerbench.models.training.TrainingProgress` event."""
+        if not self._started:
+            self._bar.start()
+            self._started = True
         if event.epoch not in self._tasks:
             self._tasks[event.epoch] = self._bar.add_task(
                 f"{self._label} {event.epoch}/{event.max_epochs}", total=event.steps, loss=0.0, dev=""

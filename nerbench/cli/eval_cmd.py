@@ -20,8 +20,8 @@ from nerbench.cli._util import (
     TrustRemoteCode,
     WordPosition,
     cell,
+    frac,
     line,
-    pct,
     quiet_libraries,
     wide_console,
 )
@@ -124,8 +124,8 @@ def eval_model(
             *((str(o.seed),) if seeded else ()),
             o.run_id,
             o.status,
-            pct(o.strict_f1),
-            pct(o.long_f1),
+            frac(o.strict_f1),
+            frac(o.long_f1),
             "" if o.sentences_per_second is None else f"{o.sentences_per_second:.2f}",
             *(
                 (f"{p['missing']} / {p['extra']} / {p['renamed']} / {p['malformed']}" if p else "",)

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from nerbench.cli._util import DataDir, Db, Json, cell, line, pct, plain_console
-from nerbench.comparison import compare_runs, track_warning, tracks_of
+from nerbench.cli._util import DataDir, Db, Json, cell, frac, line, plain_console
+from nerbench.comparison import compare_runs, side_names, track_warning, tracks_of
 from nerbench.scorefiles import compare_files, score_files
 from nerbench.store import DEFAULT_DB
 
@@ -35,13 +35,23 @@ def score(
     bootstrap: Bootstrap = 1000,
     seed: Seed = 0,
     docs: Docs = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset",
+            help="The registered dataset GOLD is a split of: a tag outside its labels, in either file, is refused "
+            "(with its file and line) instead of counting as an entity type of its own.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Score a prediction file against a gold file (entity level, conlleval reading).
+    """Score a prediction file against a gold file (entity level, conlleval reading); scores are
+    fractions (0-1).
 
     The 95% intervals resample documents when GOLD has a document sidecar (<stem>.docs beside it,
     or --docs FILE), sentences otherwise.
     """
-    scores = score_files(gold, pred, bootstrap=bootstrap, seed=seed, docs=docs)
+    scores = score_files(gold, pred, bootstrap=bootstrap, seed=seed, docs=docs, dataset=dataset)
     if json_out:
         print(json.dumps(scores.to_dict(), indent=2))
         return
@@ -53,7 +63,7 @@ def score(
     rows += [(f"strict, type {name}", prf) for name, prf in scores.per_type.items()]
     rows += [(f"strict, {name} tokens", prf) for name, prf in scores.per_length.items()]
     for name, prf in rows:
-        values = (name, pct(prf.precision), pct(prf.recall), pct(prf.f1), str(prf.n_pred), str(prf.n_gold))
+        values = (name, frac(prf.precision), frac(prf.recall), frac(prf.f1), str(prf.n_pred), str(prf.n_gold))
         table.add_row(*(cell(value) for value in values))
     console = plain_console()
     console.print(table)
@@ -61,8 +71,8 @@ def score(
     over = _units(scores.bootstrap["units"], scores.bootstrap["unit"])
     console.print(
         line(
-            f"strict F1 {pct(scores.strict.f1)} (95% CI {pct(low)}–{pct(high)}, {bootstrap} resamples of {over}); "
-            f"long-entity F1 {pct(scores.long_f1)}; macro F1 {pct(scores.macro_f1)}; "
+            f"strict F1 {frac(scores.strict.f1)} (95% CI {frac(low)}–{frac(high)}, {bootstrap} resamples of {over}); "
+            f"long-entity F1 {frac(scores.long_f1)}; macro F1 {frac(scores.macro_f1)}; "
             f"ill-formed I- starts: gold {scores.ill_formed['gold']}, predictions {scores.ill_formed['pred']}"
         ),
         soft_wrap=True,
@@ -85,7 +95,8 @@ def compare(
     data_dir: DataDir = None,
     docs: Docs = None,
 ) -> None:
-    """Paired significance of the F1 difference between two predictions of the same test set.
+    """Paired significance of the F1 difference between two predictions of the same test set
+    (scores and their difference as fractions, 0-1).
 
     Stored runs are compared over their test split's documents where the split has a sidecar;
     several runs a side (seeds) are pooled. GOLD PRED_A PRED_B resample and swap documents when
@@ -95,30 +106,54 @@ def compare(
         if docs is not None:
             raise typer.BadParameter("--docs is for GOLD PRED_A PRED_B; stored runs use their split's sidecar")
         runs_a, runs_b = ([run.strip() for run in item.split(",")] for item in items)
-        result, _, _ = compare_runs(
+        result, row_a, row_b = compare_runs(
             db, runs_a, runs_b, data_dir=data_dir, resamples=resamples, seed=seed, long_only=long_only
         )
         tracks_a, tracks_b = tracks_of(db, runs_a), tracks_of(db, runs_b)
-        warning = track_warning(tracks_a, tracks_b)
+        names = side_names(row_a, row_b, tracks_a, tracks_b)
+        warning = track_warning(tracks_a, tracks_b, names)
         tracks = {"A": sorted({t.label for t in tracks_a}), "B": sorted({t.label for t in tracks_b})}
+        sides = [
+            f"{name}: {frac(f1)}{f' ({len(runs)} seed runs pooled)' if len(runs) > 1 else ''} "
+            f"[{'; '.join(sorted({t.label for t in t_side}))}]"
+            for name, f1, runs, t_side in (
+                (names[0], result.f1_a, runs_a, tracks_a),
+                (names[1], result.f1_b, runs_b, tracks_b),
+            )
+        ]
+        where = f" on {row_a['dataset']} ({row_a['split']})"
     elif len(items) == 3:
         gold, pred_a, pred_b = map(Path, items)
         result = compare_files(gold, pred_a, pred_b, resamples=resamples, seed=seed, long_only=long_only, docs=docs)
         warning, tracks = None, None
+        names = (str(pred_a), str(pred_b))
+        sides = [f"{names[0]}: {frac(result.f1_a)}", f"{names[1]}: {frac(result.f1_b)}"]
+        where = f" against {gold}"
     else:
         raise typer.BadParameter("give RUN_A RUN_B, or GOLD PRED_A PRED_B")
     if warning:
         # It names the runs' tracks, stored text: escaped.
         plain_console(stderr=True).print(line((warning, "yellow")), soft_wrap=True)
     if json_out:
-        print(json.dumps(result.to_dict() | ({"tracks": tracks, "warning": warning} if tracks else {}), indent=2))
+        names_json = {"A": names[0], "B": names[1]}
+        print(
+            json.dumps(
+                result.to_dict() | {"names": names_json} | ({"tracks": tracks, "warning": warning} if tracks else {}),
+                indent=2,
+            )
+        )
         return
     low, high = result.ci95
     what = "long-entity F1" if long_only else "strict F1"
-    plain_console().print(
+    console = plain_console()
+    # Model ids, dataset names and track labels are stored text, file names come from the user: escaped lines.
+    console.print(line(f"{what}{where}:"), soft_wrap=True)
+    for side in sides:
+        console.print(line(f"  {side}"), soft_wrap=True)
+    console.print(
         line(
-            f"{what}: A {pct(result.f1_a)}, B {pct(result.f1_b)}; A − B = {pct(result.delta)} "
-            f"(95% CI {pct(low)} to {pct(high)}); p {result.p_text} "
+            f"  difference {names[0]} − {names[1]}: {frac(result.delta)} "
+            f"(95% CI {frac(low)} to {frac(high)}); p {result.p_text} "
             f"(approximate randomization over {_units(result.units, result.unit)}, {resamples} rounds)"
             + (f"; seeds: {result.seeds_a} vs {result.seeds_b}" if max(result.seeds_a, result.seeds_b) > 1 else "")
         ),

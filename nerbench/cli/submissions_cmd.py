@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from nerbench.cli._util import DataDir, Db, cell, line, pct, wide_console
+from nerbench.cli._util import DataDir, Db, cell, frac, line, wide_console
 from nerbench.errors import NerbenchError
 from nerbench.store import DEFAULT_DB
 
@@ -68,10 +68,10 @@ def validate(
             console.print(line(("✗", "red"), " ", str(problem)), soft_wrap=True)
         for dataset, s in sorted(result.scores.items()):
             low, high = s.ci95["f1"]
-            f1 = f"{pct(s.strict.f1)} [{pct(low)}, {pct(high)}]"
-            values = (name, dataset, f1, pct(s.long_f1), pct(s.strict.precision), pct(s.strict.recall))
+            f1 = f"{frac(s.strict.f1)} [{frac(low)}, {frac(high)}]"
+            values = (name, dataset, f1, frac(s.long_f1), frac(s.strict.precision), frac(s.strict.recall))
             table.add_row(*(cell(value) for value in values))
-            markdown.append(markdown_row(name, dataset, f1, pct(s.long_f1), ""))
+            markdown.append(markdown_row(name, dataset, f1, frac(s.long_f1), ""))
         if result.problems:
             markdown.append(markdown_row(name, "", "", "", f"{len(result.problems)} problem(s): see the log"))
         else:
