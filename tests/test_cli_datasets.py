@@ -199,3 +199,39 @@ def test_show_names_the_build_and_the_sidecar(app, tmp_path):
     assert result.exit_code == 0, result.output
     assert "(fetch: build jnlpba_genia_train)" in result.output
     assert f"sidecar: train.docs sha256 {get_dataset('jnlpba').split('train').docs.sha256}" in result.output
+
+
+@pytest.mark.parametrize("columns", [80, 100, 200])
+def test_list_fits_the_terminal_without_cutting_names_or_counts(app, data_dir, columns):
+    """Old code cut counts ('sentenc…') and wrapped the mentions into ~100 lines at 80 columns."""
+    result = _run(app, "list", "--data-dir", str(data_dir), env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= columns and "…" not in result.output
+    assert len(lines) <= 60
+    flat = " ".join(line.replace("│", " ").replace("┃", " ") for line in lines).split()
+    for row in _overview(data_dir):
+        assert row.status.dataset in flat
+        if row.statistics is not None:
+            for count in (row.statistics.sentences, row.statistics.tokens, row.statistics.long_entities):
+                assert f"{count:,}" in flat, (columns, row.status.dataset, row.status.split)
+            for name, count in row.statistics.mentions_per_type.items():
+                assert name in " ".join(flat) and f"{count:,}" in " ".join(flat)
+
+
+def test_list_at_80_columns_puts_mentions_per_type_in_a_table_of_their_own(app, data_dir):
+    result = _run(app, "list", "--data-dir", str(data_dir), env={"COLUMNS": "80"})
+    lines = result.output.splitlines()
+    ncbi_test = next(line for line in lines if line.startswith("ncbi_disease") and " test " in line)
+    assert ncbi_test.split()[:6] == ["ncbi_disease", "test", "ok", "940", "24,497", "960"]
+    start = next(i for i, line in enumerate(lines) if "Entity mentions per type" in line)
+    per_type = [line.strip("│ ").split() for line in lines[start:]]
+    assert [cells for cells in per_type if cells[:1] == ["ncbi_disease"]] == [
+        ["ncbi_disease", "│", "Disease", "│", "5,134", "│", "787", "│", "960"]
+    ]
+
+
+def _overview(data_dir):
+    from nerbench.datasets import overview
+
+    return overview(REGISTRY, data_dir)

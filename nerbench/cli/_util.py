@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -130,9 +129,21 @@ def frac(value: float | None) -> str:
 
 
 def fitted(console: Console, wide: Table, narrow: Table) -> Table:
-    """`wide` where the console is wide enough to show it without wrapping or cutting a cell, else
-    `narrow` (a layout that stacks or moves the less important fields)."""
-    return wide if Measurement.get(console, console.options, wide).maximum <= console.width else narrow
+    """`wide` where the console is wide enough for it (every column that does not wrap shown whole,
+    the others wrapped at their longest word), else `narrow`: a layout that stacks or moves the less
+    important fields."""
+    return wide if needed_width(console, wide) <= console.width else narrow
+
+
+def needed_width(console: Console, table: Table) -> int:
+    """The fewest columns `table` takes with every no-wrap column whole (its longest cell) and the
+    others wrapped at their longest word. (rich measures a no-wrap column's minimum by its longest
+    word too, and then cuts its cells with an ellipsis: an id must never be cut.)"""
+    unbounded = console.options.update(width=10_000)
+    # rich's own per-column measure (cells with their padding); private, but there is no public one.
+    widths = [table._measure_column(console, unbounded, column) for column in table.columns]
+    content = sum(w.maximum if column.no_wrap else w.minimum for w, column in zip(widths, table.columns))
+    return content + table._extra_width
 
 
 def warn(console: Console, message: str) -> None:

@@ -3,11 +3,12 @@
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
 from nerbench import datasets
-from nerbench.cli._util import DataDir, Json, cell, line, plain_console
+from nerbench.cli._util import DataDir, Json, cell, fitted, line, plain_console
 from nerbench.safe_text import json_text
 
 app = typer.Typer(no_args_is_help=True, help="The dataset registry: statistics, checksums, downloads.")
@@ -27,6 +28,73 @@ def _status(status: str) -> Text:
     return cell(status, style=_STATUS_STYLE.get(status, ""))
 
 
+_NUMBERS = ("sentences", "tokens", "mentions", ">=3 tokens", "share")
+
+
+def _split_cells(row: datasets.SplitOverview, per_type: bool) -> list[Text]:
+    """dataset, split, status and the counts of one split; `per_type`: mentions per type, else their total."""
+    stats = row.statistics
+    cells = [cell(row.status.dataset), cell(row.status.split), _status(row.status.status)]
+    if stats is None:
+        return cells + [cell("")] * 5
+    mentions = (
+        ", ".join(f"{name} {count:,}" for name, count in stats.mentions_per_type.items())
+        if per_type
+        else f"{stats.mentions:,}"
+    )
+    values = (
+        f"{stats.sentences:,}",
+        f"{stats.tokens:,}",
+        mentions,
+        f"{stats.long_entities:,}",
+        f"{stats.long_share:.1%}",
+    )
+    return cells + [cell(value) for value in values]
+
+
+def _splits_table(title: Text, rows: list[datasets.SplitOverview], per_type: bool) -> Table:
+    # Without the per-type list (the narrow layout) rows fit 80 columns: no rules between columns or at the edges.
+    table = (
+        Table(title=title)
+        if per_type
+        else Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0))
+    )
+    columns = ("dataset", "split", "status", "sentences", "tokens")
+    columns += ("mentions per type" if per_type else "mentions", ">=3 tokens", "share")
+    for column in columns:
+        per_type_column = column == "mentions per type"
+        table.add_column(
+            ">=3\ntokens" if column == ">=3 tokens" else column,  # two header lines: the counts are narrower
+            justify="right" if column in _NUMBERS else "left",
+            no_wrap=not per_type_column,  # names and counts are never cut; the per-type list folds
+            overflow="fold",
+        )
+    for row in rows:
+        table.add_row(*_split_cells(row, per_type))
+    return table
+
+
+def _per_type_table(rows: list[datasets.SplitOverview]) -> Table:
+    """Mentions per entity type, one line per dataset and type, a column per split."""
+    splits = list(dict.fromkeys(row.status.split for row in rows))
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for row in rows:
+        for name, count in (row.statistics.mentions_per_type if row.statistics else {}).items():
+            counts.setdefault((row.status.dataset, name), {})[row.status.split] = count
+    table = Table(title="Entity mentions per type")
+    table.add_column("dataset", no_wrap=True)
+    table.add_column("type", overflow="fold")
+    for split in splits:
+        table.add_column(split, justify="right", no_wrap=True)
+    shown_before = ""
+    for (dataset, name), by_split in counts.items():
+        first = dataset != shown_before
+        shown_before = dataset
+        by = [cell(f"{by_split[split]:,}" if split in by_split else "") for split in splits]
+        table.add_row(cell(dataset if first else ""), cell(name), *by)
+    return table
+
+
 @app.command("list")
 def list_(data_dir: DataDir = None, as_json: Json = False) -> None:
     """Every registered dataset and split with its statistics (missing files shown as missing)."""
@@ -34,27 +102,14 @@ def list_(data_dir: DataDir = None, as_json: Json = False) -> None:
     if as_json:
         _print_json([row.to_dict() for row in rows])
         return
-    table = Table(title=cell(f"Datasets in {datasets.resolve_data_dir(data_dir)}", limit=None))
-    for column in ("dataset", "split", "status", "sentences", "tokens", "mentions per type", ">=3 tokens", "share"):
-        table.add_column(
-            column, justify="right" if column in ("sentences", "tokens", ">=3 tokens", "share") else "left"
-        )
-    for row in rows:
-        stats = row.statistics
-        cells: list[str | Text] = [row.status.dataset, row.status.split, _status(row.status.status)]
-        if stats is None:
-            cells += ["", "", "", "", ""]
-        else:
-            per_type = ", ".join(f"{name} {count:,}" for name, count in stats.mentions_per_type.items())
-            cells += [
-                f"{stats.sentences:,}",
-                f"{stats.tokens:,}",
-                per_type,
-                f"{stats.long_entities:,}",
-                f"{stats.long_share:.1%}",
-            ]
-        table.add_row(*(value if isinstance(value, Text) else cell(value) for value in cells))
-    plain_console().print(table)
+    title = cell(f"Datasets in {datasets.resolve_data_dir(data_dir)}", limit=None)
+    console = plain_console()
+    wide = _splits_table(title, rows, per_type=True)
+    narrow = _splits_table(title, rows, per_type=False)
+    chosen = fitted(console, wide, narrow)
+    console.print(chosen)
+    if chosen is narrow:  # mentions per type in a table of their own, instead of a column that wraps
+        console.print(_per_type_table(rows))
 
 
 @app.command("show")
