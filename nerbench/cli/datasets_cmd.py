@@ -59,8 +59,8 @@ def _splits_table(title: Text, rows: list[datasets.SplitOverview], per_type: boo
         if per_type
         else Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0))
     )
-    columns = ("dataset", "split", "status", "sentences", "tokens")
-    columns += ("mentions per type" if per_type else "mentions", ">=3 tokens", "share")
+    mentions = "mentions per type" if per_type else "mentions"
+    columns = ("dataset", "split", "status", "sentences", "tokens", mentions, ">=3 tokens", "share")
     for column in columns:
         per_type_column = column == "mentions per type"
         table.add_column(
