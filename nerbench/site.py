@@ -2,8 +2,10 @@
 
 No server, no CDN, no request of any kind: every link is relative, the one stylesheet is copied
 beside the pages and the only script is inline, so the site works from file:// and on GitHub
-Pages. The output depends only on the store (and the local test splits used for the paired tests):
-no clock, everything sorted, so a rebuild is byte-identical.
+Pages. The output depends only on the store (and the local test splits used for the paired tests),
+the nerbench version and the build time the footer states: everything sorted, so a rebuild with the
+same build time (`built_at`, or SOURCE_DATE_EPOCH, the reproducible-builds convention) is
+byte-identical.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import json
 import multiprocessing
 import os
 import shutil
+from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -25,12 +29,15 @@ import duckdb
 import jinja2
 from markupsafe import Markup, escape
 
+from nerbench import __version__
 from nerbench.datasets import DEFAULT_SUITE, LONG_ENTITY_TOKENS, REGISTRY, Split, load_split, statistics
 from nerbench.errors import NerbenchError
 from nerbench.protocol import PROTOCOL, price_table
+from nerbench.safe_text import shown as one_line
 from nerbench.scoring import LENGTH_BUCKETS
 from nerbench.site_compare import RESAMPLES, SIGNIFICANCE, TrackPage, pages
 from nerbench.site_data import Model, Run, StoreData, read_store, slug
+from nerbench.site_runs import budget_cell, model_training, parameters, parameters_text, training_of
 from nerbench.site_svg import Point, chart
 
 # The templates and the stylesheet ship inside the package (nerbench/site_assets/{templates,static},
@@ -66,7 +73,7 @@ RESULT_COLUMNS = (
     "long_f1_ci_low",
     "long_f1_ci_high",
     "sentences_per_second",
-    "cost_usd",
+    "cost_per_split_usd",
     "cost_per_1k_sentences_usd",
     "device_name",
     "num_devices",
@@ -74,7 +81,50 @@ RESULT_COLUMNS = (
     "track",
     "dev_f1",
     "seed",
+    "parameters",
+    "training_regime",
+    "budget_profile",
+    "train_sentences",
+    "epochs",
+    "training_declared",
 )
+# What each download column holds, in words (the downloads page lists them). Scores are fractions.
+COLUMN_NOTES = {
+    "run_id": "the run's id (a hash of its record): `nerbench compare RUN_A RUN_B` takes it",
+    "model_id": "the model the run is shown under",
+    "family": "encoder or llm",
+    "head": "token (a tag per word) or generative (the answer generated as text)",
+    "dataset": "the dataset's registry name",
+    "split": "the split scored (test)",
+    "source": "local (run by nerbench here) or submission",
+    "self_reported": "true: timing and training come from a submission, not measured by nerbench",
+    "shown": "true: the run the site shows for its model and dataset",
+    "created_at": "when the run was stored (UTC)",
+    "dataset_sha256": "sha256 of the test file scored",
+    "sentences_per_second": "test sentences per second (median timed pass)",
+    "device_name": "the device the run was timed on",
+    "num_devices": "how many of them",
+    "reference_hardware": "true: timed by nerbench on the reference hardware",
+    "track": "the track: training budget, who timed it, hardware class",
+    "dev_f1": "strict F1 on the dev split, a fraction (0-1); models are chosen on it",
+    "seed": "the training seed",
+    "long_f1_ci_low": "95% bootstrap interval of long_f1, lower bound",
+    "long_f1_ci_high": "95% bootstrap interval of long_f1, upper bound",
+    "precision": "strict precision, a fraction (0-1)",
+    "recall": "strict recall, a fraction (0-1)",
+    "f1": "strict F1 (the primary score), a fraction (0-1)",
+    "f1_ci_low": "95% bootstrap interval of f1, lower bound",
+    "f1_ci_high": "95% bootstrap interval of f1, upper bound",
+    "long_f1": "strict F1 on entities of 3+ tokens, a fraction (0-1)",
+    "cost_per_split_usd": "USD for one timed pass over the whole test split",
+    "cost_per_1k_sentences_usd": "USD per 1,000 test sentences",
+    "parameters": "parameter count as the model's record states it",
+    "training_regime": "full, lora, qlora or none (evaluated as published); empty: not stated",
+    "budget_profile": "training budget: paper, quick, custom, or a submission's declared profile",
+    "train_sentences": "training sentences used (recorded by nerbench; submissions do not state it)",
+    "epochs": "epochs trained (nerbench) or declared (submission)",
+    "training_declared": "true: the training columns are a submitter's declaration",
+}
 _PARQUET_TYPES = {
     "self_reported": "BOOLEAN",
     "shown": "BOOLEAN",
@@ -93,11 +143,15 @@ _PARQUET_TYPES = {
             "long_f1_ci_low",
             "long_f1_ci_high",
             "sentences_per_second",
-            "cost_usd",
+            "cost_per_split_usd",
             "cost_per_1k_sentences_usd",
             "dev_f1",
         )
     },
+    "parameters": "BIGINT",
+    "train_sentences": "INTEGER",
+    "epochs": "INTEGER",
+    "training_declared": "BOOLEAN",
 }
 
 
@@ -108,6 +162,54 @@ class BuildReport:
     pages: int
     models: int
     runs: int
+
+
+# --------------------------------------------------------------------------- build context
+
+
+def build_time(value: datetime | None = None) -> datetime:
+    """The build time the footer states: `value`, else SOURCE_DATE_EPOCH when set (seconds since
+    1970, the reproducible-builds convention), else now; in UTC, to the second."""
+    if value is None:
+        epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+        if epoch:
+            try:
+                value = datetime.fromtimestamp(int(epoch), UTC)
+            except (ValueError, OverflowError, OSError):
+                raise NerbenchError(
+                    f"SOURCE_DATE_EPOCH={one_line(epoch, 40)}: not a whole number of seconds since 1970-01-01 UTC"
+                ) from None
+        else:
+            value = datetime.now(UTC)
+    elif value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).replace(microsecond=0)
+
+
+_HARDWARE_WORDS = {"reference": "the reference H100", "GPU": "another GPU", "CPU": "a CPU", "none": "none stated"}
+_TIMED_WORDS = {
+    "nerbench": "measured by nerbench",
+    "self-reported": "self-reported by the submitter",
+    "untimed": "none",
+}
+
+
+def results_context(data: StoreData) -> str:
+    """Where the results shown were measured and on which budgets, counted over the shown runs."""
+    shown = [run for model in data.models.values() for run in model.shown.values()]
+    if not shown:
+        return "No results yet."
+
+    def counted(counter: Counter[str]) -> str:
+        return ", ".join(f"{name} ({n})" for name, n in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    hardware = Counter(_HARDWARE_WORDS[run.track.hardware] for run in shown)
+    timed = Counter(_TIMED_WORDS[run.track.timed_by] for run in shown)
+    budgets = Counter(training_of(run).profile_text for run in shown)
+    return (
+        f"The {len(shown)} results shown (one per model and dataset): hardware {counted(hardware)}; "
+        f"timing {counted(timed)}; training budgets {counted(budgets)}."
+    )
 
 
 # --------------------------------------------------------------------------- reference rows
@@ -147,11 +249,19 @@ def _overview_row(model: Model, datasets: list[str]) -> dict[str, Any]:
     sentences = [n for n in (run.sentences for run in runs) if n]
     cost = 1000 * sum(costs) / sum(sentences) if runs and len(costs) == len(sentences) == len(runs) else None
     devices = sorted({run.device_name or "no timing" for run in runs})
+    scores = [run.f1 for run in runs if run.f1 is not None]
+    budget, budget_title = budget_cell(model)
     return {
         "model": model,
         "cells": cells,
         "covered": len(runs),
         "macro_f1": _mean([run.f1 for run in runs]) if complete else None,
+        # The default order: models run on every dataset by macro F1, then the others by their
+        # mean strict F1 over the datasets they were run on.
+        "rank_score": sum(scores) / len(scores) if scores else None,
+        "parameters": parameters(model),
+        "budget": budget,
+        "budget_title": budget_title,
         "long_f1": _mean([run.long_f1 for run in runs]) if complete else None,
         "cost": cost,
         "reference": bool(runs) and all(run.reference_hardware for run in runs),
@@ -162,10 +272,19 @@ def _overview_row(model: Model, datasets: list[str]) -> dict[str, Any]:
     }
 
 
+def _rank(row: dict[str, Any]) -> tuple:
+    """The overview's default order: strict F1, best first. Models run on every dataset of the table
+    come first, by macro F1; the others follow by their mean F1 over the datasets they were run on."""
+    complete = row["macro_f1"] is not None
+    score = row["macro_f1"] if complete else row["rank_score"]
+    return (not complete, score is None, -(score or 0.0), row["model"].id)
+
+
 def _result_rows(data: StoreData) -> list[dict[str, Any]]:
     rows = []
     for run in data.runs:
         timing = run.timing or {}
+        trained = training_of(run)
         rows.append(
             {
                 "run_id": run.run_id,
@@ -188,7 +307,7 @@ def _result_rows(data: StoreData) -> list[dict[str, Any]]:
                 "long_f1_ci_low": run.long_f1_ci[0] if run.long_f1_ci else None,
                 "long_f1_ci_high": run.long_f1_ci[1] if run.long_f1_ci else None,
                 "sentences_per_second": timing.get("sentences_per_second"),
-                "cost_usd": timing.get("cost_usd"),
+                "cost_per_split_usd": timing.get("cost_usd"),
                 "cost_per_1k_sentences_usd": timing.get("cost_per_1k_sentences_usd"),
                 "device_name": timing.get("device_name"),
                 "num_devices": timing.get("num_devices"),
@@ -196,6 +315,12 @@ def _result_rows(data: StoreData) -> list[dict[str, Any]]:
                 "track": run.track.label,
                 "dev_f1": run.dev_f1,
                 "seed": run.seed,
+                "parameters": parameters(data.models[run.model_id]),
+                "training_regime": trained.regime,
+                "budget_profile": trained.profile,
+                "train_sentences": trained.train_sentences,
+                "epochs": trained.epochs,
+                "training_declared": trained.declared,
             }
         )
     return rows
@@ -293,11 +418,25 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str, separators=(", ", ": "))
 
 
+def not_in_paper(name: str) -> str | None:
+    """Why a registered dataset that the paper did not use is here (its registry note), e.g. that
+    NCBI-disease stands in for the private Reddit-Impacts; None for the paper's own sets."""
+    info = REGISTRY.get(name)
+    return info.note if info is not None and not info.paper_set else None
+
+
+def shown_value(value: Any) -> Any:
+    """Every `{{ value }}` of every template passes here (Jinja's finalize): a missing value is
+    shown as a dash, never as the word "None"."""
+    return "—" if value is None else value
+
+
 def _environment(templates: Path) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates)),
         autoescape=True,  # every page, whatever the template file is called
         undefined=jinja2.StrictUndefined,
+        finalize=shown_value,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
@@ -307,6 +446,10 @@ def _environment(templates: Path) -> jinja2.Environment:
         hardware=hardware,
         seeds=seeds,
         family=family,
+        training_of=training_of,
+        model_training=model_training,
+        parameters_text=parameters_text,
+        not_in_paper=not_in_paper,
         f1ci=f1ci,
         slug=slug,
         protocol=PROTOCOL,
@@ -322,11 +465,15 @@ def _environment(templates: Path) -> jinja2.Environment:
 # --------------------------------------------------------------------------- the build
 
 
-def _points(rows: Iterable[tuple[float | None, float | None, str, str, str, bool]]) -> list[Point]:
-    """(F1, cost, label, link, family, reference) -> the points that have both an F1 and a cost."""
+PointRow = tuple[float | None, float | None, str, str, str, bool, tuple[float, float] | None]
+
+
+def _points(rows: Iterable[PointRow]) -> list[Point]:
+    """(F1, cost, label, link, family, reference, F1 interval) -> the points that have both an F1
+    and a cost."""
     return [
-        Point(cost, f1, label, href, family, ref)
-        for f1, cost, label, href, family, ref in rows
+        Point(cost, f1, label, href, family, ref, interval)
+        for f1, cost, label, href, family, ref, interval in rows
         if f1 is not None and cost is not None and cost > 0
     ]
 
@@ -412,14 +559,17 @@ def build_site(
     paper_file: Path | None = None,
     assets: Path | None = None,
     parallel: bool = True,
+    built_at: datetime | None = None,
 ) -> BuildReport:
     """Render the whole site into `out` (replacing what a previous build left there).
 
     With `parallel`, a forked process reads the test splits, runs the paired tests and writes half
     of the model pages while this one writes the rest and the downloads (the output is the same).
-    `assets` replaces nerbench's own templates/ and static/ (site_assets).
+    `assets` replaces nerbench's own templates/ and static/ (site_assets). `built_at` is the build
+    time every page states (build_time: else SOURCE_DATE_EPOCH, else now).
     """
     assets = site_assets(assets)  # before anything is read or written
+    built = build_time(built_at)
     db, out = Path(db), Path(out)
     data = read_store(db)
     paper = paper_results(paper_file)
@@ -427,14 +577,22 @@ def build_site(
     columns = data.datasets
     suite = list(DEFAULT_SUITE) + [d for d in data.datasets if d not in DEFAULT_SUITE]
     overview = [_overview_row(m, columns) for m in data.models.values()]
-    overview.sort(key=lambda r: (r["macro_f1"] is None, -(r["macro_f1"] or 0), r["model"].id))
+    overview.sort(key=_rank)
     paper_rows = sorted(paper.get("rows", []), key=lambda r: (r["dataset"], r["model"]))
 
     charts = {}
     for dataset in suite:
         shown = [m.shown[dataset] for m in data.models.values() if dataset in m.shown]
         points = _points(
-            (r.f1, r.cost_per_1k, r.model_id, f"models/{slug(r.model_id)}.html", r.family, r.reference_hardware)
+            (
+                r.f1,
+                r.cost_per_1k,
+                r.model_id,
+                f"models/{slug(r.model_id)}.html",
+                r.family,
+                r.reference_hardware,
+                r.f1_ci,
+            )
             for r in shown
         )
         charts[dataset] = points
@@ -446,6 +604,7 @@ def build_site(
             f"models/{row['model'].slug}.html",
             row["model"].family,
             row["reference"],
+            None,  # a mean over datasets: no interval is stored for it
         )
         for row in overview
     )
@@ -457,7 +616,15 @@ def build_site(
     (out / "datasets").mkdir()
     (out / "data").mkdir()
     shutil.copytree(assets / "static", out / "static")
-    common = {"n_models": len(data.models), "n_runs": len(data.runs), "paper_results": paper}
+    common = {
+        "n_models": len(data.models),
+        "n_runs": len(data.runs),
+        "paper_results": paper,
+        "built": built.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "built_iso": built.isoformat().replace("+00:00", "Z"),
+        "version": __version__,
+        "results_context": results_context(data),
+    }
 
     def write(name: str, template: str, **context: Any) -> None:
         root = "../" * name.count("/")
@@ -486,6 +653,8 @@ def build_site(
             runs=runs,
             types=types,
             buckets=LENGTH_BUCKETS,
+            points=charts[dataset],
+            sizes={run.model_id: parameters(data.models[run.model_id]) for run in runs},
             chart=chart(charts[dataset], title=f"Strict F1 against cost on {dataset}", root="../"),
         )
         return Markup(html)  # autoescaped output of the template
@@ -496,7 +665,7 @@ def build_site(
     worker = _start(lambda: (_analyse(data, db, data_dir, suite, resamples, seed), model_pages(models[1::2])), parallel)
     model_pages(models[::2])
     rows = _result_rows(data)
-    write("downloads.html", "downloads.html", n_rows=len(rows), columns=RESULT_COLUMNS)
+    write("downloads.html", "downloads.html", n_rows=len(rows), columns=RESULT_COLUMNS, column_notes=COLUMN_NOTES)
     _write_downloads(out / "data", rows)
     # The tables of the dataset pages need no paired test: rendered while the worker runs.
     tables = {dataset: dataset_tables(dataset) for dataset in suite}

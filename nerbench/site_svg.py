@@ -24,6 +24,7 @@ class Point:
     href: str
     family: str
     reference: bool  # timed on the reference hardware
+    f1_ci: tuple[float, float] | None = None  # 95% interval of the F1, drawn as a whisker
 
 
 def pareto(points: list[Point]) -> list[Point]:
@@ -44,16 +45,87 @@ def _cost_label(value: float) -> str:
     return f"${value:g}" if value >= 0.01 else f"${value:.0e}"
 
 
+# Label placement. Text is measured by estimate (an SVG written without a browser cannot measure
+# it): CHAR_W per character of the 11 px label font, a little wider than the average glyph of the
+# usual sans-serif faces, so that estimated boxes err on the side of not touching.
+CHAR_W, LABEL_H, LABEL_MAX = 6.6, 13.0, 28
+# Where a label may go around its point, nearest first: (dx, dy, anchor), dy to the text's baseline.
+_SPOTS = (
+    (9, 4, "start"),
+    (-9, 4, "end"),
+    (7, -8, "start"),
+    (7, 15, "start"),
+    (-7, -8, "end"),
+    (-7, 15, "end"),
+    (0, -11, "middle"),
+    (0, 20, "middle"),
+)
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1
+
+
+def label_text(label: str) -> str:
+    return label if len(label) <= LABEL_MAX else label[: LABEL_MAX - 1] + "…"
+
+
+def label_box(x: float, y: float, text: str, anchor: str) -> Box:
+    """The estimated box of `text` drawn at (x, y) (its baseline) with `anchor`."""
+    width = CHAR_W * len(text)
+    x0 = {"start": x, "end": x - width, "middle": x - width / 2}[anchor]
+    return (x0, y - LABEL_H + 3, x0 + width, y + 3)
+
+
+def _overlap(a: Box, b: Box) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    return w * h if w > 0 and h > 0 else 0.0
+
+
+def place_labels(
+    anchors: list[tuple[float, float, str]], obstacles: list[Box], area: Box
+) -> list[tuple[float, float, str, bool]]:
+    """A place for every label: (x, y, anchor, leader) per (point x, point y, text), in order.
+
+    Each label takes the nearest spot around its point (then the same spots two and three times as
+    far, joined to the point by a leader line) whose box stays inside `area` and touches no
+    obstacle (the markers and whiskers) and no label placed before it; where none is free, the spot
+    that overlaps least.
+    """
+    placed: list[Box] = []
+    out = []
+    for px, py, text in anchors:
+        best: tuple[float, tuple[float, float, str, bool], Box] | None = None
+        for scale in (1, 2, 3):
+            for dx, dy, anchor in _SPOTS:
+                x, y = px + dx * scale, py + (dy - 4) * scale + 4
+                box = label_box(x, y, text, anchor)
+                outside = max(0.0, area[0] - box[0]) + max(0.0, box[2] - area[2])
+                outside += max(0.0, area[1] - box[1]) + max(0.0, box[3] - area[3])
+                cost = sum(_overlap(box, other) for other in obstacles + placed) + outside * LABEL_H * 10
+                if best is None or cost < best[0]:
+                    best = (cost, (x, y, anchor, scale > 1), box)
+                if cost == 0:
+                    break
+            if best is not None and best[0] == 0:
+                break
+        assert best is not None
+        out.append(best[1])
+        placed.append(best[2])
+    return out
+
+
 def chart(points: list[Point], *, title: str, y_label: str = "strict F1", root: str = "") -> Markup:
-    """`root` prefixes each point's link ("../" on a page one folder down)."""
+    """`root` prefixes each point's link ("../" on a page one folder down). Every point is labelled
+    with its name; a point with an interval gets a whisker from its lower to its upper bound."""
     if not points:
         return Markup("")
     lo = math.floor(math.log10(min(p.cost for p in points)))
     hi = math.ceil(math.log10(max(p.cost for p in points)))
     if hi == lo:
         hi = lo + 1
-    f1_lo = max(0.0, math.floor(min(p.f1 for p in points) * 10 - 1e-9) / 10)
-    f1_hi = min(1.0, math.ceil(max(p.f1 for p in points) * 10 + 1e-9) / 10)
+    lows = [p.f1_ci[0] if p.f1_ci else p.f1 for p in points]
+    highs = [p.f1_ci[1] if p.f1_ci else p.f1 for p in points]
+    f1_lo = max(0.0, math.floor(min(lows) * 10 - 1e-9) / 10)
+    f1_hi = min(1.0, math.ceil(max(highs) * 10 + 1e-9) / 10)
     if f1_hi <= f1_lo:
         f1_hi = min(1.0, f1_lo + 0.1)
         f1_lo = f1_hi - 0.1
@@ -89,7 +161,7 @@ def chart(points: list[Point], *, title: str, y_label: str = "strict F1", root: 
         )
     parts.append(
         f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 8}" class="axis" text-anchor="middle">'
-        "cost per 1k sentences, USD (log scale)</text>"
+        "cost per 1,000 sentences, USD (log scale)</text>"
     )
     parts.append(
         f'<text x="14" y="{TOP + plot_h / 2:.1f}" class="axis" text-anchor="middle" '
@@ -100,23 +172,46 @@ def chart(points: list[Point], *, title: str, y_label: str = "strict F1", root: 
         path = " ".join(f"{_fmt(x(p.cost))},{_fmt(y(p.f1))}" for p in frontier)
         parts.append(f'<polyline points="{path}" class="frontier"/>')
     on_frontier = {id(p) for p in frontier}
-    for p in sorted(points, key=lambda p: (p.cost, p.f1, p.label)):
+    ordered = sorted(points, key=lambda p: (p.cost, p.f1, p.label))
+    obstacles: list[Box] = []
+    for p in ordered:  # what a label must not cover: the markers and the whiskers
+        cx, cy = x(p.cost), y(p.f1)
+        radius = 6 if id(p) in on_frontier else 4.5
+        obstacles.append((cx - radius - 1, cy - radius - 1, cx + radius + 1, cy + radius + 1))
+        if p.f1_ci:
+            obstacles.append((cx - 4, y(p.f1_ci[1]), cx + 4, y(p.f1_ci[0])))
+    area = (float(LEFT + 2), float(TOP + 2), float(LEFT + plot_w - 2), float(TOP + plot_h - 2))
+    spots = place_labels([(x(p.cost), y(p.f1), label_text(p.label)) for p in ordered], obstacles, area)
+    for p, (lx, ly, _, leader) in zip(ordered, spots):  # under the markers
+        if leader:
+            parts.append(
+                f'<line x1="{_fmt(x(p.cost))}" y1="{_fmt(y(p.f1))}" x2="{_fmt(lx)}" y2="{_fmt(ly - 4)}" '
+                'class="leader"/>'
+            )
+    for p in ordered:
         colour = COLOURS.get(p.family, "#555")
         fill = colour if p.reference else "white"
+        px, py = _fmt(x(p.cost)), _fmt(y(p.f1))
+        whisker = ""
+        if p.f1_ci:
+            top, bottom = _fmt(y(p.f1_ci[1])), _fmt(y(p.f1_ci[0]))
+            left, right = _fmt(x(p.cost) - 4), _fmt(x(p.cost) + 4)
+            whisker = (
+                f'<path d="M{px},{top}V{bottom}M{left},{top}H{right}M{left},{bottom}H{right}" '
+                f'class="whisker" stroke="{colour}"/>'
+            )
         shape = (
-            f'<circle cx="{_fmt(x(p.cost))}" cy="{_fmt(y(p.f1))}" r="{6 if id(p) in on_frontier else 4.5}" '
+            f'<circle cx="{px}" cy="{py}" r="{6 if id(p) in on_frontier else 4.5}" '
             f'fill="{fill}" stroke="{colour}" stroke-width="2"/>'
         )
         mark = "" if p.reference else ", not reference hardware"
-        tip = f"{p.label} ({p.family}{mark}): F1 {p.f1:.3f}, ${p.cost:.4g} per 1k sentences"
-        parts.append(f'<a href="{escape(root + p.href)}"><title>{escape(tip)}</title>{shape}</a>')
-    for p in frontier:  # names only on the frontier: labels for every point would not be readable
-        name = p.label if len(p.label) <= 28 else p.label[:27] + "…"
-        anchor = "end" if x(p.cost) > LEFT + plot_w * 0.7 else "start"
-        dx = -9 if anchor == "end" else 9
+        interval = f" [{p.f1_ci[0]:.3f}, {p.f1_ci[1]:.3f}]" if p.f1_ci else ""
+        tip = f"{p.label} ({p.family}{mark}): F1 {p.f1:.3f}{interval}, ${p.cost:.4g} per 1,000 sentences"
+        parts.append(f'<a href="{escape(root + p.href)}"><title>{escape(tip)}</title>{whisker}{shape}</a>')
+    for p, (lx, ly, anchor, _) in zip(ordered, spots):
         parts.append(
-            f'<text x="{_fmt(x(p.cost) + dx)}" y="{_fmt(y(p.f1) - 8)}" class="label" '
-            f'text-anchor="{anchor}">{escape(name)}</text>'
+            f'<text x="{_fmt(lx)}" y="{_fmt(ly)}" class="label" text-anchor="{anchor}">'
+            f"{escape(label_text(p.label))}</text>"
         )
     parts.append("</svg>")
     return Markup("\n".join(parts))

@@ -12,9 +12,11 @@ from pathlib import Path
 from nerbench import scoring
 from nerbench.datasets import get_dataset, load_split
 from nerbench.store import RunResult, Store, predictions_sha256
+from nerbench.submissions import ingest_all
 
 from _records import run_record
 
+SUBMISSIONS = Path(__file__).resolve().parent.parent / "submissions"
 XSS_MODEL = '<script>alert(1)</script><b>bold</b> & "quoted"'
 ENCODER, LLM = "test-data-encoder", "test-data-llm"
 H100 = "NVIDIA H100 80GB HBM3"
@@ -115,7 +117,8 @@ def record(
         source=source,
         self_reported=source == "submission",
         created_at=datetime(2026, 1, day, 12, 0, 0),
-        details={"training": {"epochs": 1, "test_data": True}},
+        # The parts of nerbench's training record (models.training.TrainingRecord) the site reads.
+        details={"training": {"sentences": {"train": 300, "dev": 50}, "train_loss": [0.5], "best_epoch": 1}},
     )
     return rec, scores
 
@@ -140,3 +143,11 @@ def make_store(path: Path, data_dir: Path) -> dict[tuple[str, str], scoring.Scor
             store.save_run(rec)
             expected[(model_id, dataset)] = scores
     return expected
+
+
+def ingest_submissions(path: Path, data_dir: Path) -> list[str]:
+    """The submissions committed under submissions/ (real, published runs), ingested into a store
+    at `path` as the pages workflow does. Returns the submission ids stored."""
+    report = ingest_all(sorted(SUBMISSIONS.iterdir()), path, data_dir=data_dir)
+    assert not report.failures, report.failures
+    return [outcome.submission_id for _, outcome in report.outcomes]

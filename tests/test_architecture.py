@@ -20,6 +20,7 @@ LIGHT = [
     "nerbench.site_data",
     "nerbench.site_compare",
     "nerbench.site_svg",
+    "nerbench.site_runs",
     "nerbench.comparison",
 ]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -15,14 +16,15 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
+from nerbench import __version__
 from nerbench.cli import _register, app
 from nerbench.errors import NerbenchError
-from nerbench.site import build_site, paper_results
+from nerbench.site import COLUMN_NOTES, RESULT_COLUMNS, build_site, build_time, paper_results
 from nerbench.site_data import slug
-from nerbench.site_svg import Point, pareto
+from nerbench.site_svg import Point, chart, label_box, pareto, place_labels
 from nerbench.store import Store
 
-from _site_store import ENCODER, LLM, XSS_MODEL, make_store
+from _site_store import ENCODER, LLM, XSS_MODEL, ingest_submissions, make_store
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +34,53 @@ def store(tmp_path_factory, data_dir):
     return path, expected
 
 
+BUILT = datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC)  # the build time the test sites state
+
+
 @pytest.fixture(scope="module")
 def site(store, data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("site-out") / "_site"
-    build_site(store[0], out, data_dir=data_dir)
+    build_site(store[0], out, data_dir=data_dir, built_at=BUILT)
     return out
+
+
+@pytest.fixture(scope="module")
+def submitted_site(data_dir, tmp_path_factory):
+    """The site of the submissions committed under submissions/, ingested as the pages workflow does."""
+    folder = tmp_path_factory.mktemp("submitted")
+    db = folder / "submissions.duckdb"
+    assert ingest_submissions(db, data_dir)
+    build_site(db, folder / "_site", data_dir=data_dir, resamples=200, built_at=BUILT)
+    return folder / "_site"
+
+
+class _Text(HTMLParser):
+    """What a reader sees of a page: its text (not scripts or styles) and the attributes shown on
+    hover or read aloud (title, aria-label, alt)."""
+
+    def __init__(self):
+        super().__init__()
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("script", "style"):
+            self._skip += 1
+        self.parts.extend(f" {value} " for name, value in attrs if name in ("title", "aria-label", "alt") and value)
+
+    def handle_endtag(self, tag):
+        if tag in ("script", "style"):
+            self._skip -= 1
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.parts.append(data)
+
+
+def _visible(page: Path) -> str:
+    parser = _Text()
+    parser.feed(page.read_text("utf-8"))
+    return "".join(parser.parts)
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -58,8 +102,10 @@ class _Links(HTMLParser):
                 self.links.append(attrs[name])
 
 
-def test_two_builds_are_byte_identical(store, site, data_dir, tmp_path):
+def test_two_builds_are_byte_identical(store, site, data_dir, tmp_path, monkeypatch):
     again = tmp_path / "again"  # and built in one process, without the forked worker
+    # The same build time, from the reproducible-builds variable rather than the argument.
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(int(BUILT.timestamp())))
     build_site(store[0], again, data_dir=data_dir, parallel=False)
     first, second = _files(site), _files(again)
     assert list(first) == list(second)
@@ -162,7 +208,11 @@ def test_html_in_a_model_name_is_shown_as_text(site):
 
 def test_marks_for_hardware_and_self_reported_timing(site):
     html = (site / "index.html").read_text("utf-8")
-    row = re.search(r'<tr data-family="encoder">\s*<th scope="row" data-sort="test-data-encoder">.*?</tr>', html, re.S)
+    row = re.search(
+        r'<tr data-family="encoder" data-rank="\d+">\s*<th scope="row" data-sort="test-data-encoder">.*?</tr>',
+        html,
+        re.S,
+    )
     assert row and "not ref · CPU" in row.group(0) and "self-reported" not in row.group(0)
     xss_row = html[html.index("&lt;script&gt;alert(1)") :]
     xss_row = xss_row[: xss_row.index("</tr>")]
@@ -274,3 +324,167 @@ def test_out_folder_that_is_not_a_site_is_never_deleted(store, tmp_path, data_di
     (out / "stale.html").write_text("from an older build")
     build_site(store[0], out, data_dir=data_dir)  # an earlier build is replaced, stale pages go
     assert not (out / "stale.html").exists() and (out / "index.html").is_file()
+
+
+# --------------------------------------------------------------------------- issue 17: what a newcomer reads
+
+
+def test_no_page_shows_none_for_ingested_submissions_or_local_runs(submitted_site, site):
+    """Old code: every submitted run said "over None passes, None warm-up batches"."""
+    for folder in (submitted_site, site):
+        pages = sorted(folder.rglob("*.html"))
+        assert len(pages) > 10
+        for page in pages:
+            text = _visible(page)
+            assert not re.search(r"\bNone\b", text), (page.name, text[max(0, text.find("None") - 80) :][:160])
+        csv_text = (folder / "data" / "results.csv").read_text("utf-8")
+        assert "None" not in csv_text
+
+
+def test_model_pages_state_the_training_regime_from_the_run_records(submitted_site, site):
+    """Old code: "Training regime: not stated" on every page (it read the model's metadata, which
+    never holds it); the regime is in each run's record."""
+    lora = _visible(submitted_site / "models" / f"{slug('smollm2-135m')}.html")
+    assert "declared by the submitter: LoRA r=128, alpha=256; profile quick" in lora and "1 epoch" in lora
+    assert "self-reported (passes and warm-up not stated)" in lora
+    full = _visible(submitted_site / "models" / f"{slug('minilm-l6-paper-recipe')}.html")
+    assert "declared by the submitter: full fine-tuning; profile paper" in full
+    for page in (submitted_site / "models").glob("*.html"):
+        assert "Training regime not stated" not in " ".join(_visible(page).split())
+    # Runs nerbench trained itself: the record's budget and the training record in the details.
+    encoder = _visible(site / "models" / f"{slug(ENCODER)}.html")
+    assert "full fine-tuning; profile quick; training sentences 300; 1 epoch; learning rate 2e-05" in encoder
+    assert "median of 3 timed passes after 3 warm-up batches" in encoder
+    llm = _visible(site / "models" / f"{slug(LLM)}.html")
+    assert "LoRA r=128, alpha=256; profile quick" in llm
+
+
+def test_overview_is_ranked_by_strict_f1_and_shows_size_and_budget(store, site, submitted_site):
+    """Old code: rows in name order whenever a model lacked a dataset (no macro F1)."""
+    _, expected = store
+    html = (site / "index.html").read_text("utf-8")
+    order = re.findall(r'<tr data-family="\w+" data-rank="(\d+)">\s*<th scope="row" data-sort="([^"]*)"', html)
+    assert [int(rank) for rank, _ in order] == list(range(len(order)))
+    ids = [
+        model.replace("&lt;", "<").replace("&gt;", ">").replace("&#34;", '"').replace("&amp;", "&")
+        for _, model in order
+    ]
+    # The encoder ran on every dataset of the table (macro F1); the others by their one F1.
+    others = sorted([LLM, XSS_MODEL], key=lambda m: -expected[(m, "ncbi_disease")].strict.f1)
+    assert ids == [ENCODER, *others]
+    real = (submitted_site / "index.html").read_text("utf-8")
+    names = re.findall(r'<th scope="row" data-sort="([^"]*)">', real)
+    assert names[0] == "minilm-l6"  # the only model run on all five datasets
+    assert names[1:] == [
+        "minilm-l6-paper-recipe",
+        "smollm2-135m",
+        "smollm2-135m-generative",
+    ]  # mean F1 0.816, 0.607, 0.133
+    assert ">22.6M<" in real and ">135M<" in real and "quick · 1 ep." in real
+    assert 'title="bc5cdr: paper; ncbi_disease: paper"' in real
+    assert "1,000 parameters" in html and "quick · 300 sent. · 1 ep." in html
+
+
+def test_ncbi_disease_is_said_to_stand_in_for_reddit_impacts(site):
+    for page in (site / "index.html", site / "about.html", site / "datasets" / f"{slug('ncbi_disease')}.html"):
+        text = " ".join(_visible(page).split())
+        assert "Public stand-in for Reddit-Impacts" in text, page.name
+    assert "Not one of the paper's datasets" in _visible(site / "datasets" / f"{slug('ncbi_disease')}.html")
+    assert "Not one of the paper's datasets" not in _visible(site / "datasets" / f"{slug('biored')}.html")
+
+
+def test_every_page_states_its_build_time_version_and_results_context(site, submitted_site):
+    stamp = f'Built <time datetime="2026-02-03T04:05:06Z">2026-02-03 04:05:06 UTC</time> by nerbench {__version__}.'
+    for page in site.rglob("*.html"):
+        assert stamp in page.read_text("utf-8"), page.name
+    text = " ".join(_visible(submitted_site / "index.html").split())
+    assert "The 10 results shown (one per model and dataset): hardware a CPU (10);" in text
+    assert "timing self-reported by the submitter (10); training budgets quick (8), paper (2)." in text
+
+
+def test_build_time_comes_from_the_argument_or_source_date_epoch(monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
+    assert build_time() == datetime(2026, 1, 1, tzinfo=UTC)
+    assert build_time(datetime(2026, 2, 3, 4, 5, 6, 789)) == datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(NerbenchError, match="SOURCE_DATE_EPOCH=yesterday: not a whole number of seconds"):
+        build_time()
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
+    before = datetime.now(UTC).replace(microsecond=0)
+    assert before <= build_time() <= datetime.now(UTC)
+
+
+def test_downloads_carry_budget_and_size_and_name_cost_units(store, site, submitted_site):
+    assert set(COLUMN_NOTES) == set(RESULT_COLUMNS)
+    for folder in (site, submitted_site):
+        header = (folder / "data" / "results.csv").read_text("utf-8").splitlines()[0].split(",")
+        assert header == list(RESULT_COLUMNS)
+        assert "cost_usd" not in header and "cost_per_split_usd" in header
+    rows = json.loads((submitted_site / "data" / "results.json").read_text("utf-8"))
+    paper = [r for r in rows if r["model_id"] == "minilm-l6-paper-recipe"]
+    assert {
+        (r["parameters"], r["training_regime"], r["budget_profile"], r["epochs"], r["training_declared"]) for r in paper
+    } == {(22565376, "full", "paper", None, True)}
+    local = json.loads((site / "data" / "results.json").read_text("utf-8"))
+    encoder = next(r for r in local if r["model_id"] == ENCODER)
+    assert (encoder["train_sentences"], encoder["epochs"], encoder["budget_profile"]) == (300, 1, "quick")
+    parquet = duckdb.sql(
+        f"SELECT parameters, train_sentences, cost_per_split_usd FROM '{site / 'data' / 'results.parquet'}'"
+    )
+    assert [c[1] for c in parquet.description] == ["BIGINT", "INTEGER", "DOUBLE"]
+    page = _visible(site / "downloads.html")
+    assert "USD for one timed pass over the whole test split" in page and "USD per 1,000 test sentences" in page
+
+
+def test_scores_are_fractions_and_cost_columns_name_their_unit(site, submitted_site):
+    for folder in (site, submitted_site):
+        for page in folder.rglob("*.html"):
+            text = " ".join(_visible(page).split())
+            percents = [m for m in re.findall(r"[\d.–]+\s*%", text) if m.strip() != "95%"]
+            if page.name == "about.html":  # the paper's abstract, quoted with its own scale beside ours
+                assert "2–8% in F-score (0.02–0.08 on this site's scale of fractions)" in text
+                percents.remove("2–8%")
+            assert percents == [], (page.name, percents)
+            if not page.name.startswith("compare"):  # the comparison pages are another change's
+                assert "Cost / 1k" not in text, page.name
+    index = _visible(site / "index.html")
+    assert "Cost, USD / 1k sent." in index and "USD per 1,000 test sentences" in index
+
+
+def test_cost_charts_label_every_point_draw_whiskers_and_skip_single_points(site, submitted_site):
+    cost = (submitted_site / "cost.html").read_text("utf-8")
+    ncbi = cost[cost.index('id="cost-ncbi_disease') :]
+    # Every point has its label (old code: only the Pareto frontier's), and an F1 whisker.
+    for name in ("minilm-l6", "minilm-l6-paper-recipe", "smollm2-135m", "smollm2-135m-generative"):
+        assert f'class="label" text-anchor="start">{name}</text>' in ncbi or f'"end">{name}</text>' in ncbi, name
+    assert ncbi[: ncbi.index("</svg>")].count('class="whisker"') == 4
+    text = " ".join(_visible(submitted_site / "cost.html").split())
+    for dataset in ("jnlpba", "biored", "chemprot"):
+        assert (
+            f"Only one model has both a score and a known cost on {dataset}, so there is nothing to compare it "
+            "with yet and no chart is drawn: minilm-l6, strict F1" in text
+        )
+    assert cost.count("<svg") == 2  # bc5cdr and ncbi_disease; the macro chart has one point
+    biored = _visible(site / "datasets" / f"{slug('biored')}.html")
+    assert "Only one model has both a score and a known cost on biored" in " ".join(biored.split())
+
+
+def test_label_placement_keeps_labels_apart_and_inside_the_plot():
+    area = (0.0, 0.0, 600.0, 400.0)
+    # Eight points in a tight cluster: the nearest spots collide, so labels move out.
+    anchors = [(300.0 + 4 * i, 200.0 + 3 * (i % 3), f"model-{i}") for i in range(8)]
+    obstacles = [(x - 6, y - 6, x + 6, y + 6) for x, y, _ in anchors]
+    spots = place_labels(anchors, obstacles, area)
+    boxes = [label_box(x, y, text, anchor) for (x, y, anchor, _), (_, _, text) in zip(spots, anchors)]
+    for i, a in enumerate(boxes):
+        assert area[0] <= a[0] and a[2] <= area[2] and area[1] <= a[1] and a[3] <= area[3]
+        for b in boxes[i + 1 :]:
+            assert min(a[2], b[2]) <= max(a[0], b[0]) or min(a[3], b[3]) <= max(a[1], b[1]), (a, b)
+        for o in obstacles:
+            assert min(a[2], o[2]) <= max(a[0], o[0]) or min(a[3], o[3]) <= max(a[1], o[1]), (a, o)
+    assert any(leader for *_, leader in spots)  # some went further out, joined by a leader line
+    # A point at the right edge takes a spot to its left; a label is cut to 28 characters.
+    ((x, _, anchor, _),) = place_labels([(598.0, 200.0, "right-edge")], [], area)
+    assert anchor == "end"
+    svg = chart([Point(1e-3, 0.5, "x" * 40, "m.html", "llm", False, (0.45, 0.55))], title="t")
+    assert "x" * 27 + "…</text>" in svg and 'class="whisker"' in svg

@@ -19,7 +19,7 @@ import pytest
 
 from nerbench.site import build_site
 
-from _site_store import ENCODER, LLM, XSS_MODEL, make_store
+from _site_store import ENCODER, LLM, XSS_MODEL, ingest_submissions, make_store
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [
@@ -54,6 +54,17 @@ def site(tmp_path_factory, data_dir):
     make_store(db, data_dir)
     out = folder / "_site"
     build_site(db, out, data_dir=data_dir, resamples=500)
+    return out
+
+
+@pytest.fixture(scope="module")
+def submitted_site(tmp_path_factory, data_dir):
+    """The site of the submissions committed under submissions/: real model ids, five datasets."""
+    folder = tmp_path_factory.mktemp("submitted")
+    db = folder / "submissions.duckdb"
+    ingest_submissions(db, data_dir)
+    out = folder / "_site"
+    build_site(db, out, data_dir=data_dir, resamples=200)
     return out
 
 
@@ -110,7 +121,8 @@ class Watched:
 def _column(page, header: str) -> list[str]:
     index = page.eval_on_selector_all(
         "#overview thead th",
-        "(ths, name) => ths.findIndex(th => th.textContent.replace('\u21c5', '').trim() === name)",
+        "(ths, name) => ths.findIndex(th => th.querySelector('button.sort').textContent.replace('*', '').trim() "
+        "=== name)",
         header,
     )
     assert index >= 0, header
@@ -157,21 +169,59 @@ def test_every_internal_link_resolves_to_an_existing_file(browser, site):
 def test_sorting_by_clicking_a_column_header(browser, site):
     watched = Watched(browser)
     page = watched.open(site / "index.html")
-    page.click("#overview thead th:has-text('ncbi_disease') button.sort")
+    # The default order ranks by strict F1: the model run on every dataset first (macro F1).
+    assert _column(page, "Model")[0] == ENCODER
+    assert page.eval_on_selector_all("#overview tbody tr", "rs => rs.map(r => r.dataset.rank)") == ["0", "1", "2"]
+    # The column's name itself sorts (old code: only a small icon beside it did).
+    page.click("#overview thead th[data-dataset='ncbi_disease'] >> text=ncbi_disease")
     values = _column(page, "ncbi_disease")
     numbers = [float(v) for v in values if v]
     assert numbers == sorted(numbers, reverse=True) and len(numbers) == 3
-    page.click("#overview thead th:has-text('ncbi_disease') button.sort")
+    page.click("#overview thead th[data-dataset='ncbi_disease'] >> text=ncbi_disease")
     numbers = [float(v) for v in _column(page, "ncbi_disease") if v]
     assert numbers == sorted(numbers)
-    page.click("#overview thead th:has-text('Model') button.sort")
+    page.click("#overview thead th >> text=Model")
     names = _column(page, "Model")
     assert names == sorted(names, key=lambda s: s.lower()) or names == sorted(names)
-    page.click("#overview thead th:has-text('Cost / 1k sent.') button.sort")
-    costs = [float(v) for v in _column(page, "Cost / 1k sent.") if v]
+    page.click("#overview thead th >> text=Cost, USD / 1k sent.")
+    costs = [float(v) for v in _column(page, "Cost, USD / 1k sent.") if v]
     assert costs == sorted(costs, reverse=True)
-    assert page.get_attribute("#overview thead th:has-text('Cost / 1k sent.')", "aria-sort") == "descending"
+    assert page.get_attribute("#overview thead th[data-key='cost']", "aria-sort") == "descending"
+    # The dataset's page is a separate link beside the name, outside the sort button.
+    link = page.locator("#overview thead th[data-dataset='ncbi_disease'] a.dataset-link")
+    assert link.get_attribute("href").startswith("datasets/ncbi_disease-")
+    assert page.locator("#overview thead button.sort a").count() == 0
+    link.click()
+    page.wait_for_load_state("load")
+    assert page.text_content("h1").startswith("ncbi_disease")
     assert watched.errors == []
+    watched.close()
+
+
+def test_sort_and_filters_live_in_the_url(browser, site):
+    watched = Watched(browser)
+    page = watched.open(site / "index.html")
+    page.click("#overview thead th[data-dataset='ncbi_disease'] >> text=ncbi_disease")
+    page.select_option("#filter-family", "encoder")
+    url = page.url
+    assert url.endswith("#sort=f1%3Ancbi_disease&dir=desc&family=encoder"), url
+    # The link opens the same view in a fresh page.
+    other = Watched(browser)
+    linked = other.page
+    linked.goto(url)
+    linked.wait_for_load_state("load")
+    assert linked.input_value("#filter-family") == "encoder"
+    assert linked.get_attribute("#overview thead th[data-dataset='ncbi_disease']", "aria-sort") == "descending"
+    shown = _column(linked, "ncbi_disease")
+    assert len(shown) == 2 and [float(v) for v in shown] == sorted((float(v) for v in shown), reverse=True)
+    # An ascending sort and a dataset filter from a hand-written link; unknown values are ignored.
+    linked.goto(url.split("#")[0] + "#sort=macro&dir=asc&dataset=biored&family=nonsense")
+    linked.wait_for_load_state("load")
+    assert linked.input_value("#filter-family") == "" and linked.input_value("#filter-dataset") == "biored"
+    assert linked.get_attribute("#overview thead th[data-key='macro']", "aria-sort") == "ascending"
+    assert _column(linked, "Model") == [ENCODER]
+    assert watched.errors == [] and other.errors == []
+    other.close()
     watched.close()
 
 
@@ -214,12 +264,71 @@ def test_screenshots_of_the_overview_and_the_comparison_page(browser, site, tmp_
     folder.mkdir(parents=True, exist_ok=True)
     watched = Watched(browser)
     shots = {}
-    for name in ("index", "compare", "cost"):
-        page = watched.open(site / f"{name}.html")
-        shots[name] = folder / f"{name}.png"
-        page.screenshot(path=str(shots[name]), full_page=True)
+    model = next((site / "models").glob("test-data-llm-*.html"))
+    for width in (1400, 400):
+        watched.page.set_viewport_size({"width": width, "height": 900})
+        for name, path in (
+            ("index", site / "index.html"),
+            ("compare", site / "compare.html"),
+            ("cost", site / "cost.html"),
+            ("model", model),
+        ):
+            page = watched.open(path)
+            shots[f"{name}-{width}"] = folder / f"{name}-{width}.png"
+            page.screenshot(path=str(shots[f"{name}-{width}"]), full_page=True)
     watched.close()
     for name, shot in shots.items():
         print(f"screenshot of {name}.html: {shot}")
         assert shot.stat().st_size > 10_000
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# What a page's layout measures: the page's own horizontal overflow, and for the overview, its
+# table's (which scrolls inside its own box) and the edges of its first F1 column and last column.
+_LAYOUT = """() => {
+  const doc = document.documentElement, out = {page: doc.scrollWidth, viewport: doc.clientWidth};
+  const table = document.getElementById("overview");
+  if (table) {
+    const box = table.getBoundingClientRect();
+    const first = table.querySelector("thead th[data-dataset]").getBoundingClientRect();
+    const last = table.querySelector("thead th:last-child").getBoundingClientRect();
+    Object.assign(out, {scroll: table.scrollWidth, client: table.clientWidth, left: box.left, right: box.right,
+                        container: table.parentElement.clientWidth, first_left: first.left,
+                        first_right: first.right, last_right: last.right});
+  }
+  return out;
+}"""
+
+
+@pytest.mark.parametrize("width", [1400, 400])
+def test_pages_fit_the_screen_and_the_overview_fits_its_container(browser, submitted_site, site, width):
+    """Old code, at 1,400 px: the overview 1,382 px wide in a 1,352 px container (its last column
+    cut); at 400 px the comparison page 1,049 px and a model page 1,167 px wide (the page itself
+    scrolled sideways)."""
+    watched = Watched(browser)
+    watched.page.set_viewport_size({"width": width, "height": 900})
+    for folder in (submitted_site, site):
+        for path in sorted(folder.rglob("*.html")):
+            page = watched.open(path)
+            m = page.evaluate(_LAYOUT)
+            assert m["page"] <= m["viewport"], (width, path.name, m)  # never the page: tables scroll in their box
+            if path.name != "index.html":
+                continue
+            assert m["right"] - m["left"] <= m["container"] + 0.5, (width, m)
+            if width == 1400:  # every column in view, the last one included, without scrolling
+                assert m["scroll"] <= m["client"] and m["last_right"] <= m["right"] + 0.5, m
+            else:  # a phone: the model names and the first F1 column in view; the rest scrolls
+                assert m["left"] - 0.5 <= m["first_left"] and m["first_right"] <= m["right"] + 0.5, m
+    assert watched.errors == []
+    watched.close()
+
+
+def test_the_model_column_stays_in_view_while_the_overview_scrolls(browser, submitted_site):
+    watched = Watched(browser)
+    watched.page.set_viewport_size({"width": 400, "height": 900})
+    page = watched.open(submitted_site / "index.html")
+    before = page.eval_on_selector("#overview tbody th", "th => th.getBoundingClientRect().left")
+    page.eval_on_selector("#overview", "t => { t.scrollLeft = 400; }")
+    assert page.eval_on_selector("#overview", "t => t.scrollLeft") > 0
+    assert page.eval_on_selector("#overview tbody th", "th => th.getBoundingClientRect().left") == before
+    watched.close()

@@ -89,7 +89,9 @@ def test_the_wheel_carries_every_site_asset(wheel):
     assert not any(n.startswith("leaderboard/") for n in names)  # the built site and its docs stay in the repo
 
 
-def test_the_installed_wheel_builds_the_site(installed, tmp_path, data_dir):
+def test_the_installed_wheel_builds_the_site(installed, tmp_path, data_dir, monkeypatch):
+    # Both builds state the same build time (SOURCE_DATE_EPOCH reaches the subprocess too).
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
     db = tmp_path / "store.duckdb"
     make_store(db, data_dir)
     outside = tmp_path / "elsewhere"  # not the repository: no leaderboard/ folder to fall back on

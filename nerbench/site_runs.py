@@ -1,0 +1,202 @@
+"""How a run was trained, in the words and download columns of the site.
+
+A run's training lives in its run record, never in the model's metadata: `record.training` for a
+model nerbench fine-tuned (its budget and effective recipe; what training did, such as the
+sentences used and the epochs run, is in the run's details under "training"), and
+`record.submission.training` for a submission (its `[training]` section: declared by the
+submitter, so self-reported). A model evaluated as published has neither: it was not trained for
+the run. Every value a page shows comes from here, so that nothing is ever shown as "None": what is
+not known is said to be "not stated".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from nerbench.site_data import Model, Run
+
+# The regimes a submission declares (nerbench.submissions.TrainingSection.regime), in words.
+REGIMES = {
+    "full": "full fine-tuning",
+    "lora": "LoRA",
+    "qlora": "QLoRA (4-bit base)",
+    "none": "not fine-tuned (evaluated as published)",
+}
+NOT_STATED = "not stated"
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    """What the site says about how one run's model was trained."""
+
+    regime: str | None  # a key of REGIMES; None: not stated
+    profile: str | None  # the budget: "paper", "quick", "custom", or a submission's declared profile
+    train_sentences: int | None  # training sentences used
+    epochs: int | None  # epochs run (nerbench) or declared (a submission)
+    best_epoch: int | None  # the epoch whose weights were kept (early stopping on dev F1)
+    max_epochs: int | None  # the budget's cap, where the epochs run are not recorded
+    learning_rate: float | None
+    lora: tuple[int, int] | None  # rank, alpha
+    declared: bool  # stated by a submitter, not recorded by nerbench
+    notes: str = ""  # a submission's own words (untrusted text: escaped where shown)
+
+    @property
+    def regime_text(self) -> str:
+        if self.regime is None:
+            return NOT_STATED
+        text = REGIMES.get(self.regime, self.regime)
+        if self.lora is not None and self.regime in ("lora", "qlora"):
+            text += f" r={self.lora[0]}, alpha={self.lora[1]}"
+        return text
+
+    @property
+    def profile_text(self) -> str:
+        if self.profile is None:
+            return "none" if self.regime == "none" else NOT_STATED
+        return self.profile
+
+    @property
+    def sentences_text(self) -> str:
+        return NOT_STATED if self.train_sentences is None else f"{self.train_sentences:,}"
+
+    @property
+    def epochs_text(self) -> str:
+        if self.epochs is not None:
+            text = f"{self.epochs} epoch{'s' if self.epochs != 1 else ''}"
+            if self.best_epoch is not None and self.epochs > 1:
+                text += f", best {self.best_epoch}"
+            return text
+        if self.max_epochs is not None:
+            return f"up to {self.max_epochs} epoch{'s' if self.max_epochs != 1 else ''}"
+        return "no epochs" if self.regime == "none" else f"epochs {NOT_STATED}"
+
+    @property
+    def short(self) -> str:
+        """One cell of a table: profile · sentences · epochs, each only where known."""
+        if self.regime == "none":
+            return "none (as published)"
+        parts = [self.profile or "budget not stated"]
+        if self.train_sentences is not None:
+            parts.append(f"{self.train_sentences:,} sent.")
+        if self.epochs is not None:
+            parts.append(f"{self.epochs} ep.")
+        elif self.max_epochs is not None:
+            parts.append(f"≤{self.max_epochs} ep.")
+        return " · ".join(parts)
+
+    @property
+    def text(self) -> str:
+        """One sentence for a model page or a run card."""
+        if self.regime == "none":
+            return REGIMES["none"]
+        parts = [
+            self.regime_text,
+            f"profile {self.profile_text}",
+            f"training sentences {self.sentences_text}",
+            self.epochs_text,
+        ]
+        if self.learning_rate is not None:
+            parts.append(f"learning rate {self.learning_rate:g}")
+        text = "; ".join(parts)
+        return f"declared by the submitter: {text}" if self.declared else text
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def training_of(run: Run) -> TrainingSummary:
+    """How `run`'s model was trained, from its record (and, for nerbench's own runs, the training
+    record kept in its details)."""
+    record = run.record
+    if record.training is not None:
+        training, recipe = record.training, record.training.recipe
+        if record.family == "encoder":
+            regime, lora = "full", None
+        else:
+            regime = "qlora" if training.quantization == "nf4" else "lora"
+            r = record.lora.r if record.lora is not None else getattr(recipe, "lora_r", None)
+            alpha = record.lora.alpha if record.lora is not None else getattr(recipe, "lora_alpha", None)
+            lora = (r, alpha) if r is not None and alpha is not None else None
+        done = (run.details or {}).get("training")
+        done = done if isinstance(done, dict) else {}
+        per_epoch = [v for v in (done.get("train_loss"), done.get("dev_f1")) if isinstance(v, list) and v]
+        epochs = max((len(v) for v in per_epoch), default=None)
+        best = _int(done.get("best_epoch"))
+        return TrainingSummary(
+            regime=regime,
+            profile=training.budget.name,
+            train_sentences=run.train_sentences,
+            epochs=epochs,
+            best_epoch=best if best else None,
+            max_epochs=training.budget.epochs or recipe.max_epochs,
+            learning_rate=recipe.learning_rate,
+            lora=lora,
+            declared=False,
+        )
+    if record.submission is not None:
+        declared = record.submission.training
+        stated = declared.get("regime")
+        rank, alpha = _int(declared.get("lora_rank")), _int(declared.get("lora_alpha"))
+        profile = declared.get("profile")
+        notes = declared.get("notes")
+        return TrainingSummary(
+            regime=stated if isinstance(stated, str) else None,
+            profile=profile if isinstance(profile, str) and profile else None,
+            train_sentences=None,  # a submission does not state it
+            epochs=_int(declared.get("epochs")),
+            best_epoch=None,
+            max_epochs=None,
+            learning_rate=None,
+            lora=(rank, alpha) if rank is not None and alpha is not None else None,
+            declared=True,
+            notes=notes if isinstance(notes, str) else "",
+        )
+    return TrainingSummary("none", None, None, None, None, None, None, None, declared=False)
+
+
+def model_training(model: Model) -> list[tuple[TrainingSummary, list[str]]]:
+    """The distinct ways a model's shown runs were trained, each with its datasets."""
+    out: dict[TrainingSummary, list[str]] = {}
+    for dataset, run in sorted(model.shown.items()):
+        out.setdefault(training_of(run), []).append(dataset)
+    return list(out.items())
+
+
+def parameters(model: Model) -> int | None:
+    """The model's parameter count as its record states it (None: not stated)."""
+    value = _int(model.meta.get("parameters"))
+    return value if value is not None and value > 0 else None
+
+
+def parameters_text(count: int | None) -> str:
+    """22,565,376 -> '22.6M'; 8,030,261,248 -> '8.03B'."""
+    if count is None:
+        return NOT_STATED
+    if count >= 10**9:
+        return f"{count / 1e9:.3g}B"
+    if count >= 10**6:
+        return f"{count / 1e6:.3g}M"
+    return f"{count:,}"
+
+
+def budget_cell(model: Model) -> tuple[str, str]:
+    """The overview's budget cell of a model (its shown runs): the text, and a title naming what
+    varies per dataset (the training sentences used)."""
+    summaries = [(dataset, training_of(run)) for dataset, run in sorted(model.shown.items())]
+    if not summaries:
+        return "—", ""
+    profiles = sorted({s.profile_text for _, s in summaries})
+    epochs = sorted({s.epochs for _, s in summaries if s.epochs is not None})
+    sentences = [s.train_sentences for _, s in summaries if s.train_sentences is not None]
+    if all(s.regime == "none" for _, s in summaries):
+        return "none (as published)", ""
+    parts = [" + ".join(profiles)]
+    if sentences:
+        low, high = min(sentences), max(sentences)
+        parts.append(f"{low:,} sent." if low == high else f"{low:,}–{high:,} sent.")
+    if epochs:
+        parts.append(f"{epochs[0]} ep." if len(epochs) == 1 else f"{epochs[0]}–{epochs[-1]} ep.")
+    title = "; ".join(f"{dataset}: {s.short}" for dataset, s in summaries)
+    return " · ".join(parts), title
