@@ -251,6 +251,7 @@ def _overview_row(model: Model, datasets: list[str]) -> dict[str, Any]:
     devices = sorted({run.device_name or "no timing" for run in runs})
     scores = [run.f1 for run in runs if run.f1 is not None]
     budget, budget_title = budget_cell(model)
+    licence = model.meta.get("licence")
     return {
         "model": model,
         "cells": cells,
@@ -269,6 +270,29 @@ def _overview_row(model: Model, datasets: list[str]) -> dict[str, Any]:
         "devices": devices,
         "self_reported": any(run.self_reported for run in runs),
         "sources": sorted({run.source for run in runs}),
+        "tracks": sorted({run.track.label for run in runs}),
+        "size_class": size_class(parameters(model)),
+        "licence": licence if isinstance(licence, str) and licence else "not stated",
+    }
+
+
+SIZE_CLASSES = ((10**8, "under 100M"), (10**9, "100M to 1B"), (10**10, "1B to 10B"), (None, "10B and more"))
+
+
+def size_class(count: int | None) -> str:
+    """The overview's size filter: which of SIZE_CLASSES a parameter count falls in."""
+    if count is None:
+        return "not stated"
+    return next(name for limit, name in SIZE_CLASSES if limit is None or count < limit)
+
+
+def _filters(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The values each overview filter offers: those of the rows shown, in a fixed order."""
+    sizes = [name for _, name in SIZE_CLASSES] + ["not stated"]
+    return {
+        "track": sorted({t for row in rows for t in row["tracks"]}),
+        "size": [name for name in sizes if any(row["size_class"] == name for row in rows)],
+        "licence": sorted({row["licence"] for row in rows}),
     }
 
 
@@ -669,7 +693,7 @@ def build_site(
     _write_downloads(out / "data", rows)
     # The tables of the dataset pages need no paired test: rendered while the worker runs.
     tables = {dataset: dataset_tables(dataset) for dataset in suite}
-    write("index.html", "index.html", columns=columns, rows=overview, paper_rows=paper_rows)
+    write("index.html", "index.html", columns=columns, rows=overview, paper_rows=paper_rows, filters=_filters(overview))
     write(
         "cost.html",
         "cost.html",

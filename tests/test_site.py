@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from nerbench import __version__
 from nerbench.cli import _register, app
 from nerbench.errors import NerbenchError
-from nerbench.site import COLUMN_NOTES, RESULT_COLUMNS, build_site, build_time, paper_results
+from nerbench.site import COLUMN_NOTES, RESULT_COLUMNS, build_site, build_time, paper_results, size_class
 from nerbench.site_data import slug
 from nerbench.site_svg import Point, chart, label_box, pareto, place_labels
 from nerbench.store import Store
@@ -209,7 +209,7 @@ def test_html_in_a_model_name_is_shown_as_text(site):
 def test_marks_for_hardware_and_self_reported_timing(site):
     html = (site / "index.html").read_text("utf-8")
     row = re.search(
-        r'<tr data-family="encoder" data-rank="\d+">\s*<th scope="row" data-sort="test-data-encoder">.*?</tr>',
+        r'<tr data-family="encoder" data-rank="\d+"[^>]*>\s*<th scope="row" data-sort="test-data-encoder">.*?</tr>',
         html,
         re.S,
     )
@@ -363,7 +363,7 @@ def test_overview_is_ranked_by_strict_f1_and_shows_size_and_budget(store, site, 
     """Old code: rows in name order whenever a model lacked a dataset (no macro F1)."""
     _, expected = store
     html = (site / "index.html").read_text("utf-8")
-    order = re.findall(r'<tr data-family="\w+" data-rank="(\d+)">\s*<th scope="row" data-sort="([^"]*)"', html)
+    order = re.findall(r'<tr data-family="\w+" data-rank="(\d+)"[^>]*>\s*<th scope="row" data-sort="([^"]*)"', html)
     assert [int(rank) for rank, _ in order] == list(range(len(order)))
     ids = [
         model.replace("&lt;", "<").replace("&gt;", ">").replace("&#34;", '"').replace("&amp;", "&")
@@ -488,3 +488,20 @@ def test_label_placement_keeps_labels_apart_and_inside_the_plot():
     assert anchor == "end"
     svg = chart([Point(1e-3, 0.5, "x" * 40, "m.html", "llm", False, (0.45, 0.55))], title="t")
     assert "x" * 27 + "…</text>" in svg and 'class="whisker"' in svg
+
+
+def test_size_classes_of_the_overview_filter(submitted_site):
+    assert [size_class(n) for n in (None, 1000, 99_999_999, 10**8, 22_565_376, 134_515_008, 8 * 10**9, 7 * 10**10)] == [
+        "not stated",
+        "under 100M",
+        "under 100M",
+        "100M to 1B",
+        "under 100M",
+        "100M to 1B",
+        "1B to 10B",
+        "10B and more",
+    ]
+    html = (submitted_site / "index.html").read_text("utf-8")
+    size = html[html.index('id="filter-size"') : html.index("</select>", html.index('id="filter-size"'))]
+    assert re.findall(r'<option value="([^"]*)">', size) == ["", "under 100M", "100M to 1B"]
+    assert 'data-size="100M to 1B" data-licence="apache-2.0"' in html

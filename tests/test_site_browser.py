@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 
@@ -220,6 +220,23 @@ def test_sort_and_filters_live_in_the_url(browser, site):
     assert linked.input_value("#filter-family") == "" and linked.input_value("#filter-dataset") == "biored"
     assert linked.get_attribute("#overview thead th[data-key='macro']", "aria-sort") == "ascending"
     assert _column(linked, "Model") == [ENCODER]
+    # Track, size and licence filters, in the URL too (a model passes on any of its runs' tracks).
+    linked.goto(url.split("#")[0])
+    linked.wait_for_load_state("load")
+    quick = "quick budget · timed by nerbench · CPU"
+    assert linked.eval_on_selector_all("#filter-track option", "os => os.map(o => o.value)")[1:] == sorted(
+        [quick, "budget not stated · self-reported timing · other GPU"]
+    )
+    linked.select_option("#filter-track", quick)
+    assert sorted(_column(linked, "Model")) == sorted([ENCODER, LLM])
+    assert "track=quick%20budget%20%C2%B7%20timed%20by%20nerbench%20%C2%B7%20CPU" in linked.url
+    linked.select_option("#filter-size", "under 100M")  # the test models' 1,000 parameters
+    linked.select_option("#filter-licence", "test data")
+    assert sorted(_column(linked, "Model")) == sorted([ENCODER, LLM])
+    assert linked.text_content("#shown-count") == "2 of 3 models shown"
+    linked.goto(url.split("#")[0] + "#track=" + quote("budget not stated · self-reported timing · other GPU"))
+    linked.wait_for_load_state("load")
+    assert _column(linked, "Model") == [XSS_MODEL]
     assert watched.errors == [] and other.errors == []
     other.close()
     watched.close()
