@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 import nerbench.cli
 import nerbench.pipeline.evaluate as pipeline
+import nerbench.pipeline.preflight as preflight
 from nerbench.models.training import TrainingProgress
 from nerbench.pipeline.evaluate import EvalOutcome
 
@@ -40,6 +41,7 @@ def calls(monkeypatch):
         ]
 
     monkeypatch.setattr(pipeline, "evaluate", fake_evaluate)
+    monkeypatch.setattr(preflight, "check_names", lambda *args: None)  # "tiny" is no registered model
     return seen
 
 
@@ -99,3 +101,176 @@ def test_table_shows_progress_lines_scores_and_parse_counts(calls, tmp_path):
     assert "bc5cdr: fine-tuning" in out and "epoch 1/1: mean loss 0.5000, dev strict F1 0.6250" in out
     assert "tiny (quick profile)" in out and "0.8123" in out and "12.35" in out and "81.23" not in out
     assert "1 / 2 / 0 / 3" in out
+
+
+# --------------------------------------------------------------------------- a newcomer's first hour
+
+
+def _outcome(dataset, f1, dev=None, profile="paper"):
+    training = {"dev_f1": [dev], "best_epoch": 1} if dev is not None else None
+    return EvalOutcome(
+        dataset,
+        "stored",
+        f"run-{dataset}",
+        f1,
+        0.0,
+        10.0,
+        trained=True,
+        profile=profile,
+        details={"training": training},
+    )
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    """Replace the library: `fake.outcomes` is returned, `fake.raised` raised (after `fake.before`)."""
+
+    class Fake:
+        outcomes: list = []
+        raised: BaseException | None = None
+        before = staticmethod(lambda options: None)
+
+    def fake_evaluate(model, options, *, say, training_progress):
+        Fake.before(options)
+        if Fake.raised is not None:
+            raise Fake.raised
+        return Fake.outcomes
+
+    monkeypatch.setattr(pipeline, "evaluate", fake_evaluate)
+    return Fake
+
+
+def test_the_paper_profile_on_a_cpu_says_what_it_will_cost_and_how_to_choose_quick(
+    fake, tmp_path, monkeypatch, data_dir
+):
+    from nerbench.cli import _runs
+
+    monkeypatch.setattr(_runs, "on_cpu", lambda device: True)
+    fake.outcomes = [_outcome("ncbi_disease", 0.5)]
+    args = [
+        "eval",
+        "minilm-l6",
+        "--dataset",
+        "ncbi_disease",
+        "--db",
+        str(tmp_path / "r.duckdb"),
+        "--data-dir",
+        str(data_dir),
+    ]
+    result = CliRunner().invoke(nerbench.cli.app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    err = result.stderr
+    assert "No GPU here (device cpu): the paper profile fine-tunes minilm-l6" in err
+    assert (
+        "  ncbi_disease: 5,424 train + 923 dev sentences x 20 epochs + 940 test sentences x 3 timed passes: up to about"
+        in err
+    )
+    assert "For a CPU-sized budget add --profile quick" in err and "ENVIRONMENT.md" in err
+    assert "No GPU here" not in result.stdout  # the notice goes to stderr, the results to stdout
+    quick = CliRunner().invoke(nerbench.cli.app, [*args, "--profile", "quick"], env={"COLUMNS": "200"})
+    assert quick.exit_code == 0 and "No GPU here" not in quick.output
+    monkeypatch.setattr(_runs, "on_cpu", lambda device: False)
+    gpu = CliRunner().invoke(nerbench.cli.app, args, env={"COLUMNS": "200"})
+    assert gpu.exit_code == 0 and "No GPU here" not in gpu.output
+
+
+def test_a_near_zero_f1_is_stored_with_a_warning(fake, tmp_path, monkeypatch):
+    from nerbench.cli import _runs
+
+    monkeypatch.setattr(_runs, "on_cpu", lambda device: False)
+    fake.outcomes = [_outcome("ncbi_disease", 0.0, dev=0.0), _outcome("bc5cdr", 0.62, dev=0.6)]
+    args = ["eval", "minilm-l6", "--dataset", "ncbi_disease", "--dataset", "bc5cdr", "--db", str(tmp_path / "r.duckdb")]
+    result = CliRunner().invoke(nerbench.cli.app, args, env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: ncbi_disease: run run-ncbi_disease was stored with strict F1 0.0000 (below 0.01): the model "
+        "found next to none of the test set's entities; its fine-tuning kept an epoch of dev strict F1 0.0000; on "
+        "a small budget the recipe's learning rate leaves every word tagged O; --profile quick uses a learning "
+        "rate chosen for a small budget"
+    ]
+
+
+def test_unknown_names_are_refused_before_the_model_libraries_load(tmp_path):
+    """Old code imported transformers and torch first: 4.5 s to refuse a typo."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, nerbench.cli as cli\n"
+        "sys.argv = ['nerbench', *sys.argv[1:]]\n"
+        "try:\n    cli.main()\n"
+        "except SystemExit as exit:\n"
+        "    print('exit', exit.code, 'torch' in sys.modules, 'transformers' in sys.modules)\n"
+    )
+    db = str(tmp_path / "r.duckdb")
+    cases = [
+        (["eval", "minilm-l6", "--dataset", "nosuch", "--db", db], "error: unknown dataset 'nosuch'"),
+        (["eval", "minilm-l7", "--dataset", "ncbi_disease", "--db", db], "error: unknown model 'minilm-l7'"),
+        (["eval", "minilm-l6", "--profile", "fast", "--db", db], "error: --profile: unknown profile 'fast'"),
+        (["train", "minilm-l6", "--dataset", "nosuch"], "error: unknown dataset 'nosuch'"),
+        (["train", "minilm-l7", "--dataset", "ncbi_disease"], "error: unknown model 'minilm-l7'"),
+        (["train", "minilm-l6", "--dataset", "ncbi_disease", "--profile", "fast"], "error: --profile: unknown"),
+    ]
+    for args, error in cases:
+        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+        assert done.stdout.strip() == "exit 2 False False", (args, done.stdout, done.stderr)
+        assert done.stderr.startswith(error), (args, done.stderr)  # no blank line before the error
+    assert not (tmp_path / "r.duckdb").exists()
+
+
+def test_ctrl_c_says_what_was_kept_and_how_to_resume(fake, tmp_path, monkeypatch, data_dir):
+    """Old code printed nothing (click's 'Aborted!') and exited 1."""
+    from nerbench.cli import _runs
+    from nerbench.store import RunResult, Store, predictions_sha256
+
+    from _records import run_record
+
+    monkeypatch.setattr(_runs, "on_cpu", lambda device: False)
+    db = tmp_path / "r.duckdb"
+    with Store(db) as store:  # a run stored by an earlier eval: not this eval's
+        store.save_run(
+            RunResult(
+                model={"id": "old", "family": "encoder"},
+                record=run_record("old"),
+                predictions=[["O"]],
+                predictions_sha256=predictions_sha256([["O"]]),
+                metrics=[],
+            )
+        )
+
+    def store_one_then_stop(options):
+        with Store(options.db) as store:
+            return store.save_run(
+                RunResult(
+                    model={"id": "minilm-l6", "family": "encoder"},
+                    record=run_record("minilm-l6", dataset="ncbi_disease"),
+                    predictions=[["O"]],
+                    predictions_sha256=predictions_sha256([["O"]]),
+                    metrics=[],
+                )
+            )
+
+    fake.before = staticmethod(store_one_then_stop)
+    fake.raised = KeyboardInterrupt()
+    argv = ["eval", "minilm-l6", "--dataset", "ncbi_disease", "--dataset", "bc5cdr", "--force", "--db", str(db)]
+    monkeypatch.setattr("sys.argv", ["/somewhere/bin/nerbench", *argv])
+    result = CliRunner().invoke(nerbench.cli.app, argv, env={"COLUMNS": "300"})
+    assert result.exit_code == 130, (result.exception, result.output)
+    with Store(db) as store:
+        (new,) = [row["run_id"] for row in store.summary() if row["model_id"] == "minilm-l6"]
+    lines = result.stderr.splitlines()
+    assert lines[0] == "interrupted (Ctrl-C)."
+    assert lines[1] == f"Kept: the 1 run(s) this eval stored in {db}: ncbi_disease (run {new})."
+    assert lines[2] == (
+        "Fine-tuned checkpoints finished before the interrupt stay in runs and are reused; a training cut short "
+        "starts again."
+    )
+    assert lines[3] == (
+        f"To resume: nerbench eval minilm-l6 --dataset ncbi_disease --dataset bc5cdr --db {db} "
+        "(stored datasets are skipped)"
+    )
+
+    fake.before = staticmethod(lambda options: None)
+    result = CliRunner().invoke(nerbench.cli.app, argv, env={"COLUMNS": "300"})
+    assert result.exit_code == 130 and f"No run of this eval was stored in {db} yet." in result.stderr

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from nerbench.cli import _runs
 from nerbench.cli._util import (
     DataDir,
     Db,
@@ -22,7 +23,9 @@ from nerbench.cli._util import (
     cell,
     frac,
     line,
+    plain_console,
     quiet_libraries,
+    warn,
     wide_console,
 )
 from nerbench.datasets import DEFAULT_SUITE
@@ -69,10 +72,15 @@ def eval_model(
     as_json: Json = False,
 ) -> None:
     """Evaluate MODEL on the test sets and store entity F1, long-entity F1 and cost."""
+    from nerbench.pipeline.preflight import check_names
+
+    # A typo in a name is refused before the model libraries load (seconds) and before any work.
+    check_names(model, dataset or DEFAULT_SUITE, profile, revision)
     from nerbench.pipeline.evaluate import EvalOptions, evaluate
 
     quiet_libraries()
     console = wide_console(stderr=as_json)
+    notes = plain_console(stderr=True)  # the estimate, warnings and what an interrupt kept
     options = EvalOptions(
         datasets=tuple(dataset or DEFAULT_SUITE),
         profile=profile,
@@ -93,8 +101,19 @@ def eval_model(
         quantize=quantize,
         word_position=word_position,
     )
-    with TrainingBars(console, label="  training epoch", transient=True) as bars:
-        outcomes = evaluate(model, options, say=bars.say, training_progress=bars)
+    if profile == "paper" and _runs.on_cpu(device):
+        _runs.print_cpu_notice(
+            notes, model, options.datasets, head=head, data_dir=data_dir, allow_modified=allow_modified, test=True
+        )
+    before = _runs.stored_runs(db)
+    try:
+        with TrainingBars(console, label="  training epoch", transient=True) as bars:
+            outcomes = evaluate(model, options, say=bars.say, training_progress=bars)
+    except KeyboardInterrupt:
+        _runs.interrupted_eval(notes, db, before, runs_dir)
+        raise typer.Exit(_runs.INTERRUPTED) from None
+    for warning in _runs.eval_warnings(outcomes):
+        warn(notes, warning)
     # Generative runs: the parse counts of the stored pass.
     parse = {o.dataset: o.details.get("generation", {}).get("parse") for o in outcomes}
     if as_json:

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from nerbench.cli import _runs
 from nerbench.cli._util import (
     DataDir,
     Head,
@@ -20,12 +21,21 @@ from nerbench.cli._util import (
     line,
     plain_console,
     quiet_libraries,
+    warn,
 )
 
 
 def train(
     model: Annotated[str, typer.Argument(help="Registry id, checkpoint folder or Hugging Face id.")],
     dataset: Annotated[str, typer.Option("--dataset", help="A registered dataset name.")],
+    profile: Annotated[
+        str,
+        typer.Option(
+            help="Fine-tuning budget: 'paper' (the recipe) or 'quick' (CPU-sized: one epoch on the first train "
+            "sentences, at a learning rate chosen for it; the checkpoint `eval --profile quick` uses). "
+            "--epochs, --lr and the like override it."
+        ),
+    ] = "paper",
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs (recipe: 20).")] = None,
     lr: Annotated[
         float | None, typer.Option("--lr", help="Peak learning rate (recipes: 2e-5 encoders, 4e-5 LLMs).")
@@ -51,10 +61,18 @@ def train(
 
     LLMs get LoRA adapters (QLoRA on CUDA); the adapter folder is saved, and `nerbench eval` takes it.
     """
+    from nerbench.pipeline.preflight import check_names
+
+    # A typo in a name is refused before the model libraries load (seconds) and before any work.
+    check_names(model, [dataset], profile, revision)
     from nerbench.pipeline.train import train_on_dataset
 
     quiet_libraries()
     console = plain_console(stderr=as_json)
+    notes = plain_console(stderr=True)  # the estimate, warnings and what an interrupt kept
+    by_hand = (epochs, lr, batch_size, max_train_sentences, gradient_accumulation_steps)
+    if profile == "paper" and all(value is None for value in by_hand) and _runs.on_cpu(None):
+        _runs.print_cpu_notice(notes, model, [dataset], head=head, data_dir=data_dir, allow_modified=False, test=False)
     # Given only when set, so that the library's defaults (the recipe's, or the adapter's) apply.
     optional: dict[str, Any] = {
         k: v
@@ -66,24 +84,35 @@ def train(
         }.items()
         if v is not None
     }
-    with TrainingBars(console) as progress:
-        record, folder = train_on_dataset(
-            model,
-            dataset,
-            data_dir=data_dir,
-            out_dir=out,
-            label_policy=label_policy,
-            revision=revision,
-            epochs=epochs,
-            lr=lr,
-            batch_size=batch_size,
-            seed=seed,
-            max_train_sentences=max_train_sentences,
-            progress=progress,
-            overwrite=overwrite,
-            trust_remote_code=trust_remote_code,
-            **optional,
-        )
+    started: list[Path] = []
+    try:
+        with TrainingBars(console) as progress:
+            record, folder = train_on_dataset(
+                model,
+                dataset,
+                profile=profile,
+                data_dir=data_dir,
+                out_dir=out,
+                label_policy=label_policy,
+                revision=revision,
+                epochs=epochs,
+                lr=lr,
+                batch_size=batch_size,
+                seed=seed,
+                max_train_sentences=max_train_sentences,
+                progress=progress,
+                overwrite=overwrite,
+                trust_remote_code=trust_remote_code,
+                started=started.append,
+                **optional,
+            )
+    except KeyboardInterrupt:
+        _runs.interrupted_train(notes, started[0] if started else None)
+        raise typer.Exit(_runs.INTERRUPTED) from None
+    best = _runs.best_dev_f1(record.to_dict())
+    warning = None if best is None else _runs.training_warning(best, profile, lr)
+    if warning:
+        warn(notes, warning)
     if as_json:
         typer.echo(json.dumps(record.to_dict() | {"out": str(folder)}, indent=2))
         return

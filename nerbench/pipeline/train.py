@@ -3,19 +3,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from nerbench import datasets
 from nerbench.pipeline.checkpoints import checkpoint_dir, clear_identity, write_identity
 from nerbench.pipeline.evaluate import default_device, model_id_of, training_identity, weights_of
+from nerbench.pipeline.profiles import check_profile, profile_for
 from nerbench.pipeline.taggers import Request, select_tagger
 from nerbench.record import Budget
+
+
+def budget_with(profile: Budget, overrides: dict) -> Budget:
+    """The profile's budget, or with settings given by hand a 'custom' one: the profile's settings
+    with the given ones over them (a run of the plain profile keeps its name, so that `eval` of the
+    same profile finds the checkpoint)."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not given:
+        return profile
+    return Budget(**(profile.model_dump(exclude={"name"}) | given), name="custom")
 
 
 def train_on_dataset(
     model: str,
     dataset: str,
     *,
+    profile: str = "paper",
     data_dir: Path | None = None,
     out_dir: Path | None = None,
     runs_dir: Path = Path("runs"),
@@ -34,14 +47,18 @@ def train_on_dataset(
     progress=None,
     overwrite: bool = False,
     trust_remote_code: bool = False,
+    started: Callable[[Path], None] | None = None,
 ):
-    """The registered recipe (the paper's for unregistered models), with the given overrides, on a
-    dataset's train and dev splits; returns the training record and the output folder."""
+    """The registered recipe (the paper's for unregistered models) under a profile ("paper": the
+    recipe itself; "quick": the CPU-sized budget `eval --profile quick` uses, learning rate
+    included), with the given overrides, on a dataset's train and dev splits; returns the training
+    record and the output folder. `started` is told the output folder before training begins."""
     from nerbench.errors import NerbenchError
     from nerbench.models.registry import resolve_model
     from nerbench.models.training import prepare_out_dir
 
     info = datasets.get_dataset(dataset)
+    check_profile(profile)
     ref = resolve_model(model, revision)
     request = Request(
         device=device or default_device(),
@@ -61,13 +78,14 @@ def train_on_dataset(
         "gradient_accumulation_steps": gradient_accumulation_steps,
         "max_train_sentences": max_train_sentences,
     }
-    given = {k: v for k, v in overrides.items() if v is not None}
-    budget = Budget(name="custom" if given else "paper", **given)
+    budget = budget_with(profile_for(profile, tagger.family, tagger.head), overrides)
     training = training_identity(tagger, weights_of(ref), dataset, budget, seed)
     out = Path(out_dir) if out_dir is not None else checkpoint_dir(runs_dir, model_id_of(ref), training)
     prepare_out_dir(out, overwrite)  # refuse a non-empty folder before any work
     clear_identity(out)
     train, dev = datasets.load_split(dataset, "train", data_dir), datasets.load_split(dataset, "dev", data_dir)
+    if started is not None:
+        started(out)
     record = tagger.train(out, budget, seed, info, train, dev, progress)
     write_identity(out, training)
     return record, out
