@@ -68,6 +68,7 @@ def db(tmp_path):
                 {
                     "sentences_per_second": 41.5,
                     "cost_usd": 0.0123,
+                    "cost_per_1k_sentences_usd": 0.00256,
                     "device_name": "NVIDIA H100 80GB HBM3",
                     "reference_hardware": True,
                 },
@@ -107,7 +108,9 @@ def test_table(db):
     assert "llama-8b" in result.output and "minilm" in result.output
     assert "0.861 [0.811, 0.911]" in result.output
     assert "unknown" in result.output  # a CPU run without a price has no cost, not $0
-    assert "$0.0123" in result.output
+    # The cost column is per 1,000 sentences, as on the site and in the README, and its header says so.
+    assert "$0.00256" in result.output and "$0.0123" not in result.output
+    assert "USD/1k sent." in result.output
 
 
 def test_missing_database_is_a_clear_error(tmp_path):

@@ -26,6 +26,10 @@ def _score(value, low=None, high=None) -> str:
     return f"{text} [{low:.3f}, {high:.3f}]" if low is not None and high is not None else text
 
 
+# The cost column's unit, in its header: per 1,000 test sentences (the stored cost_usd is per split).
+COST = "USD/1k sent."
+
+
 def _cost(value) -> str:
     return "unknown" if value is None else f"${value:.4g}"
 
@@ -71,18 +75,20 @@ def results(
         return
     table = Table(
         title=cell(f"Runs in {db}", limit=None),
-        caption="F1 = strict micro F1 with its 95% bootstrap CI; long = entities "
-        "of >= 3 tokens; token/generative = LLM head; parse = generative output lines missing/extra/renamed/"
+        caption="F1 = strict micro F1 (a fraction, 0-1) with its 95% bootstrap CI; long = entities "
+        "of >= 3 tokens; sent/s = test sentences per second; USD/1k sent. = inference cost per 1,000 test "
+        "sentences, as the site and the README give it (--json and --csv also give cost_usd, for one pass over "
+        "the whole test split); token/generative = LLM head; parse = generative output lines missing/extra/renamed/"
         "malformed; ref = reference hardware (one H100 80GB); self = self-reported timing; "
         "P/R and more with --json or --csv",
     )
     has_parse = any(row["parse"] for row in rows)
-    columns = ("run", "model", "dataset", "F1 [CI]", "long F1", "sent/s", "cost", "device", "marks") + (
+    columns = ("run", "model", "dataset", "F1 [CI]", "long F1", "sent/s", COST, "device", "marks") + (
         ("parse: miss/extra/renamed/malformed",) if has_parse else ()
     )
     for column in columns:
         # Folded, not cut with an ellipsis: a long id or device name is shown whole.
-        table.add_column(column, justify="right" if column in ("sent/s", "cost") else "left", overflow="fold")
+        table.add_column(column, justify="right" if column in ("sent/s", COST) else "left", overflow="fold")
     for row in rows:
         speed = row["sentences_per_second"]
         marks = (
@@ -99,7 +105,7 @@ def results(
             _score(row["f1"], row["f1_ci_low"], row["f1_ci_high"]),
             _score(row["long_f1"]),
             "—" if speed is None else f"{speed:,.1f}",
-            _cost(row["cost_usd"]),
+            _cost(row["cost_per_1k_sentences_usd"]),
             _short_device(row["device_name"]),
             " ".join(str(mark) for mark in marks),
             *((_parse(row["parse"]),) if has_parse else ()),
