@@ -161,7 +161,8 @@ class TrainingBars:
 
     With `transient` the bars vanish when done (and rich draws none in logs), so each epoch's dev
     score is also printed as a line that stays. The display starts with the first training event:
-    a command that fails or finishes before any training prints no empty display (no blank line).
+    a command that fails or finishes before any training prints no empty display (no blank line);
+    transient bars start none outside a terminal.
     """
 
     def __init__(self, console: Console, *, label: str = "epoch", transient: bool = False) -> None:
@@ -192,7 +193,9 @@ class TrainingBars:
 
     def __call__(self, event) -> None:
         """Take one `nerbench.models.training.TrainingProgress` event."""
-        if not self._started:
+        # Transient bars draw nothing outside a terminal (logs, pipes) but a blank line when they stop:
+        # there, the epoch lines below are all there is to show, so no display is started.
+        if not self._started and (self._transient is False or self._bar.console.is_terminal):
             self._bar.start()
             self._started = True
         if event.epoch not in self._tasks:
