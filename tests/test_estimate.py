@@ -99,6 +99,9 @@ def test_registry_models_only(data_dir):
     assert notice[1].startswith("  ncbi_disease: 5,424 train + 923 dev sentences x 20 epochs")
     assert notice[-1].startswith("For a CPU-sized budget add --profile quick (1 epoch, train capped at 2,000")
     assert notice[-1].endswith(f"{about(quick.seconds)}.")
+    seeded = paper_on_cpu_notice("minilm-l6", sizes, seeds=3)
+    assert f"  x 3 seeds (each trains anew): up to {about(3 * paper.seconds)} in all" in seeded
+    assert seeded[-1].endswith(f"{about(3 * quick.seconds)} in all.")
     # A generative LLM is estimated at its own, much lower, speed.
     generative = for_registry_model("smollm2-135m", "paper", sizes, head="generative")
     assert generative.reference is MEASURED[("llm", "generative")]

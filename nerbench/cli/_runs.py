@@ -38,6 +38,7 @@ def print_cpu_notice(
     data_dir: Path | None,
     allow_modified: bool,
     test: bool,
+    seeds: int = 1,
 ) -> None:
     """Before the paper profile trains on a CPU: its estimated time and how to ask for the quick one."""
     from nerbench.models.catalogue import REGISTRY
@@ -47,7 +48,7 @@ def print_cpu_notice(
     if model not in REGISTRY:
         return  # a folder or hub model: its size and recipe are not known before it loads
     sizes = split_sizes(datasets, data_dir, allow_modified=allow_modified, test=test)
-    lines = paper_on_cpu_notice(model, sizes, head=head, test_passes=PROTOCOL.repeats if test else 0)
+    lines = paper_on_cpu_notice(model, sizes, head=head, test_passes=PROTOCOL.repeats if test else 0, seeds=seeds)
     if lines and test:
         lines.append("Datasets already stored, and checkpoints already fine-tuned, are reused and cost less.")
     for text in lines:

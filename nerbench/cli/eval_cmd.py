@@ -103,7 +103,14 @@ def eval_model(
     )
     if profile == "paper" and _runs.on_cpu(device):
         _runs.print_cpu_notice(
-            notes, model, options.datasets, head=head, data_dir=data_dir, allow_modified=allow_modified, test=True
+            notes,
+            model,
+            options.datasets,
+            head=head,
+            data_dir=data_dir,
+            allow_modified=allow_modified,
+            test=True,
+            seeds=seeds,
         )
     before = _runs.stored_runs(db)
     try:

@@ -229,10 +229,16 @@ def for_registry_model(
 
 
 def paper_on_cpu_notice(
-    model: str, sizes: Sequence[SplitSizes], *, head: str | None = None, test_passes: int = PROTOCOL.repeats
+    model: str,
+    sizes: Sequence[SplitSizes],
+    *,
+    head: str | None = None,
+    test_passes: int = PROTOCOL.repeats,
+    seeds: int = 1,
 ) -> list[str]:
     """What the paper profile will cost on a CPU, and what `--profile quick` would: lines of plain
-    text, none for a model that is not in the registry (nothing is known of its size before loading)."""
+    text, none for a model that is not in the registry (nothing is known of its size before loading).
+    With several `seeds` each trains anew: the totals are multiplied."""
     paper = for_registry_model(model, "paper", sizes, head=head, test_passes=test_passes)
     quick = for_registry_model(model, "quick", sizes, head=head, test_passes=test_passes)
     if paper is None or quick is None or not paper.datasets:
@@ -248,7 +254,8 @@ def paper_on_cpu_notice(
         f"No GPU here (device cpu): the paper profile fine-tunes {model} with its whole recipe (up to "
         f"{meta.recipe.max_epochs} epochs over every train sentence) on this CPU. Estimated time:",
         *describe(paper, what),
+        *([f"  x {seeds} seeds (each trains anew): up to {about(seeds * paper.seconds)} in all"] if seeds > 1 else []),
         f"For a CPU-sized budget add --profile quick ({describe_budget(profile_for('quick', meta.family, chosen))}): "
-        f"{about(quick.seconds)}{' in all' if len(quick.datasets) > 1 else ''}.",
+        f"{about(seeds * quick.seconds)}{' in all' if len(quick.datasets) > 1 or seeds > 1 else ''}.",
     ]
     return lines
