@@ -211,9 +211,21 @@ _V5 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5)
+# Runs stored before this step have NULL in the new columns: their time was not split, and the
+# machine's load was not measured.
+_V6 = Migration(
+    6,
+    "timings: model time apart from host time, and the machine's load during the timed passes",
+    (
+        "ALTER TABLE timings ADD COLUMN model_seconds DOUBLE",
+        "ALTER TABLE timings ADD COLUMN host_seconds DOUBLE",
+        "ALTER TABLE timings ADD COLUMN load JSON",
+    ),
+)
 
-_JSON_TIMING_COLUMNS = ("generation", "protocol")
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+
+_JSON_TIMING_COLUMNS = ("generation", "protocol", "load")
 
 
 # --------------------------------------------------------------------------- migration to typed records

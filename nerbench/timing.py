@@ -14,17 +14,26 @@ Choices, written once here:
   passes: Linux lets a process reset its own high-water mark (`/proc/self/clear_refs`, value 5),
   so `VmHWM` read at the end is the exact peak of the timed region. Where that is not possible the
   lifetime peak from `getrusage` is reported instead and the memory kind says so;
-- cost = device-hours x price per device-hour, device-hours = median wall seconds x devices / 3600.
+- cost = device-hours x price per device-hour, device-hours = median wall seconds x devices / 3600;
+- model time is what a predictor spends inside the model (forward passes, generation), measured by
+  its `model_clock`; host time is the rest of the pass (tokenizing the split once, batching, decoding
+  tags, parsing generations). Both are the median over the timed passes;
+- the machine's load is measured around each timed pass (`MachineLoad`): the share of the CPUs that
+  other processes used, and the share stolen by a hypervisor. A pass where others used more than
+  `BUSY_SHARE` of the machine, or more than `BUSY_SHARE` was stolen, marks the run as timed on a busy
+  machine: its speed is not what the hardware gives.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import resource
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -60,6 +69,114 @@ class Predictor(Protocol):
     def synchronize(self) -> None:
         """Wait for queued device work (torch.cuda.synchronize on GPU; nothing on CPU)."""
         ...
+
+
+# --------------------------------------------------------------------------- model time
+
+
+class ModelClock:
+    """Seconds spent inside the model since the last reset. A predictor wraps each forward pass or
+    generate call in `measure()`; the timed pass resets it and reads it, so that host time (the
+    rest of the pass) is reported apart from model time."""
+
+    def __init__(self, synchronize: Callable[[], None] = lambda: None, clock: Callable[[], float] = time.perf_counter):
+        self._synchronize = synchronize
+        self._clock = clock
+        self.seconds = 0.0
+
+    def reset(self) -> None:
+        self.seconds = 0.0
+
+    @contextmanager
+    def measure(self) -> Iterator[None]:
+        self._synchronize()
+        start = self._clock()
+        try:
+            yield
+        finally:
+            self._synchronize()
+            self.seconds += self._clock() - start
+
+
+# --------------------------------------------------------------------------- machine load
+
+BUSY_SHARE = 0.25  # of the machine's CPUs used by other processes (or stolen) during a timed pass
+
+
+def _cpu_jiffies() -> tuple[int, int, int] | None:
+    """(busy, steal, total) clock ticks of all CPUs since boot, from /proc/stat; None elsewhere."""
+    try:
+        with open("/proc/stat", encoding="ascii") as handle:
+            fields = handle.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu" or len(fields) < 9:
+        return None
+    values = [int(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
+    idle = values[3] + values[4]
+    steal = values[7]
+    total = sum(values)
+    return total - idle - steal, steal, total
+
+
+def _own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+class MachineLoad:
+    """How busy the machine was during each timed pass: the share of all CPUs used by *other*
+    processes (busy ticks minus this process' CPU time), the share stolen by a hypervisor, and the
+    one-minute load average after the pass. Linux only; elsewhere nothing is measured (None)."""
+
+    def __init__(self) -> None:
+        self.passes: list[dict[str, float]] = []
+        self._start: tuple[tuple[int, int, int], float] | None = None
+        self._ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._cpus = os.cpu_count() or 1
+
+    def start(self) -> None:
+        jiffies = _cpu_jiffies()
+        self._start = (jiffies, _own_cpu_seconds()) if jiffies is not None else None
+
+    def stop(self) -> None:
+        end = _cpu_jiffies()
+        if self._start is None or end is None:
+            return
+        (busy0, steal0, total0), own0 = self._start
+        busy1, steal1, total1 = end
+        total = total1 - total0
+        if total <= 0:
+            return
+        own = (_own_cpu_seconds() - own0) * self._ticks
+        entry = {
+            "others_share": round(min(max((busy1 - busy0 - own) / total, 0.0), 1.0), 4),
+            "steal_share": round(min(max((steal1 - steal0) / total, 0.0), 1.0), 4),
+        }
+        try:
+            entry["loadavg_1m"] = round(os.getloadavg()[0], 2)
+        except OSError:
+            pass
+        self.passes.append(entry)
+
+    def report(self) -> dict[str, Any] | None:
+        if not self.passes:
+            return None
+        busy = any(p["others_share"] > BUSY_SHARE or p["steal_share"] > BUSY_SHARE for p in self.passes)
+        return {"cpus": self._cpus, "busy_share": BUSY_SHARE, "busy": busy, "passes": list(self.passes)}
+
+
+def busy_note(load: dict[str, Any] | None) -> str | None:
+    """A plain warning when a run was timed on a busy machine, else None."""
+    if not load or not load.get("busy"):
+        return None
+    worst = max(load["passes"], key=lambda p: max(p["others_share"], p["steal_share"]))
+    stolen = f", {worst['steal_share']:.0%} stolen" if worst["steal_share"] > 0 else ""
+    return (
+        f"timed on a busy machine: other processes used {worst['others_share']:.0%} of its "
+        f"{load['cpus']} CPUs during a timed pass{stolen}; the speed and cost understate the hardware "
+        "(rerun with --force on an idle machine)"
+    )
 
 
 # --------------------------------------------------------------------------- memory probes
@@ -158,6 +275,9 @@ class TimingReport:
     cost_per_1k_sentences_usd: float | None
     # Filled by generative LLM predictors: generated tokens per sentence, per-sentence latency...
     generation: dict[str, Any] | None = None
+    model_seconds: float | None = None  # median pass: inside the model (None: the predictor has no model_clock)
+    host_seconds: float | None = None  # median pass: the rest (tokenizing, batching, decoding, parsing)
+    load: dict[str, Any] | None = None  # MachineLoad.report(): how busy the machine was while timed
     protocol: dict[str, Any] = field(default_factory=PROTOCOL.to_dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -172,6 +292,16 @@ class TimingReport:
 _DTYPE_NAMES = {"torch.bfloat16": BF16, "torch.float32": FP32, "torch.float16": "fp16"}
 
 
+def loaded_in_4bit(model: Any) -> bool:
+    """Whether a transformers model (or the base under a PEFT wrapper) was loaded 4-bit: read from
+    its quantizer's config (recent transformers), or the older `is_loaded_in_4bit` flag."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if getattr(base, "is_loaded_in_4bit", False):
+        return True
+    config = getattr(getattr(base, "hf_quantizer", None), "quantization_config", None)
+    return bool(getattr(config, "load_in_4bit", False))
+
+
 def _precision_of(predictor: Predictor) -> str | None:
     """The predictor's own `precision`, else read off its torch model (4-bit or its dtype)."""
     declared = getattr(predictor, "precision", None)
@@ -180,7 +310,7 @@ def _precision_of(predictor: Predictor) -> str | None:
     model = getattr(predictor, "model", None)
     if model is None:
         return None
-    if getattr(model, "is_loaded_in_4bit", False):
+    if loaded_in_4bit(model):
         return NF4
     dtype = getattr(model, "dtype", None)
     return _DTYPE_NAMES.get(str(dtype), str(dtype)) if dtype is not None else None
@@ -199,8 +329,12 @@ def _check_batches(order: list[list[int]], n: int) -> None:
         )
 
 
-def _timed_pass(predictor: Predictor, sentences: Sequence, clock: Callable[[], float]):
+def _timed_pass(predictor: Predictor, sentences: Sequence, clock: Callable[[], float], load: MachineLoad):
+    model_clock: ModelClock | None = getattr(predictor, "model_clock", None)
     predictor.synchronize()
+    load.start()
+    if model_clock is not None:
+        model_clock.reset()
     start = clock()
     order = predictor.batches(sentences)
     _check_batches(order, len(sentences))
@@ -219,7 +353,9 @@ def _timed_pass(predictor: Predictor, sentences: Sequence, clock: Callable[[], f
         for index, sentence_tags in zip(batch, tags):
             predictions[index] = list(sentence_tags)
     predictor.synchronize()
-    return clock() - start, predictions, latencies
+    wall = clock() - start
+    load.stop()
+    return wall, predictions, latencies, model_clock.seconds if model_clock is not None else None
 
 
 def run_timed(
@@ -247,11 +383,12 @@ def run_timed(
     predictor.synchronize()
 
     memory.start()
-    passes = [_timed_pass(predictor, sentences, clock) for _ in range(protocol.repeats)]
+    load = MachineLoad()
+    passes = [_timed_pass(predictor, sentences, clock, load) for _ in range(protocol.repeats)]
     peak = memory.stop()
 
     predictions = passes[0][1]
-    for number, (_, other, _) in enumerate(passes[1:], start=2):
+    for number, (_, other, _, _) in enumerate(passes[1:], start=2):
         if other != predictions:
             first = next(i for i, (a, b) in enumerate(zip(predictions, other)) if a != b)
             raise NerbenchError(
@@ -267,6 +404,9 @@ def run_timed(
     if not wall > 0:
         raise NerbenchError(f"timing: the median pass took {wall} s; the clock does not advance")
     latencies = np.array([s for p in passes for s in p[2]], dtype=float)
+    model = [p[3] for p in passes]
+    model_seconds = float(statistics.median(model)) if all(m is not None for m in model) else None
+    host_seconds = float(statistics.median(p[0] - p[3] for p in passes)) if model_seconds is not None else None
     n_tokens = sum(len(_tokens(s)) for s in sentences)
 
     name, count = describe_device(predictor.device)
@@ -301,5 +441,8 @@ def run_timed(
         cost_usd=cost,
         cost_per_1k_sentences_usd=cost / len(sentences) * 1000 if cost is not None else None,
         protocol=protocol.to_dict(),
+        model_seconds=model_seconds,
+        host_seconds=host_seconds,
+        load=load.report(),
     )
     return predictions, report

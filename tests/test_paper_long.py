@@ -255,7 +255,7 @@ def test_a_schema_4_store_migrates_and_takes_the_new_rows(tmp_path):
     pred = [["O", "B-X", "I-X", "I-X"], ["O", "B-Y"]]
     rows = scoring.score(gold, pred, bootstrap=10).metric_rows()
     with Store(path) as s:
-        assert s.schema_version == len(MIGRATIONS) == 5
+        assert s.schema_version == len(MIGRATIONS) == 6
         assert s.metrics(run_id) == before
         new = s.save_run(record(seed=1, metrics=rows))
         assert new != run_id

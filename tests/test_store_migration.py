@@ -36,8 +36,13 @@ def old_store(tmp_path) -> Path:
 PRICED = ("reference_hardware", "price_per_device_hour", "price_source", "cost_usd", "cost_per_1k_sentences_usd")
 
 
-def _run_rows(conn, run_id: str, keep_prices: bool) -> tuple:
-    timing = "* EXCLUDE (run_id)" if keep_prices else f"* EXCLUDE (run_id, {', '.join(PRICED)})"
+# The timing columns schema version 6 adds (NULL for every older run).
+ADDED_BY_V6 = ("model_seconds", "host_seconds", "load")
+
+
+def _run_rows(conn, run_id: str, keep_prices: bool, added: tuple[str, ...] = ()) -> tuple:
+    excluded = ("run_id", *added, *(() if keep_prices else PRICED))
+    timing = f"* EXCLUDE ({', '.join(excluded)})"
     return tuple(
         conn.execute(
             f"SELECT {timing if table == 'timings' else '* EXCLUDE (run_id)'} FROM {table} "
@@ -71,7 +76,7 @@ def test_the_fixture_is_a_schema_version_2_store(old_store):
 def test_every_run_migrates_to_a_typed_record_whose_hash_is_its_id(old_store):
     before = _rows(old_store)
     with Store(old_store) as store:
-        assert store.schema_version == len(MIGRATIONS) == 5
+        assert store.schema_version == len(MIGRATIONS) == 6
         runs = store.runs()
         assert len(runs) == len(before) == 6
         for run in runs:
@@ -80,9 +85,11 @@ def test_every_run_migrates_to_a_typed_record_whose_hash_is_its_id(old_store):
             assert record.dataset == run["dataset"] and record.model_id == run["model_id"]
         # each run kept its rows, under its new id
         after = {
-            run["run_id"]: _run_rows(store._conn, run["run_id"], keep_prices=not run["self_reported"]) for run in runs
+            run["run_id"]: _run_rows(store._conn, run["run_id"], not run["self_reported"], ADDED_BY_V6) for run in runs
         }
+        added = store._conn.execute(f"SELECT {', '.join(ADDED_BY_V6)} FROM timings").fetchall()
     assert sorted(after.values()) == sorted(before.values())
+    assert added and all(value is None for row in added for value in row)
     by_model = {}
     for run in runs:
         by_model.setdefault(run["model_id"], []).append(run["record"])
@@ -220,7 +227,8 @@ def test_a_run_nerbench_timed_itself_on_the_reference_hardware_is_untouched(v3_s
     with Store(v3_store) as store:
         local = _timings(store)["local-h100"]
         after = store._conn.execute(
-            "SELECT t.* FROM timings t JOIN runs r USING (run_id) WHERE NOT r.self_reported"
+            f"SELECT t.* EXCLUDE ({', '.join(ADDED_BY_V6)}) FROM timings t JOIN runs r USING (run_id) "
+            "WHERE NOT r.self_reported"
         ).fetchall()
     assert after == local_before
     assert local["reference_hardware"] is True and local["price_per_device_hour"] == 3.2

@@ -13,9 +13,9 @@ has nothing to predict from: it is tagged `O` (`EMPTY_WORD_TAG`) and counted, ne
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from nerbench.recipes import LabelPolicy
 
@@ -184,6 +184,30 @@ def encode(
             input_ids.extend(suffix)
             windows.append(Window(s, tuple(input_ids), tuple(owned)))
     return Encoded(tuple(windows), n_words, tuple(empty), tuple(clipped))
+
+
+def per_sentence(encoded: Encoded) -> list[Encoded]:
+    """The encoding of each sentence on its own (sentence index 0), to be joined into batches."""
+    windows: dict[int, list[Window]] = defaultdict(list)
+    for window in encoded.windows:
+        windows[window.sentence].append(replace(window, sentence=0))
+    empty: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for s, word in encoded.empty_words:
+        empty[s].append((0, word))
+    clipped: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for s, word in encoded.clipped_words:
+        clipped[s].append((0, word))
+    return [Encoded(tuple(windows[s]), (n,), tuple(empty[s]), tuple(clipped[s])) for s, n in enumerate(encoded.n_words)]
+
+
+def join(parts: Sequence[Encoded]) -> Encoded:
+    """One batch's encoding from single-sentence encodings (`per_sentence`), in the given order."""
+    return Encoded(
+        tuple(replace(w, sentence=i) for i, part in enumerate(parts) for w in part.windows),
+        tuple(n for part in parts for n in part.n_words),
+        tuple((i, w) for i, part in enumerate(parts) for _, w in part.empty_words),
+        tuple((i, w) for i, part in enumerate(parts) for _, w in part.clipped_words),
+    )
 
 
 def training_labels(window: Window, tag_ids: Sequence[int], policy: LabelPolicy) -> list[int]:

@@ -12,11 +12,12 @@ from pathlib import Path
 import torch
 
 from nerbench.errors import NerbenchError
-from nerbench.models.align import Encoded, decode, encode
+from nerbench.models.align import Encoded, decode, encode, join, per_sentence, special_tokens
 from nerbench.models.predictor import length_sorted_batches
 from nerbench.models.registry import ResolvedModel, read_config, resolve_model
 from nerbench.protocol import ENCODER, PROTOCOL
 from nerbench.recipes import LabelPolicy
+from nerbench.timing import ModelClock
 
 # The timing protocol fixes one batch size per family; this module only reads it.
 ENCODER_BATCH_SIZE = PROTOCOL.batch_size(ENCODER)
@@ -94,6 +95,10 @@ class EncoderPredictor:
         self.device = str(next(model.parameters()).device)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.stats = AlignmentStats()
+        self.model_clock = ModelClock(self.synchronize)
+        self._specials = sum(map(len, special_tokens(tokenizer)))
+        # Each sentence's windows, tokenized once per pass over the split (in `batches`).
+        self._prepared: dict[tuple[str, ...], Encoded] = {}
 
     @classmethod
     def load(
@@ -133,22 +138,28 @@ class EncoderPredictor:
         model.to(device).eval()
         return cls(model, tokenizer, labels, batch_size=batch_size, max_length=window, label_policy=label_policy)
 
+    def encode(self, sentences: Sequence[Sequence[str]]) -> Encoded:
+        """The model inputs of these sentences (one tokenizer call for all of them)."""
+        return encode(sentences, self.tokenizer, self.max_length, self.overlap)
+
+    def prepare(self, sentences: Sequence[Sequence[str]]) -> list[Encoded]:
+        """Tokenize the sentences once; `predict_batch` reuses their windows."""
+        parts = per_sentence(self.encode(sentences))
+        self._prepared = {tuple(s): part for s, part in zip(sentences, parts)}
+        return parts
+
     def sub_token_lengths(self, sentences: Sequence[Sequence[str]]) -> list[int]:
-        lengths = [0] * len(sentences)
-        nonempty = [i for i, s in enumerate(sentences) if len(s)]
-        if nonempty:
-            enc = self.tokenizer(
-                [list(sentences[i]) for i in nonempty], is_split_into_words=True, add_special_tokens=False
-            )
-            for i, ids in zip(nonempty, enc["input_ids"]):
-                lengths[i] = len(ids)
-        return lengths
+        """Sub-tokens per sentence without the special tokens (what batches are sorted by)."""
+        return [sum(len(w.input_ids) - self._specials for w in part.windows) for part in self.prepare(sentences)]
 
     def batches(self, sentences: Sequence[Sequence[str]]) -> list[list[int]]:
         return length_sorted_batches(self.sub_token_lengths(sentences), self.batch_size)
 
     def predict_batch(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
-        enc = encode(sentences, self.tokenizer, self.max_length, self.overlap)
+        prepared = self._prepared
+        missing = [s for s in sentences if tuple(s) not in prepared]
+        fresh = dict(zip(map(tuple, missing), per_sentence(self.encode(missing)))) if missing else {}
+        enc = join([prepared.get(tuple(s)) or fresh[tuple(s)] for s in sentences])
         self.stats.add(enc)
         predictions: list[list[int]] = []
         for start in range(0, enc.n_windows, self.batch_size):
@@ -162,9 +173,10 @@ class EncoderPredictor:
         for row, w in enumerate(windows):
             ids[row, : len(w.input_ids)] = torch.tensor(w.input_ids)
             mask[row, : len(w.input_ids)] = 1
-        with torch.inference_mode():
+        with torch.inference_mode(), self.model_clock.measure():
             logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
-            return logits.argmax(-1).cpu().tolist()
+            best = logits.argmax(-1).cpu()
+        return best.tolist()
 
     def synchronize(self) -> None:
         if self.device.startswith("cuda"):

@@ -26,6 +26,7 @@ import torch
 
 from nerbench.errors import NerbenchError
 from nerbench.models.predictor import length_sorted_batches
+from nerbench.timing import ModelClock
 
 _PREAMBLE = (
     "Below is an instruction that describes a task, paired with an input that provides further "
@@ -280,6 +281,8 @@ class GenerativePredictor:
         self.ignored_defaults = _non_default_settings(_base_model(model).generation_config)
         self.records: list[GenerationRecord] = []
         self._budgets: dict[tuple[str, ...], int] = {}  # batches() and predict_batch() both ask
+        self._prompts: dict[tuple[str, ...], list[int]] = {}  # the split's prompts, tokenized once per pass
+        self.model_clock = ModelClock(self.synchronize)
 
     @classmethod
     def load(
@@ -328,13 +331,17 @@ class GenerativePredictor:
         return self._budgets[key]
 
     def batches(self, sentences: Sequence[Sequence[str]]) -> list[list[int]]:
+        # Every prompt of the split in one tokenizer call; predict_batch reuses them.
+        texts = [build_prompt(s, self.entity_types) for s in sentences]
+        ids = self.tokenizer(texts)["input_ids"] if texts else []
+        self._prompts = {tuple(s): list(p) for s, p in zip(sentences, ids)}
         # Generation time follows the answer length, so batches group similar budgets.
         return length_sorted_batches([self.answer_budget(s) for s in sentences], self.batch_size)
 
     def predict_batch(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
         if not sentences:
             return []
-        prompts = [self.prompt_ids(s) for s in sentences]
+        prompts = [self._prompts.get(tuple(s)) or self.prompt_ids(s) for s in sentences]
         budgets = [self.answer_budget(s) for s in sentences]
         generated = self._generate(prompts, budgets)
         out: list[list[str]] = []
@@ -399,7 +406,7 @@ class GenerativePredictor:
             pad_token_id=self.pad_id,
         )
         stop = StoppingCriteriaList([_per_row_budget(width, budgets, self.device)])
-        with torch.inference_mode(), _only_this_config(self.model, config):
+        with torch.inference_mode(), _only_this_config(self.model, config), self.model_clock.measure():
             out = self.model.generate(
                 input_ids=ids.to(self.device),
                 attention_mask=mask.to(self.device),

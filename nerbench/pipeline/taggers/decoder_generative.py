@@ -54,6 +54,7 @@ class OnePassStats:
         self.inner = predictor
         self.labels, self.batch_size, self.device = predictor.labels, predictor.batch_size, predictor.device
         self.model = predictor.model
+        self.model_clock = predictor.model_clock
         self.precision = getattr(predictor, "precision", None)
         self.latencies: list[float] = []
 
