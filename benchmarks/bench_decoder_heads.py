@@ -20,7 +20,6 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -31,23 +30,11 @@ import torch  # noqa: E402
 from nerbench.datasets import get_dataset, load_split  # noqa: E402
 from nerbench.models.registry import resolve_model  # noqa: E402
 from nerbench.pipeline.profiles import profile_for  # noqa: E402
-from nerbench.pipeline.taggers import select_tagger  # noqa: E402
+from nerbench.pipeline.taggers import Request, select_tagger  # noqa: E402
 from nerbench.protocol import TimingProtocol  # noqa: E402
 from nerbench.recipes import WORD_POSITIONS  # noqa: E402
 from nerbench.scoring import score  # noqa: E402
 from nerbench.timing import run_timed  # noqa: E402
-
-
-@dataclass(frozen=True)
-class _Request:
-    """The pipeline's request for the token head, with the word position asked for."""
-
-    device: str = "cpu"
-    head: str | None = "token"
-    quantize: str | None = None
-    label_policy: str | None = None
-    trust_remote_code: bool = False
-    word_position: str | None = None
 
 
 def main() -> None:
@@ -80,7 +67,7 @@ def main() -> None:
     print(f"{args.model} on {args.dataset}, budget {budget.model_dump(exclude_none=True)}, work {work}", flush=True)
     rows = []
     for position in args.variants:
-        tagger = select_tagger(ref, _Request(word_position=position), fine_tune=True)
+        tagger = select_tagger(ref, Request(device="cpu", head="token", word_position=position), fine_tune=True)
         assert tagger.effective_recipe(budget).word_position == position
         folder = work / position
         started = time.perf_counter()

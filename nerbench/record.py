@@ -31,9 +31,12 @@ _RECORD = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 Family = Literal["encoder", "llm"]
 Head = LlmHead  # encoders have the token head only
-# How the evaluated weights were served: as trained (the paper's way, e.g. a 4-bit base plus its
-# unmerged adapter). Other serving conditions are their own runs.
-Serving = Literal["as-trained"]
+# How the evaluated weights were served. "as-trained": the paper's way, the base quantized as it was
+# trained (4-bit for QLoRA) with its adapter left unmerged, at the protocol's batch size.
+# "as-deployed": the adapter merged into a 16-bit base (bf16 on GPU, fp32 on CPU) at a throughput
+# batch size (nerbench.protocol.DEPLOYED_LLM_BATCH_SIZE). Each is its own run with its own predictions.
+Serving = Literal["as-trained", "as-deployed"]
+SERVINGS: tuple[Serving, ...] = ("as-trained", "as-deployed")
 Source = Literal["registry", "folder", "hub", "adapter", "submission"]
 
 

@@ -3,7 +3,6 @@ picks, training and prediction with each, and the setting in the training identi
 record. Tiny random-weight models only (plumbing: their scores are never results)."""
 
 import json
-from dataclasses import dataclass
 
 import pytest
 
@@ -15,7 +14,7 @@ from nerbench.models.llm_training import token_rows, train_llm
 from nerbench.models.predictor import predict_all
 from nerbench.models.registry import resolve_model
 from nerbench.pipeline.evaluate import training_identity, weights_of
-from nerbench.pipeline.taggers import select_tagger
+from nerbench.pipeline.taggers import Request, select_tagger
 from nerbench.recipes import LLMRecipe
 from nerbench.record import Budget, Training
 
@@ -130,21 +129,9 @@ def test_the_word_position_of_a_generative_head_is_refused(base, tmp_path):
         )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class _Asked:
-    """A request carrying the word position (as the pipeline's Request does once it has the field)."""
-
-    device: str = "cpu"
-    head: str | None = "token"
-    quantize: str | None = None
-    label_policy: str | None = None
-    trust_remote_code: bool = False
-    word_position: str | None = None
-
-
 def _identity(base, position):
     ref = resolve_model(str(base))
-    tagger = select_tagger(ref, _Asked(word_position=position), fine_tune=True)
+    tagger = select_tagger(ref, Request(device="cpu", head="token", word_position=position), fine_tune=True)
     return training_identity(tagger, weights_of(ref), "bc5cdr", Budget(name="quick", epochs=1), 0)
 
 
@@ -160,4 +147,4 @@ def test_the_word_position_is_part_of_the_training_identity(base):
 def test_a_generative_tagger_refuses_a_word_position(base):
     ref = resolve_model(str(base))
     with pytest.raises(NerbenchError, match="token head"):
-        select_tagger(ref, _Asked(head="generative", word_position="last"), fine_tune=True)
+        select_tagger(ref, Request(device="cpu", head="generative", word_position="last"), fine_tune=True)

@@ -65,6 +65,14 @@ def eval_model(
     head: Head = None,
     quantize: Quantize = None,
     word_position: WordPosition = None,
+    serving: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--serving",
+            help="LLMs: 'as-trained' (the paper's: base quantized as trained, adapter unmerged, batch 8) or "
+            "'as-deployed' (adapter merged into a 16-bit base, throughput batch); repeatable, each its own run.",
+        ),
+    ] = None,
     revision: Revision = None,
     trust_remote_code: TrustRemoteCode = False,
     data_dir: DataDir = None,
@@ -100,6 +108,7 @@ def eval_model(
         head=head,
         quantize=quantize,
         word_position=word_position,
+        servings=tuple(serving or ("as-trained",)),
     )
     if profile == "paper" and _runs.on_cpu(device):
         _runs.print_cpu_notice(
@@ -135,19 +144,24 @@ def eval_model(
     table = Table(title=cell(f"{model} ({', '.join(sorted(profiles))} profile)" if profiles else model))
     has_parse = any(parse.values())
     seeded = seeds > 1
+    served = len({o.serving for o in outcomes}) > 1
     columns = (
         ("dataset",)
         + (("seed",) if seeded else ())
+        + (("serving",) if served else ())
         + ("run", "status", "strict F1", "long-entity F1", "sentences/s")
         + (("missing / extra / renamed / malformed lines",) if has_parse else ())
     )
     for column in columns:
-        table.add_column(column, justify="left" if column in ("dataset", "seed", "run", "status") else "right")
+        table.add_column(
+            column, justify="left" if column in ("dataset", "seed", "serving", "run", "status") else "right"
+        )
     for o in outcomes:
         p = parse[o.dataset]
         values = (
             o.dataset,
             *((str(o.seed),) if seeded else ()),
+            *((o.serving,) if served else ()),
             o.run_id,
             o.status,
             frac(o.strict_f1),

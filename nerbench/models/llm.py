@@ -6,8 +6,10 @@ recipe's `word_position` (`head_encode`: its first, its last, or its last in a s
 window), words fed with their leading space where the tokenizer needs it (the word alignment of the
 encoders, nerbench.models.align). Generative mode is nerbench.models.generative; this module loads its model.
 
-Precision follows the timing protocol: on CUDA an adapter is merged into a bf16 base, unless it was
-trained on a 4-bit base (QLoRA), which is then loaded in nf4 as trained; on CPU everything is fp32.
+Serving conditions (nerbench.record.Serving): "as-trained" loads the base quantized as it was trained
+(nf4 for QLoRA; bf16 on CUDA or fp32 on CPU otherwise) with the adapter left unmerged, at the
+protocol's batch size, as the paper served it; "as-deployed" merges the adapter into a 16-bit base
+(bf16 on CUDA, fp32 on CPU) and runs it at a throughput batch size.
 
 Two bitsandbytes traps on CPU are handled here (see ENVIRONMENT.md): the fresh `score` head is kept
 out of 4-bit quantization (`llm_int8_skip_modules`), and the packed-weight CPU kernel is switched
@@ -27,7 +29,7 @@ from typing import Literal
 import torch
 
 from nerbench.errors import NerbenchError
-from nerbench.models.align import Encoded, Window, decode, encode, special_tokens, tokenize_words
+from nerbench.models.align import Encoded, Window, encode, special_tokens
 from nerbench.models.encoder import MAX_WINDOW, EncoderPredictor, default_device, model_labels
 from nerbench.models.registry import (
     ADAPTER_CONFIG,
@@ -36,8 +38,10 @@ from nerbench.models.registry import (
     read_config,
     resolve_model,
 )
-from nerbench.protocol import LLM, NF4, PROTOCOL
+from nerbench.protocol import DEPLOYED_LLM_BATCH_SIZE, LLM, NF4, PROTOCOL
 from nerbench.recipes import WORD_POSITIONS, LLMRecipe, WordPosition
+from nerbench.record import SERVINGS
+from nerbench.timing import loaded_in_4bit
 
 Head = Literal["token", "generative"]
 LLM_BATCH_SIZE = PROTOCOL.batch_size(LLM)
@@ -164,8 +168,7 @@ def check_lora_gradients(model) -> None:
 
 
 def is_quantized(model) -> bool:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return bool(getattr(base, "is_loaded_in_4bit", False))
+    return loaded_in_4bit(model)
 
 
 # --------------------------------------------------------------------------- where a word is read
@@ -267,23 +270,6 @@ class LLMTokenPredictor(EncoderPredictor):
     def encode(self, sentences: Sequence[Sequence[str]]) -> Encoded:
         return head_encode(sentences, self.tokenizer, self.max_length, self.word_position, self.overlap)
 
-    def predict_batch(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
-        enc = self.encode(sentences)
-        self.stats.add(enc)
-        predictions: list[list[int]] = []
-        for start in range(0, enc.n_windows, self.batch_size):
-            predictions.extend(self._forward(enc.windows[start : start + self.batch_size]))
-        return decode(enc, predictions, self.id2label, "first")  # one position left per word
-
-    def sub_token_lengths(self, sentences: Sequence[Sequence[str]]) -> list[int]:
-        lengths = [0] * len(sentences)
-        nonempty = [i for i, s in enumerate(sentences) if len(s)]
-        if nonempty:
-            enc = tokenize_words(self.tokenizer, [list(sentences[i]) for i in nonempty], add_special_tokens=False)
-            for i, ids in zip(nonempty, enc["input_ids"]):
-                lengths[i] = len(ids)
-        return lengths
-
 
 # --------------------------------------------------------------------------- loading for inference
 
@@ -322,13 +308,16 @@ def load_llm_predictor(
     *,
     head: Head | None = None,
     device: str | None = None,
-    batch_size: int = LLM_BATCH_SIZE,
+    batch_size: int | None = None,
+    serving: str = "as-trained",
     trust_remote_code: bool = False,
 ):
     """A predictor for an LLM adapter folder (its base resolved) or a plain LLM checkpoint folder.
 
     Adapter folders written by `nerbench train` carry training.json: its labels order the head,
-    its quantization decides nf4 vs merged-bf16 loading on CUDA, its window is reused.
+    its quantization is the base's when served as trained, its window is reused. `batch_size`
+    defaults to the serving condition's (the protocol's 8 as trained, DEPLOYED_LLM_BATCH_SIZE as
+    deployed).
     """
     from nerbench.models.generative import GenerativePredictor
 
@@ -343,7 +332,12 @@ def load_llm_predictor(
             raise NerbenchError(f"--head {head}: the adapter in {adapter} was trained for the {found} head")
         head = found
     head = head or "token"
-    quantized = adapter is not None and trained_quantized(adapter)
+    if serving not in SERVINGS:
+        raise NerbenchError(f"serving: must be {' or '.join(repr(x) for x in SERVINGS)}, not {serving!r}")
+    deployed = serving == "as-deployed"
+    if batch_size is None:
+        batch_size = DEPLOYED_LLM_BATCH_SIZE if deployed else LLM_BATCH_SIZE
+    quantized = adapter is not None and trained_quantized(adapter) and not deployed
     precision = PROTOCOL.precision(LLM, quantized=quantized, device=device)
     head_labels = tuple(record.get("labels") or labels)
     if head == "token" and adapter is None:
@@ -371,11 +365,15 @@ def load_llm_predictor(
             pad_token_id=tokenizer.pad_token_id,
             trust_remote_code=trust_remote_code,
         )
+    if precision == NF4 and not device.startswith("cuda"):
+        # Served as trained: the plain 4-bit CPU kernel, as training used (the packed one repacks the
+        # weights in place on its first forward and fails on layers narrower than its block).
+        keep_4bit_layers_trainable(model)
     if adapter is not None:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, adapter)
-        if precision != NF4:
+        if deployed:  # as trained, the adapter stays a separate pass beside the base, as the paper ran it
             model = model.merge_and_unload()
     model.eval()
     if head == "generative":

@@ -39,7 +39,7 @@ from nerbench.protocol import PROTOCOL
 from nerbench.record import Bootstrap, RunRecord, Training, Weights
 from nerbench.scoring import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from nerbench.store import RunResult, Store, predictions_sha256
-from nerbench.timing import run_timed
+from nerbench.timing import busy_note, run_timed
 
 RANDOM_INIT_MARKER = "nerbench_random_init"
 
@@ -64,6 +64,8 @@ class EvalOptions:
     head: str | None = None  # LLMs: "token" or "generative"; None: the recipe's (token) or the adapter's
     quantize: str | None = None  # LLMs: "none" / "nf4" base while training; None: nf4 on CUDA, none on CPU
     word_position: str | None = None  # LLM token head; None: the recipe's ("first")
+    # Each serving condition is its own run (nerbench.record.Serving); one checkpoint serves them all.
+    servings: Sequence[str] = ("as-trained",)
     allow_random_init: bool = False  # tests only: store runs of random-weight models
 
 
@@ -80,6 +82,7 @@ class EvalOutcome:
     details: dict = field(default_factory=dict)
     profile: str | None = None  # the training profile; None for a model evaluated as it is
     seed: int | None = None  # the training seed (None: evaluated as it is)
+    serving: str = "as-trained"
 
 
 Say = Callable[[str], None]
@@ -220,20 +223,29 @@ def evaluate(model: str, options: EvalOptions, *, say: Say = _quiet, training_pr
             f"--seeds {options.seeds}: {model} is evaluated as it is (nerbench does not train it), so every seed "
             "would be the same run; seeds apply to registry models, which eval fine-tunes"
         )
-    tagger = select_tagger(ref, request, fine_tune=fine_tune)
+    if not options.servings:
+        raise NerbenchError("--serving: no serving condition to evaluate")
+    servings = list(dict.fromkeys(options.servings))
+    taggers = [select_tagger(ref, replace(request, serving=serving), fine_tune=fine_tune) for serving in servings]
     weights = weights_of(ref)
     Store(options.db).close()  # a database that cannot be opened fails before any training
     outcomes = []
-    # Each seed is its own training identity, checkpoint and run (seed is part of the run record).
+    # Each seed is its own training identity, checkpoint and run (seed is part of the run record);
+    # each serving condition is its own run of the same checkpoint, trained once.
     for seed in range(options.seed, options.seed + options.seeds):
         seeded = replace(options, seed=seed)
-        context = _Context(
-            tagger, model_id_of(ref, options.name), weights, seeded, _BriefStore(options.db), say, training_progress
-        )
+        contexts = [
+            _Context(
+                tagger, model_id_of(ref, options.name), weights, seeded, _BriefStore(options.db), say, training_progress
+            )
+            for tagger in taggers
+        ]
         for info in infos:
-            outcome = _evaluate_dataset(context, info)
-            outcome.seed = seed if fine_tune else None
-            outcomes.append(outcome)
+            for context in contexts:
+                outcome = _evaluate_dataset(context, info)
+                outcome.seed = seed if fine_tune else None
+                outcome.serving = context.tagger.serving
+                outcomes.append(outcome)
     return outcomes
 
 
@@ -266,10 +278,11 @@ def run_record(context: _Context, info, test, training: Training | None) -> RunR
         head=tagger.head,
         quantization=tagger.quantization,
         label_policy=tagger.label_policy,
+        serving=tagger.serving,
         training=training,
         lora=tagger.lora(),
         decoding=tagger.decoding(),
-        batch_size=PROTOCOL.batch_size(tagger.family),
+        batch_size=tagger.batch_size,
         device=tagger.request.device.split(":")[0],
         precision=tagger.precision,
         protocol=PROTOCOL,
@@ -301,8 +314,9 @@ def _evaluate_dataset(context: _Context, info) -> EvalOutcome:
             training=read_training_record(tagger.ref.path) if (tagger.ref.path / "training.json").is_file() else None
         )
     slow = " (generative tagging: slow on a CPU)" if tagger.head == "generative" and record.device != "cuda" else ""
+    served = f", served {tagger.serving}" if tagger.family == "llm" else ""
     say(
-        f"{info.name}: predicting {len(test.sentences)} test sentences with the {tagger.head} head{slow} "
+        f"{info.name}: predicting {len(test.sentences)} test sentences with the {tagger.head} head{slow}{served} "
         f"({PROTOCOL.warmup_batches} warm-up batches, {PROTOCOL.repeats} timed passes)"
     )
     predictor = tagger.load_predictor(checkpoint.folder if training is not None else None, info)
@@ -385,6 +399,9 @@ def _score_and_store(
         f"{info.name}: stored run {run_id}: strict F1 {scores.strict.f1:.4f}, long-entity F1 "
         f"{scores.long_f1:.4f}, {timing.sentences_per_second:.2f} sentences/s{extra}"
     )
+    busy = busy_note(timing.load)
+    if busy is not None:
+        context.say(f"{info.name}: warning: {busy}")
     return EvalOutcome(
         info.name,
         "stored",

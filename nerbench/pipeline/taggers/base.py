@@ -12,11 +12,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
+from nerbench.errors import NerbenchError
 from nerbench.protocol import NF4, PROTOCOL
 from nerbench.recipes import Recipe
-from nerbench.record import Budget, Decoding, Family, Head, Lora
+from nerbench.record import SERVINGS, Budget, Decoding, Family, Head, Lora, Serving
 from nerbench.timing import TimingReport
 
 
@@ -30,6 +31,7 @@ class Request:
     label_policy: str | None = None
     trust_remote_code: bool = False
     word_position: str | None = None  # LLM token head: "first" / "last" / "sentence-twice"; None: the recipe's
+    serving: str = "as-trained"  # nerbench.record.SERVINGS
 
 
 class Tagger(ABC):
@@ -40,6 +42,8 @@ class Tagger(ABC):
         self.ref = ref  # nerbench.models.registry.ResolvedModel
         self.request = request
         self.fine_tune = fine_tune  # a registry base, fine-tuned per dataset; else evaluated as it is
+        if request.serving not in SERVINGS:
+            raise NerbenchError(f"--serving: must be {' or '.join(repr(s) for s in SERVINGS)}, not {request.serving!r}")
 
     # ---- how the run describes itself
 
@@ -61,6 +65,15 @@ class Tagger(ABC):
     @property
     def label_policy(self) -> str | None:
         return None
+
+    @property
+    def serving(self) -> Serving:
+        return cast(Serving, self.request.serving)
+
+    @property
+    def batch_size(self) -> int:
+        """The batch size the model is timed at."""
+        return PROTOCOL.batch_size(self.family)
 
     @property
     def precision(self) -> str:

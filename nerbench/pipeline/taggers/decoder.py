@@ -9,6 +9,7 @@ from typing import Any
 
 from nerbench.errors import NerbenchError
 from nerbench.pipeline.taggers.base import Tagger, split_hashes
+from nerbench.protocol import DEPLOYED_LLM_BATCH_SIZE
 from nerbench.recipes import LLMRecipe
 from nerbench.record import Budget, Lora
 
@@ -64,6 +65,8 @@ class DecoderTagger(Tagger):
 
     @cached_property
     def quantization(self) -> str:
+        if self.serving == "as-deployed":
+            return "none"  # merged into a 16-bit base
         if self.ref.source == "adapter":
             from nerbench.models.llm import trained_quantized
 
@@ -73,6 +76,10 @@ class DecoderTagger(Tagger):
     @property
     def label_policy(self) -> str | None:
         return "first" if self.head == "token" else None
+
+    @property
+    def batch_size(self) -> int:
+        return DEPLOYED_LLM_BATCH_SIZE if self.serving == "as-deployed" else super().batch_size
 
     def lora(self) -> Lora | None:
         if self.ref.source != "adapter" and not self.fine_tune:
@@ -128,5 +135,7 @@ class DecoderTagger(Tagger):
             info.entity_types,
             head=self.head,
             device=self.request.device,
+            batch_size=self.batch_size,
+            serving=self.serving,
             trust_remote_code=self.request.trust_remote_code,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nerbench.errors import NerbenchError
 from nerbench.pipeline.taggers.base import Tagger, split_hashes
 from nerbench.recipes import EncoderRecipe, LabelPolicy
 
@@ -12,6 +13,14 @@ from nerbench.recipes import EncoderRecipe, LabelPolicy
 class EncoderToken(Tagger):
     family = "encoder"
     head = "token"
+
+    def __init__(self, ref, request, *, fine_tune: bool):
+        super().__init__(ref, request, fine_tune=fine_tune)
+        if request.serving != "as-trained":
+            raise NerbenchError(
+                f"--serving {request.serving}: applies to LLMs (adapter merged into a 16-bit base); an encoder "
+                "is served as it was trained"
+            )
 
     @property
     def recipe(self) -> EncoderRecipe:
