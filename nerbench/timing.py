@@ -21,7 +21,12 @@ Choices, written once here:
 - the machine's load is measured around each timed pass (`MachineLoad`): the share of the CPUs that
   other processes used, and the share stolen by a hypervisor. A pass where others used more than
   `BUSY_SHARE` of the machine, or more than `BUSY_SHARE` was stolen, marks the run as timed on a busy
-  machine: its speed is not what the hardware gives.
+  machine: its speed is not what the hardware gives;
+- progress is reported to an optional `progress(phase, done, total)` callback in sentences: phase
+  "warm-up", then "timed pass 1/3", ... It is called between batches, after the batch's latency was
+  read, and for the last batch of a timed pass only after the pass' wall time was read; whatever it
+  does between batches (a display updating a counter) is inside the pass' wall time, so it must
+  stay tiny: no I/O (a rich display draws from its own refresh thread).
 """
 
 from __future__ import annotations
@@ -329,7 +334,22 @@ def _check_batches(order: list[list[int]], n: int) -> None:
         )
 
 
-def _timed_pass(predictor: Predictor, sentences: Sequence, clock: Callable[[], float], load: MachineLoad):
+# progress(phase, done, total): sentences done of the phase's total, after each batch (module doc).
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(phase: str, done: int, total: int) -> None:
+    pass
+
+
+def _timed_pass(
+    predictor: Predictor,
+    sentences: Sequence,
+    clock: Callable[[], float],
+    load: MachineLoad,
+    progress: Progress = _no_progress,
+    phase: str = "timed pass",
+):
     model_clock: ModelClock | None = getattr(predictor, "model_clock", None)
     predictor.synchronize()
     load.start()
@@ -340,7 +360,8 @@ def _timed_pass(predictor: Predictor, sentences: Sequence, clock: Callable[[], f
     _check_batches(order, len(sentences))
     predictions: list[list[str] | None] = [None] * len(sentences)
     latencies = []
-    for batch in order:
+    done = 0
+    for number, batch in enumerate(order, start=1):
         predictor.synchronize()
         batch_start = clock()
         tags = predictor.predict_batch([sentences[i] for i in batch])
@@ -352,9 +373,13 @@ def _timed_pass(predictor: Predictor, sentences: Sequence, clock: Callable[[], f
             )
         for index, sentence_tags in zip(batch, tags):
             predictions[index] = list(sentence_tags)
+        done += len(batch)
+        if number < len(order):  # the last batch is reported once the pass' time is read
+            progress(phase, done, len(sentences))
     predictor.synchronize()
     wall = clock() - start
     load.stop()
+    progress(phase, done, len(sentences))
     return wall, predictions, latencies, model_clock.seconds if model_clock is not None else None
 
 
@@ -368,8 +393,11 @@ def run_timed(
     price_per_hour: float | None = None,
     device_name: str | None = None,
     num_devices: int | None = None,
+    progress: Progress | None = None,
 ) -> tuple[list[list[str]], TimingReport]:
-    """Predict `sentences` under the protocol; return the (timed) predictions in input order."""
+    """Predict `sentences` under the protocol; return the (timed) predictions in input order.
+
+    `progress(phase, done, total)` hears of every batch of the warm-up and of each timed pass."""
     if not sentences:
         raise NerbenchError("run_timed: no sentences to time")
     if protocol.repeats < 1 or protocol.warmup_batches < 0:
@@ -377,14 +405,21 @@ def run_timed(
     memory = memory if memory is not None else default_memory_probe(predictor.device)
 
     # Warm-up: the first batches of the real batching, untimed, results discarded.
+    tell = progress if progress is not None else _no_progress
     warmup = predictor.batches(sentences)[: protocol.warmup_batches]
+    warmup_total, warmup_done = sum(len(batch) for batch in warmup), 0
     for batch in warmup:
         predictor.predict_batch([sentences[i] for i in batch])
+        warmup_done += len(batch)
+        tell("warm-up", warmup_done, warmup_total)
     predictor.synchronize()
 
     memory.start()
     load = MachineLoad()
-    passes = [_timed_pass(predictor, sentences, clock, load) for _ in range(protocol.repeats)]
+    passes = [
+        _timed_pass(predictor, sentences, clock, load, tell, f"timed pass {number}/{protocol.repeats}")
+        for number in range(1, protocol.repeats + 1)
+    ]
     peak = memory.stop()
 
     predictions = passes[0][1]

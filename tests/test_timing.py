@@ -144,6 +144,58 @@ def test_synchronize_before_each_clock_read():
     assert clock.reads > 0 and unsynced_reads == []
 
 
+def test_progress_hears_of_every_batch_of_the_warm_up_and_each_timed_pass():
+    clock = FakeClock()
+    heard = []
+    protocol = TimingProtocol(warmup_batches=1, repeats=2)
+    run_timed(
+        FakePredictor(clock),
+        SENTENCES,
+        protocol,
+        clock=clock,
+        memory=FakeMemory(),
+        progress=lambda *event: heard.append(event),
+    )
+    # Batches of two of the four sentences; counts are sentences done of the phase's total.
+    assert heard == [
+        ("warm-up", 2, 2),
+        ("timed pass 1/2", 2, 4),
+        ("timed pass 1/2", 4, 4),
+        ("timed pass 2/2", 2, 4),
+        ("timed pass 2/2", 4, 4),
+    ]
+    quiet, clock = [], FakeClock()
+    run_timed(
+        FakePredictor(clock),
+        SENTENCES,
+        TimingProtocol(warmup_batches=0, repeats=1),
+        clock=clock,
+        memory=FakeMemory(),
+        progress=lambda *event: quiet.append(event[0]),
+    )
+    assert quiet == ["timed pass 1/1", "timed pass 1/1"]  # no warm-up batches: no warm-up events
+
+
+def test_progress_runs_outside_the_batch_latencies_and_after_the_pass_time_is_read():
+    clock = FakeClock()
+
+    def slow_display(phase, done, total):  # a callback that takes (simulated) time
+        clock.now += 1000.0
+
+    _, report = run_timed(
+        FakePredictor(clock),
+        SENTENCES,
+        TimingProtocol(warmup_batches=1, repeats=1),
+        clock=clock,
+        memory=FakeMemory(),
+        progress=slow_display,
+    )
+    # Batches of 2 sentences at 1 s each: no latency holds the callback's time; the pass holds the
+    # one call between its two batches, not the call after its last.
+    assert report.batch_latency_p50_s == report.batch_latency_p95_s == pytest.approx(2.0)
+    assert report.pass_seconds == (pytest.approx(4.0 + 1000.0),)
+
+
 def test_memory_probe_wraps_timed_region_only():
     clock = FakeClock()
     memory = FakeMemory()
