@@ -393,7 +393,8 @@ def usd(value: float | None) -> str:
 
 
 def pts(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:+.1f}"
+    """A signed difference of two F1 fractions (one scale everywhere: no percentages)."""
+    return "—" if value is None else f"{value:+.3f}"
 
 
 def sort_key(value: float | None) -> str:

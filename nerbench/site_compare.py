@@ -21,7 +21,7 @@ from pathlib import Path
 from nerbench import scoring
 from nerbench.datasets import REGISTRY, Split
 from nerbench.errors import NerbenchError
-from nerbench.site_data import Run, StoreData, predictions, seed_group, slug
+from nerbench.site_data import Run, StoreData, predictions, seed_group, serving_group, slug
 from nerbench.tracks import Track, describe_budget
 
 SIGNIFICANCE = 0.05
@@ -81,10 +81,17 @@ class Entry:
 
     runs: list[Run]
     parameters: int | None
+    # The same configuration served as deployed (adapter merged, throughput batch), when stored:
+    # its cost is shown beside this entry's; the entry itself is the paper's serving.
+    deployed: Entry | None = None
 
     @property
     def first(self) -> Run:
         return self.runs[0]
+
+    @property
+    def serving(self) -> str:
+        return self.first.record.serving
 
     @property
     def model_id(self) -> str:
@@ -171,7 +178,7 @@ class Entry:
         if self.seeds == 1:
             return "one seed"
         sd = self.f1_sd
-        return f"mean of {self.seeds} seeds" + (f", sd {sd * 100:.1f} F1 points" if sd is not None else "")
+        return f"mean of {self.seeds} seeds" + (f", sd {sd:.3f} F1" if sd is not None else "")
 
 
 @dataclass
@@ -204,6 +211,14 @@ class Question:
         if self.encoder is None or self.llm is None:
             return None
         enc, llm = self.encoder.cost_per_1k, self.llm.cost_per_1k
+        return llm / enc if enc and llm is not None and enc > 0 else None
+
+    @property
+    def cost_ratio_deployed(self) -> float | None:
+        """The same ratio with the LLM served as deployed (None where no such run is stored)."""
+        if self.encoder is None or self.llm is None or self.llm.deployed is None:
+            return None
+        enc, llm = self.encoder.cost_per_1k, self.llm.deployed.cost_per_1k
         return llm / enc if enc and llm is not None and enc > 0 else None
 
     @property
@@ -243,11 +258,22 @@ def entries(runs: list[Run], parameters: Mapping[str, int | None]) -> list[Entry
     groups: dict[str, dict[int | None, Run]] = {}
     for run in sorted(runs, key=lambda r: (r.created_at, r.run_id), reverse=True):
         groups.setdefault(seed_group(run), {}).setdefault(run.seed, run)
-    out = []
+    every = []
     for by_seed in groups.values():
         runs_of = sorted(by_seed.values(), key=lambda r: (r.seed is None, r.seed or 0))
-        out.append(Entry(runs_of, parameters.get(runs_of[0].model_id)))
-    return out
+        every.append(Entry(runs_of, parameters.get(runs_of[0].model_id)))
+    # A configuration served both ways is one candidate: the paper's serving ("as-trained"), with the
+    # deployed runs beside it; a configuration stored only as deployed is a candidate of its own.
+    by_config: dict[str, dict[str, Entry]] = {}
+    for entry in every:
+        by_config.setdefault(serving_group(entry.first), {})[entry.serving] = entry
+    out = []
+    for served in by_config.values():
+        trained, deployed = served.get("as-trained"), served.get("as-deployed")
+        if trained is not None:
+            trained.deployed = deployed
+        out.append(trained or deployed)
+    return [e for e in out if e is not None]
 
 
 def best(candidates: list[Entry], family: str) -> tuple[Entry | None, str]:
@@ -265,7 +291,7 @@ def best(candidates: list[Entry], family: str) -> tuple[Entry | None, str]:
 
 
 def _points(value: float) -> str:
-    return f"{abs(value) * 100:.1f} F1 points"
+    return f"{abs(value):.3f} F1"
 
 
 def _who(entry: Entry, chosen_on: str) -> str:
@@ -300,14 +326,14 @@ def verdict(q: Question) -> str:
     if q.paired is not None and p is not None:
         low, high = q.paired.ci95
         evidence = (
-            f" (95% CI {low * 100:+.1f} to {high * 100:+.1f} over {q.paired.units:,} {q.paired.unit}s, "
+            f" (95% CI {low:+.3f} to {high:+.3f} over {q.paired.units:,} {q.paired.unit}s, "
             f"Holm-adjusted p {p.text if p.at_floor else '= ' + p.text})"
         )
     else:
         evidence = " (no paired test)"
     if p is not None and p.value >= SIGNIFICANCE:
         head = f"On {name} the best LLM, {llm}, and the best encoder, {enc}, do not differ significantly: "
-        head += f"gap {gap * 100:+.1f} F1 points{evidence}"
+        head += f"gap {gap:+.3f} F1{evidence}"
     elif gap == 0:
         head = f"On {name} the best LLM, {llm}, and the best encoder, {enc}, have the same strict F1{evidence}"
     else:
@@ -317,10 +343,21 @@ def verdict(q: Question) -> str:
         head += evidence
     tail = []
     if q.long_gap is not None:
-        tail.append(f"on entities of 3+ tokens the gap is {q.long_gap * 100:+.1f} points")
+        tail.append(f"on entities of 3+ tokens the gap is {q.long_gap:+.3f}")
     if q.cost_ratio is not None:
         caveat = f" ({q.hardware_note})" if q.hardware_note else ""
-        tail.append(f"the LLM costs {q.cost_ratio:.3g}x as much per 1k sentences{caveat}")
+        served = (
+            " served as trained"
+            if q.llm.deployed is not None
+            else (" served as deployed" if q.llm.serving == "as-deployed" else "")
+        )
+        deployed = (
+            f"; {q.cost_ratio_deployed:.3g}x served as deployed (adapter merged, batch "
+            f"{q.llm.deployed.first.record.batch_size}; strict F1 {q.llm.deployed.f1:.3f})"
+            if q.cost_ratio_deployed is not None and q.llm.deployed is not None and q.llm.deployed.f1 is not None
+            else ""
+        )
+        tail.append(f"the LLM costs {q.cost_ratio:.3g}x as much per 1k sentences{served}{deployed}{caveat}")
     else:
         tail.append("the cost ratio is unknown (a cost is missing)")
     return f"{track} {head}; " + "; ".join(tail) + "."

@@ -262,6 +262,19 @@ def _read(conn: duckdb.DuckDBPyConnection) -> StoreData:
     return StoreData(models=models, datasets=sorted({r.dataset for r in runs.values()}), runs=all_runs)
 
 
+# What a serving condition changes in a run's record (nerbench.record.Serving): the same checkpoint
+# served another way.
+SERVING_FIELDS = frozenset({"serving", "quantization", "precision", "batch_size"})
+
+
+def serving_group(run: Run) -> str:
+    """Runs of one model configuration, whatever their seed and serving condition."""
+    record = run.record.model_dump(mode="json", exclude={"nerbench_version", "bootstrap", *SERVING_FIELDS})
+    if record.get("training"):
+        record["training"].pop("seed", None)
+    return canonical_json(record) + "|" + run.track.key
+
+
 def seed_group(run: Run) -> str:
     """Runs that differ only in their training seed (and the version that ran them) are seeds of one
     model configuration."""

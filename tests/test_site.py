@@ -182,12 +182,12 @@ def test_comparison_page_shows_the_paired_test_of_the_stored_predictions(store, 
     llm_f1, encoder_f1 = expected[(LLM, "ncbi_disease")].strict.f1, expected[(ENCODER, "ncbi_disease")].strict.f1
     assert result["delta"] == pytest.approx(llm_f1 - encoder_f1)
     low, high = result["ci95"]
-    assert f'{result["delta"] * 100:+.1f} <span class="ci">[{low * 100:+.1f}, {high * 100:+.1f}]</span>' in html
+    assert f'{result["delta"]:+.3f} <span class="ci">[{low:+.3f}, {high:+.3f}]</span>' in html
     # One dataset tested on this page: Holm leaves p as it is; no round as extreme gives a bound.
     shown_p = "&lt; 1/10001" if result["p_value"] == 1 / 10001 else f"{result['p_value']:.3g}"
     assert f'<td class="num pvalue">{shown_p}</td>' in html
     low, high = long["ci95"]
-    assert f'{long["delta"] * 100:+.1f} <span class="ci">[{low * 100:+.1f}, {high * 100:+.1f}]</span>' in html
+    assert f'{long["delta"]:+.3f} <span class="ci">[{low:+.3f}, {high:+.3f}]</span>' in html
     assert "over 100 documents" in html and "10,000 rounds" in html
     assert f"{60.0 / 20.0:.3g}×" in html  # same CPU price: the cost ratio is the ratio of wall seconds
     assert "significantly better than the best encoder" in html

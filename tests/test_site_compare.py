@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from nerbench import scoring
@@ -150,7 +149,7 @@ def test_seeds_of_one_model_are_one_entry_with_mean_and_spread():
     (entry,) = entries(runs + [rerun], {"m": 22_000_000})
     assert isinstance(entry, Entry) and entry.seeds == 3 and [r.seed for r in entry.runs] == [0, 1, 2]
     assert entry.f1 == pytest.approx(0.82) and entry.f1_sd == pytest.approx(0.02)
-    assert entry.seed_text == "mean of 3 seeds, sd 2.0 F1 points" and entry.size == "22.0M parameters"
+    assert entry.seed_text == "mean of 3 seeds, sd 0.020 F1" and entry.size == "22.0M parameters"
     assert len(entries(runs + [_run("other", "encoder", 0.5)], {})) == 2
 
 
@@ -170,13 +169,9 @@ def test_paired_test_pools_seeds_over_documents(tmp_path: Path, data_dir):
             runs.append(run)
             preds[run.run_id] = damaged(every + seed)
     db = tmp_path / "p.duckdb"
-    conn = duckdb.connect(str(db))
-    conn.execute("CREATE TABLE predictions (run_id VARCHAR, sentence INTEGER, tags VARCHAR)")
-    for run_id, tags in preds.items():
-        conn.executemany(
-            "INSERT INTO predictions VALUES (?, ?, ?)", [(run_id, i, " ".join(t)) for i, t in enumerate(tags)]
-        )
-    conn.close()
+    with Store(db) as store:  # only the predictions table is read: the tags as the store packs them
+        for run_id, tags in preds.items():
+            store._insert_predictions(run_id, tags)
     (page,) = pages(_data(runs), db, {"biored": split}, datasets=["biored"], resamples=500)
     q = page.questions[0]
     assert q.paired is not None and q.paired.unit == "document" and q.paired.units == 100
@@ -217,3 +212,36 @@ def test_the_site_shows_the_spread_over_seeds_and_compares_their_pool(tmp_path: 
     assert f"2 seeds: {mean:.3f} ± {sd:.3f}" in (out / "datasets" / "ncbi_disease-a70fcfd9.html").read_text("utf-8")
     compare = (out / "compare.html").read_text("utf-8")
     assert "mean of 2 seeds, sd" in compare and "nerbench compare" in compare and "2 seeds</span>" in compare
+
+
+def _served(run: Run, serving: str, cost: float) -> Run:
+    """The same configuration served another way: its record differs in the serving fields only."""
+    record = run.record.model_copy(update={"serving": serving, "batch_size": 32, "quantization": "none"})
+    other = Run(**{**run.__dict__, "record": record, "run_id": record.run_id})
+    other.timing = dict(run.timing or {}, cost_per_1k_sentences_usd=cost)
+    return other
+
+
+def test_an_llm_served_both_ways_is_one_candidate_with_both_cost_ratios():
+    encoder = _run("enc", "encoder", 0.80, cost=0.01, dev_f1=0.8)
+    trained = _run("llm", "llm", 0.85, cost=0.50, dev_f1=0.85)
+    deployed = _served(trained, "as-deployed", cost=0.10)
+    candidates = entries([encoder, trained, deployed], {})
+    assert len(candidates) == 2  # the deployed run is not a candidate of its own
+    llm, on = best(candidates, "llm")
+    assert llm.serving == "as-trained" and llm.deployed is not None and llm.deployed.first is deployed
+    q = Question("d", trained.track, best(candidates, "encoder")[0], llm, chosen_on={"encoder": "dev", "llm": on})
+    assert q.cost_ratio == pytest.approx(50) and q.cost_ratio_deployed == pytest.approx(10)
+    text = verdict(q)
+    assert "50x as much per 1k sentences served as trained; 10x served as deployed (adapter merged, batch 32" in text
+
+
+def test_an_llm_stored_only_as_deployed_is_a_candidate_and_says_so():
+    encoder = _run("enc", "encoder", 0.80, cost=0.01)
+    deployed = _served(_run("llm", "llm", 0.85), "as-deployed", cost=0.10)
+    candidates = entries([encoder, deployed], {})
+    llm, on = best(candidates, "llm")
+    assert llm is not None and llm.serving == "as-deployed" and llm.deployed is None
+    q = Question("d", deployed.track, best(candidates, "encoder")[0], llm, chosen_on={"encoder": "only", "llm": on})
+    assert q.cost_ratio == pytest.approx(10) and q.cost_ratio_deployed is None
+    assert "10x as much per 1k sentences served as deployed" in verdict(q)
