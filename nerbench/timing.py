@@ -23,10 +23,11 @@ Choices, written once here:
   `BUSY_SHARE` of the machine, or more than `BUSY_SHARE` was stolen, marks the run as timed on a busy
   machine: its speed is not what the hardware gives;
 - progress is reported to an optional `progress(phase, done, total)` callback in sentences: phase
-  "warm-up", then "timed pass 1/3", ... It is called between batches, after the batch's latency was
-  read, and for the last batch of a timed pass only after the pass' wall time was read; whatever it
-  does between batches (a display updating a counter) is inside the pass' wall time, so it must
-  stay tiny: no I/O (a rich display draws from its own refresh thread).
+  "warm-up", then "timed pass 1/3", ... It is called as a phase begins (done 0, before a pass' clock
+  starts) and between batches, after the batch's latency was read; for the last batch of a timed
+  pass only after the pass' wall time was read. Whatever it does between batches (a display
+  updating a counter) is inside the pass' wall time, so it must stay tiny: no I/O (a rich display
+  draws from its own refresh thread).
 """
 
 from __future__ import annotations
@@ -351,6 +352,7 @@ def _timed_pass(
     phase: str = "timed pass",
 ):
     model_clock: ModelClock | None = getattr(predictor, "model_clock", None)
+    progress(phase, 0, len(sentences))  # before the pass' clock starts
     predictor.synchronize()
     load.start()
     if model_clock is not None:
@@ -408,6 +410,8 @@ def run_timed(
     tell = progress if progress is not None else _no_progress
     warmup = predictor.batches(sentences)[: protocol.warmup_batches]
     warmup_total, warmup_done = sum(len(batch) for batch in warmup), 0
+    if warmup:
+        tell("warm-up", 0, warmup_total)
     for batch in warmup:
         predictor.predict_batch([sentences[i] for i in batch])
         warmup_done += len(batch)

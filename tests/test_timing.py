@@ -158,9 +158,12 @@ def test_progress_hears_of_every_batch_of_the_warm_up_and_each_timed_pass():
     )
     # Batches of two of the four sentences; counts are sentences done of the phase's total.
     assert heard == [
+        ("warm-up", 0, 2),
         ("warm-up", 2, 2),
+        ("timed pass 1/2", 0, 4),
         ("timed pass 1/2", 2, 4),
         ("timed pass 1/2", 4, 4),
+        ("timed pass 2/2", 0, 4),
         ("timed pass 2/2", 2, 4),
         ("timed pass 2/2", 4, 4),
     ]
@@ -173,7 +176,7 @@ def test_progress_hears_of_every_batch_of_the_warm_up_and_each_timed_pass():
         memory=FakeMemory(),
         progress=lambda *event: quiet.append(event[0]),
     )
-    assert quiet == ["timed pass 1/1", "timed pass 1/1"]  # no warm-up batches: no warm-up events
+    assert quiet == ["timed pass 1/1"] * 3  # no warm-up batches: no warm-up events
 
 
 def test_progress_runs_outside_the_batch_latencies_and_after_the_pass_time_is_read():
@@ -191,7 +194,7 @@ def test_progress_runs_outside_the_batch_latencies_and_after_the_pass_time_is_re
         progress=slow_display,
     )
     # Batches of 2 sentences at 1 s each: no latency holds the callback's time; the pass holds the
-    # one call between its two batches, not the call after its last.
+    # one call between its two batches, not the calls before its first and after its last.
     assert report.batch_latency_p50_s == report.batch_latency_p95_s == pytest.approx(2.0)
     assert report.pass_seconds == (pytest.approx(4.0 + 1000.0),)
 
