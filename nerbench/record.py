@@ -21,7 +21,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from nerbench.protocol import TimingProtocol
-from nerbench.recipes import LabelPolicy, LlmHead, Quantization, Recipe
+from nerbench.recipes import LabelPolicy, LlmHead, Quantization, Recipe, WordPosition
 
 RECORD_VERSION: Final = 1
 RUN_ID_LENGTH = 12  # hex digits of the record's sha256 shown as its id
@@ -188,7 +188,9 @@ class RunRecord(BaseModel):
     weights: Weights
     head: Head = "token"
     quantization: Quantization = "none"  # of the evaluated model
-    label_policy: LabelPolicy | None = None  # how a word is read from its sub-tokens (token heads)
+    # How a word is read from its sub-tokens (token heads): an encoder's label policy ("first" /
+    # "majority"), or an LLM token head's word position ("first" / "last" / "sentence-twice").
+    label_policy: LabelPolicy | WordPosition | None = None
     serving: Serving = "as-trained"
     training: Training | None = None  # None: evaluated as it is (or submitted)
     lora: Lora | None = None

@@ -116,6 +116,8 @@ def test_each_variant_trains_records_itself_and_predicts_one_tag_per_word(base, 
     assert saved["recipe"].get("word_position", "first") == position
     predictor = load_llm_predictor(resolve_model(out), LABELS, ENTITY_TYPES)
     assert predictor.word_position == position  # read where it was trained to read
+    # the adapter evaluated as it is names its word position in the run record
+    assert select_tagger(resolve_model(out), Request(device="cpu"), fine_tune=False).label_policy == position
     tags = predict_all(predictor, [s.tokens for s in SENTS])
     assert [len(t) for t in tags] == [len(s.tokens) for s in SENTS]
     assert set(sum(tags, [])) <= set(LABELS)
@@ -148,3 +150,12 @@ def test_a_generative_tagger_refuses_a_word_position(base):
     ref = resolve_model(str(base))
     with pytest.raises(NerbenchError, match="token head"):
         select_tagger(ref, Request(device="cpu", head="generative", word_position="last"), fine_tune=True)
+
+
+def test_the_run_record_names_the_word_position_as_its_label_policy(base):
+    ref = resolve_model(str(base))
+    for asked, named in ((None, "first"), ("first", "first"), ("last", "last"), ("sentence-twice", "sentence-twice")):
+        tagger = select_tagger(ref, Request(device="cpu", head="token", word_position=asked), fine_tune=True)
+        assert tagger.label_policy == named
+    generative = select_tagger(ref, Request(device="cpu", head="generative"), fine_tune=True)
+    assert generative.label_policy is None

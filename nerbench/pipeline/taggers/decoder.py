@@ -75,7 +75,11 @@ class DecoderTagger(Tagger):
 
     @property
     def label_policy(self) -> str | None:
-        return "first" if self.head == "token" else None
+        """The token head's word position, which the record keeps as its label policy (so "first",
+        the only one before word positions existed, leaves older run ids as they were)."""
+        if self.head != "token":
+            return None
+        return self.asked_word_position or self.recipe.word_position
 
     @property
     def batch_size(self) -> int:
