@@ -26,7 +26,7 @@ import duckdb
 from nerbench.errors import NerbenchError
 from nerbench.record import RunRecord, canonical_json
 from nerbench.scoring import PAPER_BUCKETS
-from nerbench.store import ALL, LONG_BUCKET, Store
+from nerbench.store import ALL, LONG_BUCKET, Store, read_predictions
 from nerbench.tracks import Track, device_class, track_of
 
 
@@ -301,20 +301,14 @@ def _desc(text: str) -> tuple:
 
 
 def predictions(db: Path, run_ids: list[str]) -> dict[str, list[list[str]]]:
-    """The stored tags of a few runs, in sentence order: one scan for all of them, each run's
-    sentences joined in the database (far fewer Python objects than one row per sentence)."""
+    """The stored tags of a few runs, in sentence order: one read for all of them (one row per run,
+    store.read_predictions); a run without stored predictions has none."""
     out: dict[str, list[list[str]]] = {run_id: [] for run_id in run_ids}
     if not run_ids:
         return out
     conn = duckdb.connect(str(db), read_only=True)
     try:
-        rows = conn.execute(
-            "SELECT run_id, string_agg(tags, chr(10) ORDER BY sentence) FROM predictions "
-            "WHERE run_id IN (SELECT unnest(?)) GROUP BY run_id",
-            [list(run_ids)],
-        ).fetchall()
+        out.update(read_predictions(conn, run_ids))
     finally:
         conn.close()
-    for run_id, text in rows:
-        out[run_id] = [line.split(" ") if line else [] for line in text.split("\n")]
     return out

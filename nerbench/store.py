@@ -26,6 +26,7 @@ import hashlib
 import json
 import math
 import time
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 from pydantic import ValidationError
 
 from nerbench import record as run_record
@@ -223,7 +225,32 @@ _V6 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+
+def _predictions_table(name: str) -> str:
+    """One row per run: its label vocabulary and its tags as compressed label ids (PackedPredictions)."""
+    return f"""CREATE TABLE {name} (
+            run_id VARCHAR PRIMARY KEY,
+            sentences INTEGER NOT NULL CHECK (sentences >= 0),
+            tokens BIGINT NOT NULL CHECK (tokens >= 0),
+            labels VARCHAR[] NOT NULL,
+            id_bytes UTINYINT NOT NULL CHECK (id_bytes IN (1, 2, 4)),
+            lengths BLOB NOT NULL,
+            ids BLOB NOT NULL
+        )"""
+
+
+# One row per (run, sentence) holding the space-joined tags took 728 MiB for 1,000 submissions on the
+# five default test sets; one row per run of zlib-compressed label ids takes about a tenth of it.
+# Every run's tags are read back exactly as stored before (checked for each run before the old
+# table is dropped).
+_V7 = Migration(
+    7,
+    "predictions: one row per run, the tags as compressed label ids with the run's label vocabulary",
+    (),
+    apply=lambda conn: _migrate_to_packed_predictions(conn),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 
 _JSON_TIMING_COLUMNS = ("generation", "protocol", "load")
 
@@ -359,6 +386,113 @@ def _migrate_to_typed_records(conn: duckdb.DuckDBPyConnection) -> None:
                 f"INSERT INTO {table} SELECT * REPLACE (?::VARCHAR AS run_id) FROM {table} WHERE run_id = ?", [new, old]
             )
             conn.execute(f"DELETE FROM {table} WHERE run_id = ?", [old])
+
+
+# How many runs the version-7 migration reads at once (each a few hundred KB of tag text).
+_MIGRATION_BATCH = 64
+
+
+def _migrate_to_packed_predictions(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute(_predictions_table("predictions_v7"))
+    run_ids = [row[0] for row in conn.execute("SELECT DISTINCT run_id FROM predictions ORDER BY run_id").fetchall()]
+    for start in range(0, len(run_ids), _MIGRATION_BATCH):
+        batch = run_ids[start : start + _MIGRATION_BATCH]
+        rows = conn.execute(
+            "SELECT run_id, list(tags ORDER BY sentence) FROM predictions "
+            "WHERE run_id IN (SELECT unnest(?)) GROUP BY run_id ORDER BY run_id",
+            [batch],
+        ).fetchall()
+        for run_id, sentences in rows:
+            tags = [text.split(" ") if text else [] for text in sentences]
+            packed = PackedPredictions.pack(tags)
+            if packed.unpack() != tags:  # never drop what cannot be read back exactly
+                raise NerbenchError(f"run {run_id}: its predictions do not read back unchanged once packed")
+            conn.execute("INSERT INTO predictions_v7 VALUES (?, ?, ?, ?, ?, ?, ?)", [run_id, *packed.values()])
+    (kept,) = _one(conn.execute("SELECT count(*) FROM predictions_v7"))
+    if int(kept) != len(run_ids):
+        raise NerbenchError(f"{len(run_ids)} runs have predictions, but {kept} were packed")
+    conn.execute("DROP TABLE predictions")
+    conn.execute("ALTER TABLE predictions_v7 RENAME TO predictions")
+
+
+# --------------------------------------------------------------------------- packed predictions
+
+
+_ID_TYPES = {1: "<u1", 2: "<u2", 4: "<u4"}
+
+
+@dataclass(frozen=True)
+class PackedPredictions:
+    """A run's tags as stored: its label vocabulary (sorted), the number of tags of each sentence
+    (little-endian uint32) and every tag's index in the vocabulary (uint8, or uint16/uint32 for a
+    vocabulary past 256/65,536 labels), both zlib-compressed. Lossless: `unpack` gives back the
+    very tags `pack` was given (tags hold no whitespace, as the store refuses any that does)."""
+
+    sentences: int
+    tokens: int
+    labels: list[str]
+    id_bytes: int
+    lengths: bytes
+    ids: bytes
+
+    @classmethod
+    def pack(cls, predictions: Sequence[Sequence[str]]) -> PackedPredictions:
+        labels = sorted({tag for tags in predictions for tag in tags})
+        index = {label: i for i, label in enumerate(labels)}
+        id_bytes = 1 if len(labels) <= 2**8 else 2 if len(labels) <= 2**16 else 4
+        ids = np.fromiter((index[tag] for tags in predictions for tag in tags), dtype=_ID_TYPES[id_bytes])
+        lengths = np.fromiter((len(tags) for tags in predictions), dtype="<u4", count=len(predictions))
+        return cls(
+            sentences=len(predictions),
+            tokens=int(ids.size),
+            labels=labels,
+            id_bytes=id_bytes,
+            lengths=zlib.compress(lengths.tobytes(), 6),
+            ids=zlib.compress(ids.tobytes(), 6),
+        )
+
+    def values(self) -> list[Any]:
+        """The row's values after run_id, in the table's column order."""
+        return [self.sentences, self.tokens, self.labels, self.id_bytes, self.lengths, self.ids]
+
+    def unpack(self) -> list[list[str]]:
+        try:
+            lengths = np.frombuffer(zlib.decompress(self.lengths), dtype="<u4")
+            ids = np.frombuffer(zlib.decompress(self.ids), dtype=_ID_TYPES[self.id_bytes])
+        except (zlib.error, KeyError, ValueError) as err:
+            raise NerbenchError(f"stored predictions cannot be read ({err})") from None
+        if lengths.size != self.sentences or ids.size != self.tokens or int(lengths.sum()) != self.tokens:
+            raise NerbenchError(
+                f"stored predictions are damaged: {lengths.size} sentence lengths summing to {int(lengths.sum())} "
+                f"and {ids.size} tags, for {self.sentences} sentences of {self.tokens} tags"
+            )
+        if ids.size and int(ids.max()) >= len(self.labels):
+            raise NerbenchError(f"stored predictions are damaged: a label id past the {len(self.labels)} labels")
+        tags = np.array(self.labels, dtype=object)[ids].tolist() if ids.size else []
+        out, at = [], 0
+        for length in lengths.tolist():
+            out.append(tags[at : at + length])
+            at += length
+        return out
+
+
+_PACKED_COLUMNS = "sentences, tokens, labels, id_bytes, lengths, ids"
+
+
+def read_predictions(
+    conn: duckdb.DuckDBPyConnection | _Connection, run_ids: Sequence[str]
+) -> dict[str, list[list[str]]]:
+    """The stored tags of these runs (a run without predictions is absent), one query for all."""
+    rows = conn.execute(
+        f"SELECT run_id, {_PACKED_COLUMNS} FROM predictions WHERE run_id IN (SELECT unnest(?))", [list(run_ids)]
+    ).fetchall()
+    out = {}
+    for run_id, *values in rows:
+        try:
+            out[run_id] = PackedPredictions(*values).unpack()
+        except NerbenchError as err:
+            raise NerbenchError(f"run {run_id}: {err}") from None
+    return out
 
 
 # --------------------------------------------------------------------------- hashing
@@ -571,6 +705,9 @@ class Store:
         try:
             self._check_size()
             self._migrate(migrations)
+            # Packed predictions (schema version 7); a file opened with older `migrations` keeps
+            # one row per sentence.
+            self._packed = "sentence" not in self._columns("predictions")
         except BaseException:
             self._close_quietly()
             if new:
@@ -821,11 +958,14 @@ class Store:
     def _insert_predictions(self, run_id: str, predictions: Sequence[Sequence[str]]) -> None:
         if not predictions:
             return
-        # One statement with two zipped lists: thousands of sentences in milliseconds.
-        self._conn.execute(
-            "INSERT INTO predictions SELECT ?, unnest(?), unnest(?)",
-            [run_id, list(range(len(predictions))), [" ".join(tags) for tags in predictions]],
-        )
+        if not self._packed:  # a file kept at a schema version before 7 (`migrations`): its own form
+            self._conn.execute(
+                "INSERT INTO predictions SELECT ?, unnest(?), unnest(?)",
+                [run_id, list(range(len(predictions))), [" ".join(tags) for tags in predictions]],
+            )
+            return
+        packed = PackedPredictions.pack(predictions)
+        self._conn.execute("INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?)", [run_id, *packed.values()])
 
     def has_run(self, run_id: str) -> bool:
         """Whether the run of this id (its record's hash) is stored: resuming, replacing, duplicates."""
@@ -889,10 +1029,13 @@ class Store:
         )
 
     def predictions(self, run_id: str) -> list[list[str]]:
-        rows = self._conn.execute(
-            "SELECT tags FROM predictions WHERE run_id = ? ORDER BY sentence", [run_id]
-        ).fetchall()
-        return [tags.split(" ") if tags else [] for (tags,) in rows]
+        """The run's tags, one list per sentence (none stored: an empty list)."""
+        if not self._packed:
+            rows = self._conn.execute(
+                "SELECT tags FROM predictions WHERE run_id = ? ORDER BY sentence", [run_id]
+            ).fetchall()
+            return [tags.split(" ") if tags else [] for (tags,) in rows]
+        return read_predictions(self._conn, [run_id]).get(run_id, [])
 
     def timing(self, run_id: str) -> dict[str, Any] | None:
         rows = self._dicts("SELECT * EXCLUDE (run_id) FROM timings WHERE run_id = ?", [run_id])

@@ -10,6 +10,7 @@ from nerbench.scoring import MetricRow
 from nerbench.store import (
     MIGRATIONS,
     Migration,
+    PackedPredictions,
     RunResult,
     Store,
     canonical_json,
@@ -234,6 +235,43 @@ def test_tag_with_whitespace_refused(store):
         store.save_run(record(predictions=preds, predictions_sha256=predictions_sha256(preds)))
 
 
+@pytest.mark.parametrize(
+    "predictions",
+    [
+        [
+            [
+                "B-" + "Gene_or_gene_product_and_a_long_type_name_" * 20,
+                "I-" + "Gene_or_gene_product_and_a_long_type_name_" * 20,
+            ]
+        ],
+        [[f"B-T{i}" for i in range(300)], [], [f"I-T{i}" for i in range(299, -1, -1)]],  # 600 labels: two-byte ids
+        [[f"B-T{i}" for i in range(70_000)]],  # past 65,536 labels: four-byte ids
+        [["ünïcödé-τύπος", "O", "😀", "O"], [], [], ["O"] * 5000],
+        [[], []],
+    ],
+    ids=["long-type", "many-labels", "very-many-labels", "unicode-and-long-sentence", "only-empty-sentences"],
+)
+def test_unusual_tags_round_trip_exactly(store, predictions):
+    run_id = store.save_run(record(predictions=predictions, predictions_sha256=predictions_sha256(predictions)))
+    assert store.predictions(run_id) == predictions
+    assert predictions_sha256(store.predictions(run_id)) == store.run(run_id)["predictions_sha256"]
+
+
+def test_damaged_stored_predictions_are_refused_naming_the_run(store):
+    run_id = store.save_run(record())
+    store._conn.execute("UPDATE predictions SET ids = ?::BLOB WHERE run_id = ?", [b"not zlib", run_id])
+    with pytest.raises(NerbenchError, match=f"run {run_id}: stored predictions cannot be read"):
+        store.predictions(run_id)
+    packed = PackedPredictions.pack([["O", "B-X"]])
+    store._conn.execute(
+        "UPDATE predictions SET sentences = ?, tokens = ?, labels = ?, id_bytes = ?, lengths = ?, ids = ? "
+        "WHERE run_id = ?",
+        [*packed.values()[:2], ["O"], *packed.values()[3:], run_id],
+    )
+    with pytest.raises(NerbenchError, match="a label id past the 1 labels"):
+        store.predictions(run_id)
+
+
 def test_has_run_for_resume_and_duplicate_refused(store):
     rec = record()
     assert not store.has_run(rec.record.run_id)
@@ -291,7 +329,8 @@ def test_delete_run(store):
     gone = store.save_run(record(dataset="ncbi_disease"))
     store.delete_run(gone)
     assert counts(store, gone) == dict.fromkeys(counts(store, gone), 0)
-    assert counts(store, keep)["predictions"] == len(PREDICTIONS)
+    assert counts(store, keep)["predictions"] == 1  # one packed row per run
+    assert store.predictions(keep) == PREDICTIONS
     with pytest.raises(NerbenchError, match="not in"):
         store.delete_run(gone)
 

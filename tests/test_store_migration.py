@@ -17,7 +17,15 @@ import duckdb
 import pytest
 
 from nerbench.errors import NerbenchError
-from nerbench.store import MIGRATIONS, SELF_REPORTED_COST, RunResult, Store, predictions_sha256
+from nerbench.store import (
+    MIGRATIONS,
+    SELF_REPORTED_COST,
+    PackedPredictions,
+    RunResult,
+    Store,
+    predictions_sha256,
+    read_predictions,
+)
 
 from _records import run_record
 
@@ -40,17 +48,28 @@ PRICED = ("reference_hardware", "price_per_device_hour", "price_source", "cost_u
 ADDED_BY_V6 = ("model_seconds", "host_seconds", "load")
 
 
+def _tags(conn, run_id: str) -> list[list[str]]:
+    """A run's stored tags, read as the store's schema of the file has them: before version 7 one
+    row per sentence of space-joined tags, since then one packed row per run."""
+    columns = [row[1] for row in conn.execute("PRAGMA table_info('predictions')").fetchall()]
+    if "sentence" in columns:
+        rows = conn.execute("SELECT tags FROM predictions WHERE run_id = ? ORDER BY sentence", [run_id]).fetchall()
+        return [text.split(" ") if text else [] for (text,) in rows]
+    return read_predictions(conn, [run_id]).get(run_id, [])
+
+
 def _run_rows(conn, run_id: str, keep_prices: bool, added: tuple[str, ...] = ()) -> tuple:
     excluded = ("run_id", *added, *(() if keep_prices else PRICED))
     timing = f"* EXCLUDE ({', '.join(excluded)})"
-    return tuple(
+    rows = tuple(
         conn.execute(
             f"SELECT {timing if table == 'timings' else '* EXCLUDE (run_id)'} FROM {table} "
             "WHERE run_id = ? ORDER BY ALL",
             [run_id],
         ).fetchall()
-        for table in ("predictions", "metrics", "timings", "environments")
+        for table in ("metrics", "timings", "environments")
     )
+    return (_tags(conn, run_id), *rows)
 
 
 def _rows(path: Path) -> dict[str, tuple]:
@@ -76,7 +95,7 @@ def test_the_fixture_is_a_schema_version_2_store(old_store):
 def test_every_run_migrates_to_a_typed_record_whose_hash_is_its_id(old_store):
     before = _rows(old_store)
     with Store(old_store) as store:
-        assert store.schema_version == len(MIGRATIONS) == 6
+        assert store.schema_version == len(MIGRATIONS) == 7
         runs = store.runs()
         assert len(runs) == len(before) == 6
         for run in runs:
@@ -197,8 +216,11 @@ def _timings(store: Store) -> dict[str, dict]:
 
 
 def _all_rows(conn) -> dict[str, list]:
-    tables = ("models", "runs", "metrics", "timings", "environments", "predictions")
-    return {table: conn.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall() for table in tables}
+    tables = ("models", "runs", "metrics", "timings", "environments")
+    out = {table: conn.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall() for table in tables}
+    run_ids = sorted(row[0] for row in conn.execute("SELECT DISTINCT run_id FROM predictions").fetchall())
+    out["predictions"] = [(run_id, _tags(conn, run_id)) for run_id in run_ids]
+    return out
 
 
 def test_a_self_reported_h100_run_is_no_longer_reference_nor_priced_from_the_table(v3_store):
@@ -279,3 +301,89 @@ def test_the_v2_fixtures_submission_loses_its_table_price_and_its_local_runs_kee
     assert timing["reference_hardware"] is False and timing["wall_seconds"] > 0
     assert timing["price_source"] is None and timing["cost_usd"] is None
     assert all(t["price_per_device_hour"] == 2.0 and t["cost_usd"] > 0 for t in local)
+
+
+# --------------------------------------------------------------------------- version 7: packed predictions
+
+
+def _unusual(model_id: str, predictions: list[list[str]]) -> RunResult:
+    return replace(
+        _result(model_id, None, submitted=False),
+        predictions=predictions,
+        predictions_sha256=predictions_sha256(predictions),
+    )
+
+
+LONG_TYPE = "B-" + "Gene_or_gene_product_or_a_very_long_entity_type_name_" * 12
+MANY = [f"{prefix}-T{i:03d}" for i in range(150) for prefix in "BI"]  # 300 labels: two-byte ids
+UNUSUAL = {
+    "ordinary": [["O", "B-Chemical"], ["O"], [], ["B-Disease", "I-Disease", "O", "O", "O"]],
+    "long-type": [[LONG_TYPE, "I" + LONG_TYPE[1:]], [], ["O", "ünïcödé-τύπος", LONG_TYPE]],
+    "many-labels": [MANY[i : i + 7] for i in range(0, len(MANY), 7)] + [[]],
+    "only-empty": [[], [], []],
+}
+
+
+@pytest.fixture
+def v6_store(tmp_path) -> Path:
+    """A schema-version-6 store: predictions one row per sentence, with unusual tags."""
+    path = tmp_path / "v6.duckdb"
+    with Store(path, migrations=MIGRATIONS[:6]) as store:
+        assert store.schema_version == 6
+        store.save_runs([_unusual(name, tags) for name, tags in UNUSUAL.items()])
+        store.save_run(_unusual("no-predictions", []))
+    return path
+
+
+def test_version_7_packs_every_runs_predictions_and_reads_back_the_same_tags(v6_store):
+    conn = duckdb.connect(str(v6_store), read_only=True)
+    before = _all_rows(conn)
+    conn.close()
+    assert len(before["predictions"]) == len(UNUSUAL)  # a run without predictions has no row
+    with Store(v6_store) as store:
+        assert store.schema_version == len(MIGRATIONS) == 7
+        assert _all_rows(store._conn) == before
+        for run in store.runs():
+            tags = store.predictions(run["run_id"])
+            assert tags == UNUSUAL.get(run["model_id"], [])
+            assert predictions_sha256(tags) == run["predictions_sha256"]
+        # one row per run; the per-sentence table is gone
+        assert store._conn.execute("SELECT count(*) FROM predictions").fetchone() == (len(UNUSUAL),)
+        assert "sentence" not in store._columns("predictions")
+        widths = dict(
+            store._conn.execute(
+                "SELECT r.model_id, p.id_bytes FROM predictions p JOIN runs r USING (run_id)"
+            ).fetchall()
+        )
+    assert widths["many-labels"] == 2 and widths["ordinary"] == 1
+    with Store(v6_store) as store:  # a second open applies nothing
+        assert store.schema_version == 7 and _all_rows(store._conn) == before
+
+
+def test_a_failing_version_7_leaves_the_version_6_file_unchanged(v6_store, monkeypatch):
+    conn = duckdb.connect(str(v6_store), read_only=True)
+    before = _all_rows(conn)
+    conn.close()
+    monkeypatch.setattr(PackedPredictions, "unpack", lambda self: [["changed"]])
+    with pytest.raises(NerbenchError, match="migration to schema version 7 failed.*do not read back unchanged"):
+        Store(v6_store)
+    conn = duckdb.connect(str(v6_store), read_only=True)
+    assert conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == 6
+    assert _all_rows(conn) == before
+    conn.close()
+
+
+def test_the_v2_fixtures_predictions_survive_every_migration(old_store):
+    def frozen(tags: list[list[str]]) -> tuple:
+        return tuple(tuple(sentence) for sentence in tags)
+
+    conn = duckdb.connect(str(old_store), read_only=True)
+    before = sorted(
+        (hashed, frozen(_tags(conn, run_id)))
+        for run_id, hashed in conn.execute("SELECT run_id, predictions_sha256 FROM runs").fetchall()
+    )
+    conn.close()
+    with Store(old_store) as store:
+        after = sorted((run["predictions_sha256"], frozen(store.predictions(run["run_id"]))) for run in store.runs())
+    assert after == before and all(tags for _, tags in after)
+    assert all(predictions_sha256([list(s) for s in tags]) == hashed for hashed, tags in after)
