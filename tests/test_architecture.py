@@ -14,6 +14,7 @@ LIGHT = [
     "nerbench.conll",
     "nerbench.datasets",
     "nerbench.store",
+    "nerbench.shards",
     "nerbench.scorefiles",
     "nerbench.submissions",
     "nerbench.site",

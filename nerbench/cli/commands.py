@@ -7,6 +7,7 @@ def register(app: typer.Typer) -> None:
     from nerbench.cli import (
         datasets_cmd,
         eval_cmd,
+        ingest_cmd,
         models_cmd,
         results_cmd,
         score_cmd,
@@ -24,5 +25,5 @@ def register(app: typer.Typer) -> None:
     app.command("results")(results_cmd.results)
     app.command("submit")(submissions_cmd.submit)
     app.command("validate")(submissions_cmd.validate)
-    app.command("ingest")(submissions_cmd.ingest)
+    app.command("ingest")(ingest_cmd.ingest)
     app.add_typer(site_cmd.app, name="site")

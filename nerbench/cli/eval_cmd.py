@@ -28,14 +28,27 @@ from nerbench.cli._util import (
     warn,
     wide_console,
 )
+from nerbench.cli.cells_cmd import (
+    Account,
+    CellsDir,
+    DryRun,
+    GpusPerCell,
+    Launcher,
+    MaxParallel,
+    Partition,
+    Suite,
+    TimeLimit,
+    Wait,
+)
 from nerbench.datasets import DEFAULT_SUITE
 from nerbench.store import DEFAULT_DB
 
 
 def eval_model(
     model: Annotated[
-        str, typer.Argument(help="Registry id, checkpoint folder, PEFT adapter folder or Hugging Face id.")
-    ],
+        str | None,
+        typer.Argument(help="Registry id, checkpoint folder, PEFT adapter folder or Hugging Face id (none: --suite)."),
+    ] = None,
     dataset: Annotated[
         list[str] | None, typer.Option("--dataset", help="Dataset to evaluate on (repeatable; default: the five).")
     ] = None,
@@ -75,11 +88,56 @@ def eval_model(
     ] = None,
     revision: Revision = None,
     trust_remote_code: TrustRemoteCode = False,
+    suite: Suite = None,
+    launcher: Launcher = None,
+    dry_run: DryRun = False,
+    partition: Partition = None,
+    gpus_per_cell: GpusPerCell = 1,
+    time: TimeLimit = "24:00:00",
+    max_parallel: MaxParallel = None,
+    account: Account = None,
+    cells_dir: CellsDir = Path("cells"),
+    wait: Wait = True,
     data_dir: DataDir = None,
     db: Db = DEFAULT_DB,
     as_json: Json = False,
 ) -> None:
     """Evaluate MODEL on the test sets and store entity F1, long-entity F1 and cost."""
+    if launcher is not None or suite is not None or dry_run or model is None:
+        # Cells: planned here, run by submitit's workers into shards, ingested here (cli/cells_cmd.py).
+        from nerbench.cli.cells_cmd import launch_eval
+
+        launch_eval(
+            model,
+            suite=suite,
+            launcher=launcher,
+            dry_run=dry_run,
+            datasets=dataset,
+            heads=[head],
+            profile=profile,
+            seed=seed,
+            seeds=seeds,
+            servings=tuple(serving or ("as-trained",)),
+            device=device,
+            data_dir=data_dir,
+            runs_dir=runs_dir,
+            db=db,
+            cells_dir=cells_dir,
+            allow_modified=allow_modified,
+            revision=revision,
+            name=name,
+            label_policy=label_policy,
+            quantize=quantize,
+            word_position=word_position,
+            price_per_hour=price_per_hour,
+            partition=partition,
+            gpus_per_cell=gpus_per_cell,
+            time=time,
+            max_parallel=max_parallel,
+            account=account,
+            wait=wait,
+        )
+        return
     from nerbench.pipeline.preflight import check_names
 
     # A typo in a name is refused before the model libraries load (seconds) and before any work.

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 from nerbench import __version__, scoring
 from nerbench.datasets import DEFAULT_SUITE, get_dataset, load_split
@@ -36,7 +37,7 @@ from nerbench.pipeline.checkpoints import (
 from nerbench.pipeline.profiles import check_profile, profile_for
 from nerbench.pipeline.taggers import Request, Tagger, select_tagger
 from nerbench.protocol import PROTOCOL
-from nerbench.record import Bootstrap, RunRecord, Training, Weights
+from nerbench.record import Bootstrap, Budget, RunRecord, Training, Weights
 from nerbench.scoring import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from nerbench.store import RunResult, Store, predictions_sha256
 from nerbench.timing import busy_note, run_timed
@@ -67,6 +68,10 @@ class EvalOptions:
     # Each serving condition is its own run (nerbench.record.Serving); one checkpoint serves them all.
     servings: Sequence[str] = ("as-trained",)
     allow_random_init: bool = False  # tests only: store runs of random-weight models
+    # A budget in place of the profile's (a cell run elsewhere carries its own: nerbench.pipeline.cells).
+    budget: Budget | None = None
+    # Where each run is saved: None, the store at `db`; a cell's shard file (nerbench.pipeline.cells).
+    sink: RunSink | None = None
 
 
 @dataclass
@@ -140,7 +145,7 @@ class _Context:
     model_id: str
     weights: Weights
     options: EvalOptions
-    store: _BriefStore
+    store: RunSink
     say: Say
     training_progress: Callable | None
 
@@ -228,7 +233,8 @@ def evaluate(model: str, options: EvalOptions, *, say: Say = _quiet, training_pr
     servings = list(dict.fromkeys(options.servings))
     taggers = [select_tagger(ref, replace(request, serving=serving), fine_tune=fine_tune) for serving in servings]
     weights = weights_of(ref)
-    Store(options.db).close()  # a database that cannot be opened fails before any training
+    if options.sink is None:
+        Store(options.db).close()  # a database that cannot be opened fails before any training
     outcomes = []
     # Each seed is its own training identity, checkpoint and run (seed is part of the run record);
     # each serving condition is its own run of the same checkpoint, trained once.
@@ -236,7 +242,13 @@ def evaluate(model: str, options: EvalOptions, *, say: Say = _quiet, training_pr
         seeded = replace(options, seed=seed)
         contexts = [
             _Context(
-                tagger, model_id_of(ref, options.name), weights, seeded, _BriefStore(options.db), say, training_progress
+                tagger,
+                model_id_of(ref, options.name),
+                weights,
+                seeded,
+                options.sink or _BriefStore(options.db),
+                say,
+                training_progress,
             )
             for tagger in taggers
         ]
@@ -247,6 +259,14 @@ def evaluate(model: str, options: EvalOptions, *, say: Say = _quiet, training_pr
                 outcome.serving = context.tagger.serving
                 outcomes.append(outcome)
     return outcomes
+
+
+class RunSink(Protocol):
+    """Where an eval saves its runs: the store (_BriefStore) or a cell's shard file."""
+
+    def has_run(self, run_id: str) -> bool: ...
+
+    def save_run(self, result: RunResult, *, replaces: str | None = None) -> str: ...
 
 
 class _BriefStore:
@@ -298,7 +318,7 @@ def _evaluate_dataset(context: _Context, info) -> EvalOutcome:
     test = context.split(info, "test")
     training = None
     if tagger.fine_tune:
-        budget = profile_for(options.profile, tagger.family, tagger.head)
+        budget = options.budget or profile_for(options.profile, tagger.family, tagger.head)
         training = training_identity(tagger, context.weights, info.name, budget, options.seed)
     record = run_record(context, info, test, training)
     stored = context.store.has_run(record.run_id)

@@ -1,0 +1,283 @@
+"""Launchers: run a plan's cells through submitit, as a Slurm job array or as local processes.
+
+One submitit job per training identity (usually one cell; the serving conditions of one LLM
+checkpoint share a job), submitted together with `map_array` (for Slurm: one job array, at most
+`max_parallel` running at once). Each job runs `run_job` in its own process — on a cluster node,
+or here — which writes one shard per cell and never opens the store. This process waits for the
+jobs and ingests each job's shards as it finishes (one transaction each); a job that failed, was
+cancelled, killed or ran out of time is listed with its log files, and leaves no shard, so running
+the same command again submits exactly the cells still missing.
+
+submitit pickles the job function and its arguments (the cells, as plain data) into its own folder:
+that is submitit's protocol between this process and its own workers. Results come back only as
+shards (JSON).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from nerbench.errors import NerbenchError
+from nerbench.pipeline.cells import Cell, Plan, jobs_of, run_cells
+from nerbench.shards import Ingested, ingest_shards
+
+Launcher = Literal["local", "slurm"]
+LAUNCHERS: tuple[str, ...] = ("local", "slurm")
+JOB_NAME = "nerbench-cell"
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    partition: str | None = None
+    gpus_per_cell: int = 1
+    time: str = "24:00:00"  # Slurm's time limit per job: minutes, HH:MM:SS or D-HH:MM:SS
+    max_parallel: int | None = None  # array tasks running at once (None: Slurm's and submitit's default)
+    account: str | None = None
+    cpus_per_cell: int | None = None
+    mem_gb: int | None = None
+
+
+def minutes(text: str) -> int:
+    """Slurm's time formats: 'M', 'H:MM:SS', 'D-H', 'D-H:MM', 'D-H:MM:SS', 'M:SS' — in whole minutes (at least 1)."""
+    match = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text.strip())
+    if not match:
+        raise NerbenchError(f"--time: {text!r} is not a Slurm time (minutes, HH:MM:SS or D-HH:MM:SS)")
+    days, first, second, third = match.groups()
+    if days is not None:
+        hours, mins, secs = int(first), int(second or 0), int(third or 0)
+    elif third is not None:
+        hours, mins, secs = int(first), int(second), int(third)
+    elif second is not None:
+        hours, mins, secs = 0, int(first), int(second)
+    else:
+        hours, mins, secs = 0, int(first), 0
+    total = int(days or 0) * 1440 + hours * 60 + mins + (1 if secs else 0)
+    if total < 1:
+        raise NerbenchError(f"--time: {text!r} is no time at all")
+    return total
+
+
+def job_info() -> dict[str, Any]:
+    """Who runs this job: the scheduler, its job id (array job and task for Slurm) and the host."""
+    info: dict[str, Any] = {}
+    try:
+        import submitit
+
+        env = submitit.JobEnvironment()
+        info = {"scheduler": env.name(), "job_id": str(env.job_id), "hostname": env.hostname}
+    except RuntimeError:  # not inside a submitit job
+        info = {"scheduler": None, "job_id": None}
+    for key in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
+        if key in os.environ:
+            info[key.lower()] = os.environ[key]
+    return info
+
+
+def run_job(cells: list[dict[str, Any]], shard_dir: str) -> list[str]:
+    """The function each job runs (in its own process): its cells, into their shards."""
+    return run_cells([Cell.model_validate(cell) for cell in cells], Path(shard_dir), job=job_info())
+
+
+def executor(launcher: str, folder: Path, settings: ClusterSettings):
+    """submitit's executor for `launcher`, its logs and pickles under `folder`."""
+    import submitit
+
+    limit = minutes(settings.time)
+    if launcher == "slurm":
+        slurm = submitit.SlurmExecutor(folder=folder, max_num_timeout=0)
+        params: dict[str, Any] = {"time": limit, "job_name": JOB_NAME, "nodes": 1, "ntasks_per_node": 1}
+        if settings.partition:
+            params["partition"] = settings.partition
+        if settings.account:
+            params["account"] = settings.account
+        if settings.gpus_per_cell:
+            params["gpus_per_node"] = settings.gpus_per_cell
+        if settings.max_parallel:
+            params["array_parallelism"] = settings.max_parallel
+        if settings.cpus_per_cell:
+            params["cpus_per_task"] = settings.cpus_per_cell
+        if settings.mem_gb:
+            params["mem"] = f"{settings.mem_gb}G"
+        slurm.update_parameters(**params)
+        return slurm
+    if launcher == "local":
+        local = submitit.LocalExecutor(folder=folder)
+        local.update_parameters(timeout_min=limit, gpus_per_node=settings.gpus_per_cell)
+        return local
+    raise NerbenchError(f"--launcher: unknown launcher {launcher!r} (known: {', '.join(LAUNCHERS)})")
+
+
+@dataclass
+class Failure:
+    cells: list[Cell]
+    job_id: str
+    state: str
+    stdout: Path
+    stderr: Path
+    message: str
+
+
+@dataclass
+class Submitted:
+    job: Any  # submitit.Job
+    cells: list[Cell]
+
+    @property
+    def job_id(self) -> str:
+        return str(self.job.job_id)
+
+
+@dataclass
+class LaunchReport:
+    launcher: str
+    folder: Path
+    submitted: list[Submitted] = field(default_factory=list)
+    ingested: list[Ingested] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
+    waiting: bool = True
+
+
+def shard_dir(folder: Path) -> Path:
+    return Path(folder) / "shards"
+
+
+def log_dir(folder: Path) -> Path:
+    return Path(folder) / "logs"
+
+
+def ingest_ready(plan: Plan, folder: Path, db: Path) -> list[Ingested]:
+    """Shards already written (by an earlier launch) but not stored yet: ingested first."""
+    return ingest_shards([p.shard for p in plan.cells if p.status == "shard"], db)
+
+
+def submit(plan: Plan, launcher: str, folder: Path, settings: ClusterSettings) -> LaunchReport:
+    """Submit the plan's cells still to run, one job per training identity (one job array)."""
+    report = LaunchReport(launcher, Path(folder))
+    todo = [p.cell for p in plan.to_run]
+    if not todo:
+        return report
+    groups = jobs_of(todo)
+    ex = executor(launcher, log_dir(folder), settings)
+    shards = str(shard_dir(folder).absolute())
+    jobs = ex.map_array(
+        run_job, [[c.model_dump(mode="json") for c in group] for group in groups], [shards] * len(groups)
+    )
+    report.submitted = [Submitted(job, group) for job, group in zip(jobs, groups)]
+    return report
+
+
+def _slurm_queue() -> set[str] | None:
+    """Job ids Slurm still holds (array tasks as JOB_TASK); None when squeue cannot answer."""
+    try:
+        out = subprocess.run(["squeue", "-h", "-r", "-o", "%i"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    return {line.strip() for line in out.stdout.splitlines() if line.strip()}
+
+
+def _finished(entry: Submitted, launcher: str, queue: set[str] | None, gone: dict[str, int]) -> bool:
+    job = entry.job
+    if job.paths.result_pickle.exists():
+        return True
+    if launcher == "slurm":
+        # Without Slurm accounting (sacct), submitit cannot tell a killed job from a running one:
+        # one that left the queue without a result has ended (twice in a row, against races).
+        if queue is not None and entry.job_id not in queue:
+            gone[entry.job_id] = gone.get(entry.job_id, 0) + 1
+            return gone[entry.job_id] >= 2
+        return False
+    return bool(job.done())
+
+
+def _outcome(entry: Submitted) -> str | None:
+    """None when the job returned; else why it did not."""
+    job = entry.job
+    if not job.paths.result_pickle.exists():
+        return "ended without a result (killed, cancelled, out of time or out of memory)"
+    try:
+        error = job.exception()
+    except Exception as err:  # noqa: BLE001 — submitit's own reading of its result file failed
+        return f"its result could not be read ({type(err).__name__})"
+    if error is None:
+        return None
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
+def collect(
+    report: LaunchReport, db: Path, *, poll_seconds: float = 10.0, say: Callable[[str], None] = print
+) -> LaunchReport:
+    """Wait for every submitted job; ingest each one's shards as it ends; list those that failed."""
+    pending = list(report.submitted)
+    gone: dict[str, int] = {}
+    while pending:
+        queue = _slurm_queue() if report.launcher == "slurm" else None
+        still = []
+        for entry in pending:
+            if not _finished(entry, report.launcher, queue, gone):
+                still.append(entry)
+                continue
+            problem = _outcome(entry)
+            shards = [c.shard_path(shard_dir(report.folder)) for c in entry.cells]
+            written = [s for s in shards if s.is_file()]
+            if written:
+                report.ingested.extend(done := ingest_shards(written, db))
+                for item in done:
+                    extra = f" ({item.message})" if item.message else ""
+                    say(f"job {entry.job_id}: {item.path.name}: {item.status}{extra}")
+            if problem is not None or len(written) < len(shards):
+                failure = Failure(
+                    [c for c, s in zip(entry.cells, shards) if not s.is_file()] or entry.cells,
+                    entry.job_id,
+                    str(entry.job.state) if report.launcher == "local" else "ended",
+                    entry.job.paths.stdout,
+                    entry.job.paths.stderr,
+                    problem or "no shard written",
+                )
+                report.failed.append(failure)
+                say(f"job {entry.job_id}: failed: {failure.message}; log {failure.stderr}")
+        pending = still
+        if pending:
+            time.sleep(poll_seconds)
+    return report
+
+
+def launch(
+    plan: Plan,
+    launcher: str,
+    folder: Path,
+    settings: ClusterSettings,
+    db: Path,
+    *,
+    wait: bool = True,
+    poll_seconds: float = 10.0,
+    say: Callable[[str], None] = print,
+) -> LaunchReport:
+    """Ingest shards already there, submit what is missing, and (with `wait`) collect the results."""
+    if launcher not in LAUNCHERS:
+        raise NerbenchError(f"--launcher: unknown launcher {launcher!r} (known: {', '.join(LAUNCHERS)})")
+    ready = ingest_ready(plan, folder, db)
+    report = submit(plan, launcher, folder, settings)
+    report.ingested.extend(ready)
+    report.waiting = wait
+    if wait:
+        collect(report, db, poll_seconds=poll_seconds, say=say)
+    return report
+
+
+def describe_failures(failures: Sequence[Failure]) -> list[str]:
+    lines = []
+    for failure in failures:
+        for cell in failure.cells:
+            lines.append(f"{cell.describe()}: job {failure.job_id} {failure.message}")
+        lines.append(f"  logs: {failure.stdout} and {failure.stderr}")
+    return lines
