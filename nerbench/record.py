@@ -161,7 +161,9 @@ class Bootstrap(BaseModel):
 
 
 class Submitted(BaseModel):
-    """A run ingested from a submission folder: which one, and what it declared (self-reported)."""
+    """A run ingested from a submission folder: which one, and what it declared (self-reported).
+    `weights` (its [weights] section) is left out of the serialised form when the submission names
+    none, so the records (and run ids) of submissions without it stay what they were."""
 
     model_config = _RECORD
 
@@ -170,6 +172,14 @@ class Submitted(BaseModel):
     training: dict[str, Any]  # the submission's [training] section, as its schema validated it
     generation: dict[str, Any] | None = None
     hardware: dict[str, Any]
+    weights: dict[str, Any] | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_no_weights(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if self.weights is None:
+            data.pop("weights", None)
+        return data
 
 
 class RunRecord(BaseModel):

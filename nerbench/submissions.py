@@ -7,6 +7,8 @@ re-scored against the gold test sets, packaged from stored runs, and ingested in
     submissions/<id>/predictions/<dataset>.dev.tags optional: the same for the dev split, re-scored
                                                     too, so that models can be chosen on dev F1
     submissions/<id>/README.md                      optional
+    submissions/<id>/weights/...                    optional, for local testing only: a checkpoint
+                                                    folder that [weights].path names (see WeightsSection)
 
 Nothing in a submission is trusted: the file set, sizes and encodings are checked before anything
 is parsed, every field is validated with strict types (unknown fields refused), the predictions are
@@ -37,7 +39,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomli_w
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from nerbench import __version__, safe_text, scoring
 from nerbench.datasets import REGISTRY, DatasetInfo, load_split
@@ -49,6 +51,9 @@ SCHEMA_VERSION = 1
 TOML_NAME = "submission.toml"
 README_NAME = "README.md"
 PREDICTIONS_DIR = "predictions"
+WEIGHTS_DIR = "weights"
+# A local weights folder nests at most this deep below weights/ (a checkpoint folder is flat).
+MAX_WEIGHTS_DEPTH = 4
 TAGS_SUFFIX = ".tags"
 DEV_TAGS_SUFFIX = ".dev.tags"
 DEV_SOURCE = "submission dev predictions, re-scored by nerbench"
@@ -89,6 +94,11 @@ _TAGS_FILE_RE = re.compile(r"[a-z0-9_]{1,64}(?:\.dev)?\.tags")
 _PREDICTIONS_RE = re.compile(r"predictions/[a-z0-9_]{1,64}\.tags")
 _DEV_PREDICTIONS_RE = re.compile(r"predictions/[a-z0-9_]{1,64}\.dev\.tags")
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
+# A Hugging Face repository id, owner/name; no part starts with '.', so no '..' either.
+_HUB_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
+_REVISION_RE = re.compile(r"[0-9a-f]{40}")  # a commit: a branch or tag could move
+# A local weights folder: weights/ or a folder below it, each part a plain name (no '..', no hidden part).
+_LOCAL_WEIGHTS_RE = re.compile(r"weights(?:/[A-Za-z0-9_][A-Za-z0-9_.-]{0,63})*")
 _PARSE_KEY_RE = re.compile(r"[a-z_]{1,32}")
 _LINK_RE = re.compile(r"https://\S+")
 _PLAIN_KEY_RE = re.compile(r"[A-Za-z0-9_]{1,64}|\[key\]")  # a location part shown as it is
@@ -269,6 +279,70 @@ class GeneratedSection(BaseModel):
     ) = None
 
 
+def _hub_id_problem(value: str) -> str | None:
+    if not _HUB_ID_RE.fullmatch(value) or ".." in value:
+        return f"{shown(value)} is not a Hugging Face id (owner/name: letters, digits, '_', '.' and '-')"
+    return _line_problem(value)
+
+
+def _local_weights_problem(value: str) -> str | None:
+    if not _LOCAL_WEIGHTS_RE.fullmatch(value):
+        return (
+            f"{shown(value)} is not a folder inside the submission's {WEIGHTS_DIR}/ folder "
+            f"('{WEIGHTS_DIR}' or '{WEIGHTS_DIR}/<name>...', plain names: no '..', no hidden or absolute path)"
+        )
+    if any(reserved_name(part) for part in value.split("/")):
+        return f"{shown(value)} has a reserved device name on Windows"
+    return None
+
+
+def _no_remote_code(value: bool) -> str | None:
+    if value:
+        return (
+            "nerbench never runs a model's own code (trust_remote_code): submit safetensors weights of an "
+            "architecture that transformers itself provides"
+        )
+    return None
+
+
+HubId = Annotated[str, _checked(_hub_id_problem)]
+Revision = Annotated[
+    str, _checked(_pattern(_REVISION_RE, "a pinned revision (a commit: 40 lower-case hexadecimal digits)"))
+]
+
+
+class WeightsSection(BaseModel):
+    """The weights `nerbench reproduce` loads to re-run the submission under the timing protocol.
+
+    Either a Hugging Face id pinned to a commit (`hf_id` + `revision`), optionally with a PEFT
+    adapter on it (`adapter_id` + `adapter_revision`), or, for local testing, `path`: a checkpoint
+    folder inside the submission's own weights/ folder (no '..', no links: the folder is scanned
+    like the rest of the submission, so nothing outside it can be named). Weights load from
+    safetensors only, and never with the model's own code.
+    """
+
+    model_config = _STRICT
+    hf_id: HubId | None = None
+    revision: Revision | None = None
+    adapter_id: HubId | None = None
+    adapter_revision: Revision | None = None
+    path: Annotated[str, StringConstraints(max_length=200), _checked(_local_weights_problem)] | None = None
+    trust_remote_code: Annotated[bool, _checked(_no_remote_code)] = False
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WeightsSection:
+        hub = self.hf_id is not None
+        if hub == (self.path is not None):
+            raise ValueError("give either hf_id (with revision) or path (a folder under weights/), not both or neither")
+        if hub and self.revision is None:
+            raise ValueError("hf_id needs revision: the commit (40 hexadecimal digits) the weights are pinned to")
+        if (self.adapter_id is None) != (self.adapter_revision is None):
+            raise ValueError("adapter_id and adapter_revision come together or not at all")
+        if not hub and (self.revision is not None or self.adapter_id is not None):
+            raise ValueError("path names local weights: revision and adapter_id go with hf_id only")
+        return self
+
+
 class ClaimedScores(BaseModel):
     model_config = _STRICT
     strict_f1: Fraction | None = None
@@ -310,6 +384,7 @@ class Submission(BaseModel):
     training: TrainingSection
     generation: GenerationSection | None = None
     hardware: HardwareSection
+    weights: WeightsSection | None = None
     datasets: Annotated[dict[DatasetName, DatasetSection], Field(min_length=1, max_length=20)]
 
 
@@ -339,6 +414,7 @@ class Validation:
     # Per dataset with dev predictions: their re-scored dev F1 (the run's details["dev"]).
     dev: dict[str, dict[str, Any]] = field(default_factory=dict)
     content_sha256: str | None = None
+    local_weights: bool = False  # the folder holds a weights/ folder (checked by _scan)
     # Problems found per kind, and where in `problems` the "... and N more" line of a kind is.
     _counts: dict[str, int] = field(default_factory=dict, repr=False)
     _more_at: dict[str, int] = field(default_factory=dict, repr=False)
@@ -429,9 +505,18 @@ def _scan(path: Path, name: str, v: Validation) -> dict[str, Path]:
             if kind == "dir":
                 visit(Path(entry.path), f"{rel_name}/", _allowed_in_predictions)
                 continue
+            if kind == "weights-dir":
+                if rel_name.count("/") >= MAX_WEIGHTS_DEPTH:
+                    v.add(shown_path, f"nests more than {MAX_WEIGHTS_DEPTH} folders deep", kind=_NOT_ALLOWED)
+                else:
+                    v.local_weights = True
+                    visit(Path(entry.path), f"{rel_name}/", _allowed_in_weights)
+                continue
             info = entry.stat(follow_symlinks=False)
             if not stat.S_ISREG(info.st_mode):
                 v.add(shown_path, "is not a regular file", kind=_NOT_ALLOWED)
+                continue
+            if kind == "weights-file":  # checked for links and kind, but neither kept nor hashed here
                 continue
             limit = {TOML_NAME: MAX_TOML_BYTES, README_NAME: MAX_README_BYTES}.get(rel_name, MAX_TAGS_BYTES)
             if info.st_size > limit:
@@ -452,6 +537,8 @@ def _allowed_at_top(name: str, entry: os.DirEntry) -> str | None:
     is_dir = entry.is_dir(follow_symlinks=False)
     if name == PREDICTIONS_DIR and is_dir:
         return "dir"
+    if name == WEIGHTS_DIR and is_dir:
+        return "weights-dir"
     if name in (TOML_NAME, README_NAME) and not is_dir:
         return "file"
     return None
@@ -462,6 +549,13 @@ def _allowed_in_predictions(name: str, entry: os.DirEntry) -> str | None:
     if entry.is_dir(follow_symlinks=False) or not _TAGS_FILE_RE.fullmatch(name):
         return None
     return "file"
+
+
+def _allowed_in_weights(name: str, entry: os.DirEntry) -> str | None:
+    """A local checkpoint folder's files: plain names (links, hidden files and reserved names are
+    refused before this), regular files and folders only. They are not part of the submission's
+    content digest: a reproduced run names them by the sha256 of their safetensors."""
+    return "weights-dir" if entry.is_dir(follow_symlinks=False) else "weights-file"
 
 
 def _read_text(path: Path, v: Validation) -> str | None:
@@ -708,6 +802,36 @@ def _rescore_dev(
     }
 
 
+# ----------------------------------------------------------------------------- local weights
+
+
+def _check_local_weights(path: Path, toml_path: Path, weights: WeightsSection | None, v: Validation) -> None:
+    """A weights/ folder only where [weights].path names a folder inside it, and that folder there."""
+    named = weights.path if weights is not None else None
+    if named is None:
+        if v.local_weights:
+            v.add(path / WEIGHTS_DIR, "unexpected folder: no [weights].path names it", kind=_NOT_ALLOWED)
+        return
+    if not os.path.isdir(path / named) or os.path.islink(path / named):
+        v.add(toml_path, f"field weights.path: {shown(named)} is not a folder in the submission")
+
+
+def local_weights_folder(v: Validation) -> Path | None:
+    """The local checkpoint folder a valid submission's [weights].path names, checked again where
+    it is about to be loaded: inside the submission folder once every link is resolved."""
+    s = v.submission
+    if s is None or s.weights is None or s.weights.path is None:
+        return None
+    root = Path(os.path.realpath(v.path))
+    folder = Path(os.path.realpath(v.path / s.weights.path))
+    if not folder.is_relative_to(root / WEIGHTS_DIR) or not folder.is_dir():
+        raise NerbenchError(
+            f"{_escaped(str(v.path))}: weights.path {shown(s.weights.path)} is not a folder inside the submission's "
+            f"{WEIGHTS_DIR}/ folder once its links are resolved"
+        )
+    return folder
+
+
 # ----------------------------------------------------------------------------- validate
 
 
@@ -777,6 +901,7 @@ def validate(path: str | os.PathLike, data_dir: Path | None = None) -> Validatio
         )
         v.scores[name], v.predictions[name], v.split_sha256[name] = scores, predictions, split.sha256
         _check_claims(toml_path, name, entry.claimed, scores, v)
+    _check_local_weights(path, toml_path, submission.weights, v)
     for rel in sorted(files):
         if rel.startswith(f"{PREDICTIONS_DIR}/") and rel not in named:
             v.add(files[rel], "unexpected file: no dataset in submission.toml names it", kind=_NOT_ALLOWED)
@@ -910,10 +1035,8 @@ def _timing(submission: Submission, name: str, n_sentences: int, n_tokens: int) 
     }
 
 
-def _records(v: Validation, data_dir: Path | None) -> list[RunResult]:
-    s = v.submission
-    if s is None:  # callers store valid submissions only
-        raise NerbenchError("a submission without a valid submission.toml cannot be stored")
+def model_meta(s: Submission) -> dict[str, Any]:
+    """The store's model record of a submission's model (its runs and a reproduction of them share it)."""
     model = {
         "id": s.model.id,
         "family": s.model.family,
@@ -925,6 +1048,16 @@ def _records(v: Validation, data_dir: Path | None) -> list[RunResult]:
         "description": s.model.description,
         "submission": s.id,
     }
+    if s.weights is not None:
+        model["weights"] = s.weights.model_dump(exclude_none=True)
+    return model
+
+
+def _records(v: Validation, data_dir: Path | None) -> list[RunResult]:
+    s = v.submission
+    if s is None:  # callers store valid submissions only
+        raise NerbenchError("a submission without a valid submission.toml cannot be stored")
+    model = model_meta(s)
     records = []
     for name in sorted(v.scores):
         predictions = v.predictions[name]
@@ -947,6 +1080,7 @@ def _records(v: Validation, data_dir: Path | None) -> list[RunResult]:
                 training=s.training.model_dump(),
                 generation=s.generation.model_dump() if s.generation else None,
                 hardware=s.hardware.model_dump(),
+                weights=s.weights.model_dump(exclude_none=True) if s.weights is not None else None,
             ),
             nerbench_version=__version__,
         )
@@ -991,8 +1125,16 @@ def _owners(store: Store, model_id: str) -> set[str]:
         owners.add(str(model["meta"].get("submission") or LOCAL_OWNER))
     for run in store.runs(model_id=model_id):
         submitted = run["record"].submission if run["source"] == "submission" else None
-        owners.add(submitted.id if submitted is not None else LOCAL_OWNER)
+        owners.add(submitted.id if submitted is not None else reproduced_submission(run) or LOCAL_OWNER)
     return owners
+
+
+def reproduced_submission(run: dict[str, Any]) -> str | None:
+    """The submission a stored run of nerbench's own reproduces (`nerbench reproduce`), or None."""
+    details = run.get("details")
+    link = details.get("reproduces") if isinstance(details, dict) else None
+    submission = link.get("submission") if isinstance(link, dict) else None
+    return submission if isinstance(submission, str) else None
 
 
 def _owner_text(owner: str) -> str:
