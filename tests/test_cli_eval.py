@@ -1,6 +1,7 @@
 """`nerbench eval` only parses and formats: the library call is replaced by a fake that reports."""
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -20,7 +21,7 @@ PARSE = {"sentences": 4, "missing": 1, "extra": 2, "renamed": 0, "malformed": 3}
 def calls(monkeypatch):
     seen = []
 
-    def fake_evaluate(model, options, *, say, training_progress):
+    def fake_evaluate(model, options, *, say, training_progress, prediction_progress):
         seen.append((model, options))
         say("bc5cdr: fine-tuning")
         training_progress(TrainingProgress(epoch=1, max_epochs=1, step=1, steps=1, loss=0.5))
@@ -103,6 +104,88 @@ def test_table_shows_progress_lines_scores_and_parse_counts(calls, tmp_path):
     assert "1 / 2 / 0 / 3" in out
 
 
+# --------------------------------------------------------------------------- progress you can see
+
+
+class _AllO:
+    """A predictor of the timing protocol's surface: every word O, batches of two."""
+
+    labels, batch_size, device = ("O",), 2, "cpu"
+
+    def batches(self, sentences):
+        return [list(range(i, min(i + 2, len(sentences)))) for i in range(0, len(sentences), 2)]
+
+    def predict_batch(self, sentences):
+        return [["O"] * len(s) for s in sentences]
+
+    def synchronize(self):
+        pass
+
+
+@pytest.fixture
+def timed_eval(monkeypatch):
+    """An eval that trains one epoch of two steps and predicts four sentences under the real protocol."""
+    from nerbench.timing import run_timed
+
+    def fake_evaluate(model, options, *, say, training_progress, prediction_progress):
+        say("bc5cdr: training")
+        for step in (1, 2):
+            if training_progress:
+                training_progress(TrainingProgress(epoch=1, max_epochs=1, step=step, steps=2, loss=0.5))
+        if training_progress:
+            training_progress(TrainingProgress(epoch=1, max_epochs=1, step=2, steps=2, loss=0.5, dev_f1=0.5))
+        say("bc5cdr: predicting 4 test sentences")
+        sentences = [["a", "b"], ["c"], ["d", "e", "f"], ["g"]]
+        _, timing = run_timed(_AllO(), sentences, progress=prediction_progress)
+        return [EvalOutcome("bc5cdr", "stored", "abc123", 0.5, 0.5, timing.sentences_per_second, profile="quick")]
+
+    monkeypatch.setattr(pipeline, "evaluate", fake_evaluate)
+    monkeypatch.setattr(preflight, "check_names", lambda *args: None)
+
+
+PHASES = ("warm-up", "timed pass 1/3", "timed pass 2/3", "timed pass 3/3")
+PHASE_LINES = tuple(f"  {phase}: 4 sentences in " for phase in PHASES)
+
+
+def test_a_terminal_shows_bars_with_counts_and_rates_of_training_and_every_prediction_phase(timed_eval, tmp_path):
+    terminal = {"FORCE_COLOR": "1", "TERM": "xterm", "COLUMNS": "200"}
+    result = CliRunner().invoke(nerbench.cli.app, ["eval", "tiny", "--db", str(tmp_path / "r.duckdb")], env=terminal)
+    assert result.exit_code == 0, result.output
+    out = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.output)  # the text of every frame drawn
+    # the bars (drawn as they start and as lines print above them, then cleared) and the lines that stay
+    assert "training epoch 1/1" in out and "/2 steps" in out
+    assert "timed pass 3/3" in out and "4/4 sentences" in out and "sentences/s" in out
+    assert all(phase in out for phase in PHASE_LINES) and "epoch 1/1: mean loss 0.5000" in out
+
+
+def test_a_log_gets_one_line_per_epoch_and_phase_and_no_bars(timed_eval, tmp_path):
+    result = CliRunner().invoke(
+        nerbench.cli.app, ["eval", "tiny", "--db", str(tmp_path / "r.duckdb")], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[:3] == [
+        "bc5cdr: training",
+        "  epoch 1/1: mean loss 0.5000, dev strict F1 0.5000",
+        "bc5cdr: predicting 4 test sentences",
+    ]
+    assert [line.startswith(phase) for line, phase in zip(lines[3:7], PHASE_LINES)] == [True] * 4
+    assert lines[7].strip() == "tiny (quick profile)" and "\x1b" not in result.output  # the table, no escapes
+    assert "4/4 sentences" not in result.output and "steps" not in result.output
+
+
+@pytest.mark.parametrize("terminal", [False, True], ids=["log", "terminal"])
+def test_quiet_shows_no_progress(timed_eval, tmp_path, terminal):
+    env = {"COLUMNS": "200"} | ({"FORCE_COLOR": "1", "TERM": "xterm"} if terminal else {})
+    result = CliRunner().invoke(
+        nerbench.cli.app, ["eval", "tiny", "--db", str(tmp_path / "r.duckdb"), "--quiet"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()  # the steps' messages, then the table: nothing between them
+    assert lines[:2] == ["bc5cdr: training", "bc5cdr: predicting 4 test sentences"] and "abc123" in result.output
+    assert lines[2].strip() == "tiny (quick profile)" and "\x1b[?25l" not in result.output  # no live display
+
+
 # --------------------------------------------------------------------------- a newcomer's first hour
 
 
@@ -130,7 +213,7 @@ def fake(monkeypatch):
         raised: BaseException | None = None
         before = staticmethod(lambda options: None)
 
-    def fake_evaluate(model, options, *, say, training_progress):
+    def fake_evaluate(model, options, *, say, training_progress, prediction_progress):
         Fake.before(options)
         if Fake.raised is not None:
             raise Fake.raised

@@ -57,6 +57,14 @@ def test_profile_reaches_the_library(calls):
     assert seen[-1][2]["profile"] == "quick" and json.loads(result.stdout)["out"].endswith("out")
 
 
+def test_quiet_trains_without_progress_bars(calls):
+    seen, _ = calls
+    assert _train().exit_code == 0 and callable(seen[-1][2]["progress"])
+    result = _train("--quiet")
+    assert result.exit_code == 0, result.output
+    assert seen[-1][2]["progress"] is None and result.output.startswith("best epoch 1 of 1")
+
+
 def test_a_near_zero_best_dev_f1_is_a_warning(calls):
     """Old code printed 'dev strict F1 0.0000' and nothing else."""
     _, state = calls

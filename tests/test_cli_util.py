@@ -50,6 +50,71 @@ def test_lasting_bars_print_no_extra_lines():
     assert "mean loss" not in out.getvalue()
 
 
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _shown(bars) -> str:
+    """What the display draws now, as plain text."""
+    out = io.StringIO()
+    Console(file=out, width=200, force_terminal=False).print(bars._bar.get_renderable())
+    return out.getvalue()
+
+
+def test_bars_show_counts_rate_and_time_left_of_training_steps_and_prediction_phases():
+    clock = _Clock()
+    console, _ = _console()
+    with TrainingBars(console, get_time=clock) as bars:
+        bars(TrainingProgress(epoch=1, max_epochs=2, step=1, steps=5, loss=0.5))
+        clock.now += 2.0
+        bars(TrainingProgress(epoch=1, max_epochs=2, step=3, steps=5, loss=0.4))
+        # two steps in two seconds after the first: one step/s, two steps left
+        assert "epoch 1/2" in _shown(bars) and "3/5 steps 1.00 steps/s, 0:00:02 left" in _shown(bars)
+        assert "loss 0.4000" in _shown(bars)
+        bars.prediction("timed pass 1/3", 0, 940)
+        clock.now += 4.0
+        bars.prediction("timed pass 1/3", 100, 940)
+        shown = _shown(bars)
+        assert "timed pass 1/3" in shown and "100/940 sentences 25.0 sentences/s, 0:00:33 left" in shown
+
+
+def test_transient_bars_outside_a_terminal_leave_one_line_per_prediction_phase():
+    clock = _Clock()
+    console, out = _console()
+    with TrainingBars(console, label="  training epoch", transient=True, get_time=clock) as bars:
+        bars.say("ncbi_disease: predicting")
+        for phase, total in (("warm-up", 24), ("timed pass 1/2", 960), ("timed pass 2/2", 960)):
+            bars.prediction(phase, 0, total)
+            for done in range(8, total, 8):
+                clock.now += 0.5
+                bars.prediction(phase, done, total)
+            clock.now += 0.5
+            bars.prediction(phase, total, total)
+        assert not bars._started  # no display in a log: the lines are all it gets
+    assert out.getvalue().splitlines() == [
+        "ncbi_disease: predicting",
+        "  warm-up: 24 sentences in 0:00:01 (16.0/s)",
+        "  timed pass 1/2: 960 sentences in 0:01:00 (16.0/s)",
+        "  timed pass 2/2: 960 sentences in 0:01:00 (16.0/s)",
+    ]
+
+
+def test_a_new_dataset_removes_the_last_ones_bars_from_a_transient_display():
+    console, _ = _console()
+    with TrainingBars(console, transient=True) as bars:
+        bars.say("bc5cdr: predicting")
+        bars.prediction("warm-up", 0, 8)
+        bars.prediction("warm-up", 8, 8)
+        bars.say("ncbi_disease: predicting")
+        assert bars._bar.tasks == []
+        bars.prediction("warm-up", 0, 8)
+        assert [t.description for t in bars._bar.tasks] == ["  warm-up"] and bars._bar.tasks[0].completed == 0
+
+
 def test_scores_print_as_fractions():
     assert frac(0.81234) == "0.8123" and frac(1.0) == "1.0000" and frac(None) == ""
 

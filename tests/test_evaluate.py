@@ -48,9 +48,20 @@ def options(tmp_path, data, **kw):
 
 
 def test_registry_model_is_trained_then_a_complete_run_is_stored(tmp_path, small_data):
-    messages = []
-    (outcome,) = ev.evaluate("minilm-l6", options(tmp_path, small_data), say=messages.append)
+    messages, steps, phases = [], [], []
+    (outcome,) = ev.evaluate(
+        "minilm-l6",
+        options(tmp_path, small_data),
+        say=messages.append,
+        training_progress=steps.append,
+        prediction_progress=lambda *event: phases.append(event),
+    )
     assert outcome.status == "stored" and outcome.trained and outcome.profile == "tiny"
+    assert steps[-1].dev_f1 is not None  # the training's steps and its epoch's dev score were heard
+    # every phase of the protocol, each ending with the whole of its sentences
+    finished = [(phase, done) for phase, done, total in phases if done == total]
+    assert [phase for phase, _ in finished] == ["warm-up", "timed pass 1/3", "timed pass 2/3", "timed pass 3/3"]
+    assert all(done == 30 for _, done in finished[1:])
     assert any("no fine-tuned token-head checkpoint" in m for m in messages)
     with Store(tmp_path / "r.duckdb") as store:
         run = store.run(outcome.run_id)

@@ -6,13 +6,14 @@ Declared once here so that a flag reads the same in every command that takes it.
 import logging
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, TextColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -87,6 +88,14 @@ Revision = Annotated[
 TrustRemoteCode = Annotated[
     bool, typer.Option("--trust-remote-code", help="Run the model repository's own code (unsafe).")
 ]
+Quiet = Annotated[
+    bool,
+    typer.Option(
+        "--quiet",
+        help="No progress bars or progress lines (training steps and epochs, warm-up, timed passes); the "
+        "steps' messages, warnings and results still print.",
+    ),
+]
 
 # --------------------------------------------------------------------------- output
 
@@ -156,28 +165,99 @@ def rerun_command(drop: tuple[str, ...] = ()) -> str:
     return shlex.join(["nerbench", *(arg for arg in sys.argv[1:] if arg not in drop)])
 
 
+def _clock(seconds: float) -> str:
+    minutes, second = divmod(int(seconds), 60)
+    hours, minute = divmod(minutes, 60)
+    return f"{hours}:{minute:02d}:{second:02d}"
+
+
+def _per_second(rate: float) -> str:
+    return f"{rate:.1f}" if rate >= 10 else f"{rate:.2f}"
+
+
+def _pace(task: Task) -> tuple[float, float | None] | None:
+    """(rate per second, seconds left) of a task since it began, from the items done since then
+    (field `base`: the count it began at); None before the first item."""
+    elapsed = task.finished_time if task.finished_time is not None else task.elapsed
+    done = task.completed - task.fields.get("base", 0)
+    if not elapsed or done <= 0:
+        return None
+    rate = done / elapsed
+    left = None if task.total is None else max(task.total - task.completed, 0) / rate
+    return rate, left
+
+
+class _Count(ProgressColumn):
+    """'120/940 sentences': the items done of the total, in the task's unit."""
+
+    def render(self, task: Task) -> Text:
+        total = "?" if task.total is None else f"{int(task.total)}"
+        return Text(f"{int(task.completed)}/{total} {task.fields.get('unit', '')}".rstrip())
+
+
+class _Pace(ProgressColumn):
+    """'18.20 sentences/s, 0:00:45 left': the rate since the task began and the time left at it."""
+
+    def render(self, task: Task) -> Text:
+        pace = _pace(task)
+        if pace is None:
+            return Text("")
+        rate, left = pace
+        rest = "" if left is None or task.finished else f", {_clock(left)} left"
+        return Text(f"{_per_second(rate)} {task.fields.get('unit', '')}/s{rest}")
+
+
+class _Elapsed(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        elapsed = task.finished_time if task.finished_time is not None else task.elapsed
+        return Text("" if elapsed is None else _clock(elapsed))
+
+
+class _Note(ProgressColumn):
+    """Training's mean loss and dev score; nothing for prediction."""
+
+    def render(self, task: Task) -> Text:
+        loss, dev = task.fields.get("loss"), task.fields.get("dev")
+        return Text(" ".join(([] if loss is None else [f"loss {loss:.4f}"]) + ([dev] if dev else [])))
+
+
 class TrainingBars:
-    """Rich progress bars for fine-tuning, one per epoch; the instance is the `progress` callback.
+    """Rich progress bars for fine-tuning (one per epoch, counting its steps) and for the timed
+    prediction (one per phase: the warm-up and each timed pass, counting sentences), each with its
+    rate and time left; the instance is the training `progress` callback, `prediction` the
+    callback of `nerbench.timing.run_timed`.
 
     With `transient` the bars vanish when done (and rich draws none in logs), so each epoch's dev
-    score is also printed as a line that stays. The display starts with the first training event:
-    a command that fails or finishes before any training prints no empty display (no blank line);
-    transient bars start none outside a terminal.
+    score and each finished prediction phase is also printed as a line that stays; the bars of one
+    dataset are removed when the next message is said. The display starts with the first event: a
+    command that fails or finishes before any training prints no empty display (no blank line);
+    transient bars start none outside an interactive terminal. The display redraws from rich's own thread, twice
+    a second: the callbacks only update counters (they run inside timed passes).
     """
 
-    def __init__(self, console: Console, *, label: str = "epoch", transient: bool = False) -> None:
+    def __init__(
+        self,
+        console: Console,
+        *,
+        label: str = "epoch",
+        transient: bool = False,
+        get_time: Callable[[], float] | None = None,
+    ) -> None:
         self._label = label
         self._transient = transient
         self._tasks: dict[int, TaskID] = {}
+        self._phases: dict[str, TaskID] = {}
         self._bar = Progress(
             TextColumn("{task.description}", markup=False),
             BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}"),
-            TextColumn("{task.fields[dev]}"),
-            TimeElapsedColumn(),
+            _Count(),
+            _Pace(),
+            _Elapsed(),
+            _Note(),
             console=console,
             transient=transient,
+            refresh_per_second=2,
+            get_time=get_time,
         )
 
         self._started = False
@@ -191,16 +271,26 @@ class TrainingBars:
         if self._started:
             self._bar.__exit__(kind, error, trace)
 
-    def __call__(self, event) -> None:
-        """Take one `nerbench.models.training.TrainingProgress` event."""
-        # Transient bars draw nothing outside a terminal (logs, pipes) but a blank line when they stop:
-        # there, the epoch lines below are all there is to show, so no display is started.
-        if not self._started and (self._transient is False or self._bar.console.is_terminal):
+    def _start(self) -> None:
+        # Transient bars draw nothing outside an interactive terminal (logs, pipes, TERM=dumb) but a
+        # blank line when they stop: there, the lasting lines are all there is to show, so no display
+        # is started.
+        if not self._started and (self._transient is False or self._bar.console.is_interactive):
             self._bar.start()
             self._started = True
+
+    def __call__(self, event) -> None:
+        """Take one `nerbench.models.training.TrainingProgress` event."""
+        self._start()
         if event.epoch not in self._tasks:
             self._tasks[event.epoch] = self._bar.add_task(
-                f"{self._label} {event.epoch}/{event.max_epochs}", total=event.steps, loss=0.0, dev=""
+                f"{self._label} {event.epoch}/{event.max_epochs}",
+                total=event.steps,
+                completed=event.step,
+                base=event.step,  # the rate counts the steps after this one, which the task began at
+                unit="steps",
+                loss=event.loss,
+                dev="",
             )
         dev = "" if event.dev_f1 is None else f"dev strict F1 {event.dev_f1:.4f}"
         self._bar.update(self._tasks[event.epoch], completed=event.step, loss=event.loss, dev=dev)
@@ -209,10 +299,28 @@ class TrainingBars:
                 line(f"  epoch {event.epoch}/{event.max_epochs}: mean loss {event.loss:.4f}, {dev}")
             )
 
+    def prediction(self, phase: str, done: int, total: int) -> None:
+        """Take one event of the timed prediction: `done` of `total` sentences of `phase` ("warm-up",
+        "timed pass 1/3", ...)."""
+        self._start()
+        task = self._phases.get(phase)
+        if task is None:
+            task = self._phases[phase] = self._bar.add_task(f"  {phase}", total=total, base=done, unit="sentences")
+        self._bar.update(task, completed=done)
+        if self._transient and done >= total:
+            done_task = next(t for t in self._bar.tasks if t.id == task)
+            pace = _pace(done_task)
+            took = "" if pace is None else f" in {_clock(done_task.finished_time or 0)} ({_per_second(pace[0])}/s)"
+            self._bar.console.print(line(f"  {phase}: {total} sentences{took}"))
+
     def say(self, message: str) -> None:
         """Print a line above the bars; the next training (another dataset) starts bars of its own."""
+        if self._transient:
+            for task in [*self._tasks.values(), *self._phases.values()]:
+                self._bar.remove_task(task)
         self._bar.console.print(line(message))
         self._tasks.clear()
+        self._phases.clear()
 
 
 # --------------------------------------------------------------------------- libraries

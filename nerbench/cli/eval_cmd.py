@@ -15,6 +15,7 @@ from nerbench.cli._util import (
     Json,
     LabelPolicy,
     Quantize,
+    Quiet,
     Revision,
     TrainingBars,
     TrainSeed,
@@ -101,6 +102,7 @@ def eval_model(
     data_dir: DataDir = None,
     db: Db = DEFAULT_DB,
     as_json: Json = False,
+    quiet: Quiet = False,
 ) -> None:
     """Evaluate MODEL on the test sets and store entity F1, long-entity F1 and cost."""
     if launcher is not None or suite is not None or dry_run or model is None:
@@ -182,7 +184,13 @@ def eval_model(
     before = _runs.stored_runs(db)
     try:
         with TrainingBars(console, label="  training epoch", transient=True) as bars:
-            outcomes = evaluate(model, options, say=bars.say, training_progress=bars)
+            outcomes = evaluate(
+                model,
+                options,
+                say=bars.say,
+                training_progress=None if quiet else bars,
+                prediction_progress=None if quiet else bars.prediction,
+            )
     except KeyboardInterrupt:
         _runs.interrupted_eval(notes, db, before, runs_dir)
         raise typer.Exit(_runs.INTERRUPTED) from None

@@ -13,6 +13,7 @@ from nerbench.cli._util import (
     Json,
     LabelPolicy,
     Quantize,
+    Quiet,
     Revision,
     TrainingBars,
     TrainSeed,
@@ -56,6 +57,7 @@ def train(
     trust_remote_code: TrustRemoteCode = False,
     data_dir: DataDir = None,
     as_json: Json = False,
+    quiet: Quiet = False,
 ) -> None:
     """Fine-tune MODEL on DATASET's train split; keep the epoch with the best dev strict F1.
 
@@ -100,7 +102,7 @@ def train(
                 batch_size=batch_size,
                 seed=seed,
                 max_train_sentences=max_train_sentences,
-                progress=progress,
+                progress=None if quiet else progress,
                 overwrite=overwrite,
                 trust_remote_code=trust_remote_code,
                 started=started.append,

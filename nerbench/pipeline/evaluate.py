@@ -40,7 +40,7 @@ from nerbench.protocol import PROTOCOL
 from nerbench.record import Bootstrap, Budget, RunRecord, Training, Weights
 from nerbench.scoring import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from nerbench.store import RunResult, Store, predictions_sha256
-from nerbench.timing import busy_note, run_timed
+from nerbench.timing import Progress, busy_note, run_timed
 
 RANDOM_INIT_MARKER = "nerbench_random_init"
 
@@ -148,6 +148,7 @@ class _Context:
     store: RunSink
     say: Say
     training_progress: Callable | None
+    prediction_progress: Progress | None = None  # run_timed's: (phase, sentences done, total)
 
     @property
     def profile_name(self) -> str | None:
@@ -199,8 +200,18 @@ def default_device() -> str:
     return torch_default()
 
 
-def evaluate(model: str, options: EvalOptions, *, say: Say = _quiet, training_progress=None) -> list[EvalOutcome]:
-    """Evaluate MODEL on each dataset; returns what was stored or skipped, in order."""
+def evaluate(
+    model: str,
+    options: EvalOptions,
+    *,
+    say: Say = _quiet,
+    training_progress=None,
+    prediction_progress: Progress | None = None,
+) -> list[EvalOutcome]:
+    """Evaluate MODEL on each dataset; returns what was stored or skipped, in order.
+
+    `training_progress` hears of every training step and epoch (nerbench.models.training.TrainingProgress);
+    `prediction_progress(phase, done, total)` of every batch of the warm-up and the timed passes."""
     from nerbench.models.registry import resolve_model
 
     check_profile(options.profile)
@@ -249,6 +260,7 @@ def evaluate(model: str, options: EvalOptions, *, say: Say = _quiet, training_pr
                 options.sink or _BriefStore(options.db),
                 say,
                 training_progress,
+                prediction_progress,
             )
             for tagger in taggers
         ]
@@ -342,7 +354,9 @@ def _evaluate_dataset(context: _Context, info) -> EvalOutcome:
     predictor = tagger.load_predictor(checkpoint.folder if training is not None else None, info)
     timed = tagger.timed(predictor)
     tokens = [s.tokens for s in test.sentences]
-    predictions, timing = run_timed(timed, tokens, price_per_hour=options.price_per_hour)
+    predictions, timing = run_timed(
+        timed, tokens, price_per_hour=options.price_per_hour, progress=context.prediction_progress
+    )
     timing, details = tagger.pass_details(timed, predictor, tokens, timing)
     return _score_and_store(context, info, test, record, stored, checkpoint, predictor, predictions, timing, details)
 
