@@ -34,9 +34,11 @@ Head = LlmHead  # encoders have the token head only
 # How the evaluated weights were served. "as-trained": the paper's way, the base quantized as it was
 # trained (4-bit for QLoRA) with its adapter left unmerged, at the protocol's batch size.
 # "as-deployed": the adapter merged into a 16-bit base (bf16 on GPU, fp32 on CPU) at a throughput
-# batch size (nerbench.protocol.DEPLOYED_LLM_BATCH_SIZE). Each is its own run with its own predictions.
-Serving = Literal["as-trained", "as-deployed"]
-SERVINGS: tuple[Serving, ...] = ("as-trained", "as-deployed")
+# batch size (nerbench.protocol.DEPLOYED_LLM_BATCH_SIZE). For an encoder "as-deployed" is its bf16
+# weights on a device with native bf16 (a GPU, or a CPU where it is detected); "onnx" (encoders only)
+# its fp32 graph exported once and run by ONNX Runtime. Each is its own run with its own predictions.
+Serving = Literal["as-trained", "as-deployed", "onnx"]
+SERVINGS: tuple[Serving, ...] = ("as-trained", "as-deployed", "onnx")
 Source = Literal["registry", "folder", "hub", "adapter", "submission"]
 
 
@@ -144,19 +146,26 @@ class Decoding(BaseModel):
 class Bootstrap(BaseModel):
     """How the stored intervals were resampled. `unit`: "document" where the test split has a
     document sidecar, else "sentence"; it is left out of the serialised form when it is
-    "sentence", so the records (and run ids) written before it existed stay what they were."""
+    "sentence", so the records (and run ids) written before it existed stay what they were.
+    `draw`: "joint" where one draw of resamples gave every interval of the run (nerbench.scoring's
+    default since it drew them jointly), "per-metric" where each interval had a draw of its own
+    from the same seed, as before; left out when "per-metric", for the same reason. Both have the
+    same distribution, but not the same numbers for one seed."""
 
     model_config = _RECORD
 
     resamples: int
     seed: int
     unit: Literal["document", "sentence"] = "sentence"
+    draw: Literal["joint", "per-metric"] = "per-metric"
 
     @model_serializer(mode="wrap")
     def _omit_sentence_unit(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data = handler(self)
         if self.unit == "sentence":
             data.pop("unit", None)
+        if self.draw == "per-metric":
+            data.pop("draw", None)
         return data
 
 

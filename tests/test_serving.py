@@ -67,9 +67,12 @@ def test_the_run_record_names_the_serving_condition(nf4_adapter):
         select_tagger(nf4_adapter, Request(device="cpu", serving="fastest"), fine_tune=False)
 
 
-def test_an_encoder_has_no_deployed_condition(tmp_path):
+def test_an_encoder_is_deployed_in_bf16_only_where_the_cpu_has_it(tmp_path, monkeypatch):
+    from nerbench.models import encoder as encoder_module
+
     folder = save_tiny_bert(tmp_path / "enc", labels=NCBI_LABELS)
-    with pytest.raises(NerbenchError, match="applies to LLMs"):
+    monkeypatch.setattr(encoder_module, "cpu_bf16_support", lambda: encoder_module.CpuBf16(False, "no bf16 (fake)"))
+    with pytest.raises(NerbenchError, match="no bf16"):  # more in test_encoder_serving.py
         select_tagger(resolve_model(folder), Request(device="cpu", serving="as-deployed"), fine_tune=False)
 
 

@@ -28,9 +28,80 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def inference_dtype(device: str) -> torch.dtype:
-    """bf16 on GPUs (the timing protocol's), fp32 on CPUs (where bf16 is slow and lossy)."""
-    return torch.bfloat16 if device.startswith("cuda") else torch.float32
+def inference_dtype(device: str, serving: str = "as-trained") -> torch.dtype:
+    """The weights' dtype for a serving condition.
+
+    As trained (the timing protocol's): bf16 on GPUs, fp32 on CPUs. As deployed: bf16 on GPUs, and
+    on CPUs whose bf16 support is detected (`cpu_bf16_support`); a CPU without it is refused, since
+    there bf16 is emulated (slow) and "as deployed" would be fp32, the as-trained run again.
+    """
+    if device.startswith("cuda"):
+        return torch.bfloat16
+    if serving == "as-deployed":
+        support = cpu_bf16_support()
+        if not support.supported:
+            raise NerbenchError(f"--serving as-deployed: {support.reason}; an encoder on this CPU is served as trained")
+        return torch.bfloat16
+    return torch.float32
+
+
+# CPU flags (Linux /proc/cpuinfo names) of native bf16 arithmetic: AVX512-BF16 dot products, AMX tiles.
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+# torch's ATen CPU kernels run bf16 natively only at these dispatch levels
+# (`torch.backends.cpu.get_cpu_capability()`; AVX2 or lower converts each bf16 value to fp32).
+BF16_CPU_CAPABILITIES = ("AVX512", "AMX")
+
+
+@dataclass(frozen=True)
+class CpuBf16:
+    supported: bool
+    reason: str
+
+
+def cpu_flags(path: str | os.PathLike = "/proc/cpuinfo") -> frozenset[str] | None:
+    """The CPU's feature flags as Linux lists them; None where there is no such file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):  # x86 / ARM spelling
+            return frozenset(value.split())
+    return None
+
+
+def torch_cpu_bf16() -> bool:
+    """Whether torch's own CPU query reports native bf16: AVX512-BF16 or AMX tiles (`torch.cpu`,
+    read through cpuinfo), and oneDNN built with bf16 kernels (`torch.ops.mkldnn`)."""
+    probes = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
+    native = any(bool(probe()) for probe in probes if probe is not None)
+    try:
+        onednn = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        onednn = False
+    return native and onednn
+
+
+def cpu_bf16_support(
+    flags: frozenset[str] | None | bool = True, capability: str | None = None, torch_bf16: bool | None = None
+) -> CpuBf16:
+    """Detect, never assume, fast bf16 on this CPU. All three must agree: the CPU lists a native
+    bf16 instruction set (Linux flags; where there are none, torch's query stands in), torch
+    dispatches at a level that uses it (`torch.backends.cpu.get_cpu_capability()`), and torch's
+    query (`torch_cpu_bf16`) finds it. The arguments stand in for the machine in tests
+    (`flags=True`: read /proc/cpuinfo)."""
+    found = cpu_flags() if flags is True else flags
+    capability = capability if capability is not None else torch.backends.cpu.get_cpu_capability()
+    torch_bf16 = torch_cpu_bf16() if torch_bf16 is None else torch_bf16
+    if isinstance(found, frozenset) and not set(BF16_CPU_FLAGS) & found:
+        return CpuBf16(False, f"this CPU lists neither {' nor '.join(BF16_CPU_FLAGS)} (no native bf16)")
+    if capability not in BF16_CPU_CAPABILITIES:
+        return CpuBf16(False, f"torch runs this CPU at the {capability} level, without native bf16 kernels")
+    if not torch_bf16:
+        return CpuBf16(False, "torch's CPU query finds no native bf16 (AVX512-BF16/AMX with oneDNN bf16 kernels)")
+    listed = sorted(set(BF16_CPU_FLAGS) & found) if isinstance(found, frozenset) else ["(no CPU flag list)"]
+    return CpuBf16(True, f"native bf16: CPU flags {', '.join(listed)}, torch capability {capability}")
 
 
 def model_labels(config_id2label: dict, source: str, labels: Sequence[str]) -> tuple[str, ...]:
@@ -99,6 +170,8 @@ class EncoderPredictor:
         self._specials = sum(map(len, special_tokens(tokenizer)))
         # Each sentence's windows, tokenized once per pass over the split (in `batches`).
         self._prepared: dict[tuple[str, ...], Encoded] = {}
+        # A deployed serving condition's check against PyTorch fp32 (nerbench.pipeline.taggers.encoder_token).
+        self.serving_check: dict | None = None
 
     @classmethod
     def load(
@@ -112,11 +185,13 @@ class EncoderPredictor:
         label_policy: LabelPolicy | None = None,
         trust_remote_code: bool = False,
         revision: str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> EncoderPredictor:
         """Load a fine-tuned token classifier (registry id, folder or hub id) for inference.
 
         A folder written by `nerbench train` carries training.json; its label policy and window
-        are the defaults, so a model is read the way it was trained.
+        are the defaults, so a model is read the way it was trained. `dtype`: the protocol's for
+        the device (`inference_dtype`) unless given.
         """
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
@@ -133,7 +208,7 @@ class EncoderPredictor:
             ref.path,
             use_safetensors=True,
             trust_remote_code=trust_remote_code,
-            dtype=inference_dtype(device),
+            dtype=dtype or inference_dtype(device),
         )
         model.to(device).eval()
         return cls(model, tokenizer, labels, batch_size=batch_size, max_length=window, label_policy=label_policy)

@@ -332,8 +332,8 @@ def load_llm_predictor(
             raise NerbenchError(f"--head {head}: the adapter in {adapter} was trained for the {found} head")
         head = found
     head = head or "token"
-    if serving not in SERVINGS:
-        raise NerbenchError(f"serving: must be {' or '.join(repr(x) for x in SERVINGS)}, not {serving!r}")
+    if serving not in SERVINGS[:2]:  # "onnx" serves encoders only
+        raise NerbenchError(f"serving: must be {' or '.join(repr(x) for x in SERVINGS[:2])}, not {serving!r}")
     deployed = serving == "as-deployed"
     if batch_size is None:
         batch_size = DEPLOYED_LLM_BATCH_SIZE if deployed else LLM_BATCH_SIZE

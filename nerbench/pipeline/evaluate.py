@@ -233,6 +233,8 @@ def evaluate(
         label_policy=options.label_policy,
         trust_remote_code=options.trust_remote_code,
         word_position=options.word_position,
+        data_dir=options.data_dir,
+        allow_modified=options.allow_modified,
     )
     if options.seeds > 1 and not fine_tune:
         raise NerbenchError(
@@ -346,7 +348,7 @@ def _evaluate_dataset(context: _Context, info) -> EvalOutcome:
             training=read_training_record(tagger.ref.path) if (tagger.ref.path / "training.json").is_file() else None
         )
     slow = " (generative tagging: slow on a CPU)" if tagger.head == "generative" and record.device != "cuda" else ""
-    served = f", served {tagger.serving}" if tagger.family == "llm" else ""
+    served = f", served {tagger.serving}" if tagger.family == "llm" or tagger.serving != "as-trained" else ""
     say(
         f"{info.name}: predicting {len(test.sentences)} test sentences with the {tagger.head} head{slow}{served} "
         f"({PROTOCOL.warmup_batches} warm-up batches, {PROTOCOL.repeats} timed passes)"

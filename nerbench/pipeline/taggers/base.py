@@ -32,11 +32,14 @@ class Request:
     trust_remote_code: bool = False
     word_position: str | None = None  # LLM token head: "first" / "last" / "sentence-twice"; None: the recipe's
     serving: str = "as-trained"  # nerbench.record.SERVINGS
+    data_dir: Path | None = None  # where a serving condition's check reads the dev split (None: the default)
+    allow_modified: bool = False
 
 
 class Tagger(ABC):
     family: ClassVar[Family]
     head: ClassVar[Head]
+    servings: ClassVar[tuple[Serving, ...]] = ("as-trained", "as-deployed")  # the conditions it can serve
 
     def __init__(self, ref: Any, request: Request, *, fine_tune: bool):
         self.ref = ref  # nerbench.models.registry.ResolvedModel
@@ -44,6 +47,11 @@ class Tagger(ABC):
         self.fine_tune = fine_tune  # a registry base, fine-tuned per dataset; else evaluated as it is
         if request.serving not in SERVINGS:
             raise NerbenchError(f"--serving: must be {' or '.join(repr(s) for s in SERVINGS)}, not {request.serving!r}")
+        if request.serving not in self.servings:
+            raise NerbenchError(
+                f"--serving {request.serving}: not a serving condition of the {self.family} {self.head} head "
+                f"(it serves {' or '.join(self.servings)})"
+            )
 
     # ---- how the run describes itself
 
