@@ -37,7 +37,7 @@ from nerbench.safe_text import shown as one_line
 from nerbench.scoring import LENGTH_BUCKETS
 from nerbench.site_compare import RESAMPLES, SIGNIFICANCE, TrackPage, pages
 from nerbench.site_data import Model, Run, StoreData, read_store, slug
-from nerbench.site_runs import budget_cell, model_training, parameters, parameters_text, training_of
+from nerbench.site_runs import budget_cell, load_text, model_training, parameters, parameters_text, training_of
 from nerbench.site_svg import Point, chart
 
 # The templates and the stylesheet ship inside the package (nerbench/site_assets/{templates,static},
@@ -78,6 +78,7 @@ RESULT_COLUMNS = (
     "device_name",
     "num_devices",
     "reference_hardware",
+    "timed_busy",
     "track",
     "dev_f1",
     "seed",
@@ -105,6 +106,9 @@ COLUMN_NOTES = {
     "device_name": "the device the run was timed on",
     "num_devices": "how many of them",
     "reference_hardware": "true: timed by nerbench on the reference hardware",
+    "timed_busy": "true: timed on a busy machine (other processes used more than a quarter of its CPUs during a "
+    "timed pass), so its speed and cost understate the hardware; false: not busy; empty: not measured (runs "
+    "stored before nerbench measured it, submissions)",
     "track": "the track: training budget, who timed it, hardware class",
     "dev_f1": "strict F1 on the dev split, a fraction (0-1); models are chosen on it",
     "seed": "the training seed",
@@ -129,6 +133,7 @@ _PARQUET_TYPES = {
     "self_reported": "BOOLEAN",
     "shown": "BOOLEAN",
     "reference_hardware": "BOOLEAN",
+    "timed_busy": "BOOLEAN",
     "num_devices": "INTEGER",
     "seed": "INTEGER",
     **{
@@ -269,6 +274,9 @@ def _overview_row(model: Model, datasets: list[str]) -> dict[str, Any]:
         "classes": sorted({run.device_class for run in runs if run.device_class}),
         "devices": devices,
         "self_reported": any(run.self_reported for run in runs),
+        # Timed on a busy machine on some dataset: its speed and cost (and the mean cost) understate the hardware.
+        "busy": any(run.timed_busy for run in runs),
+        "busy_title": "; ".join(f"{run.dataset}: {load_text(run)}" for run in runs if run.timed_busy),
         "sources": sorted({run.source for run in runs}),
         "tracks": sorted({run.track.label for run in runs}),
         "size_class": size_class(parameters(model)),
@@ -336,6 +344,7 @@ def _result_rows(data: StoreData) -> list[dict[str, Any]]:
                 "device_name": timing.get("device_name"),
                 "num_devices": timing.get("num_devices"),
                 "reference_hardware": run.reference_hardware,
+                "timed_busy": run.timed_busy,
                 "track": run.track.label,
                 "dev_f1": run.dev_f1,
                 "seed": run.seed,
@@ -417,6 +426,8 @@ def hardware(run: Run) -> Markup:
         )
     if run.self_reported:
         out += ' <span class="mark self">self-reported</span>'
+    if run.timed_busy:
+        out += f' <span class="mark busy" title="{escape(load_text(run))}">busy</span>'
     return Markup(out)
 
 
@@ -472,6 +483,7 @@ def _environment(templates: Path) -> jinja2.Environment:
         seeds=seeds,
         family=family,
         training_of=training_of,
+        load_text=load_text,
         model_training=model_training,
         parameters_text=parameters_text,
         not_in_paper=not_in_paper,
@@ -490,15 +502,15 @@ def _environment(templates: Path) -> jinja2.Environment:
 # --------------------------------------------------------------------------- the build
 
 
-PointRow = tuple[float | None, float | None, str, str, str, bool, tuple[float, float] | None]
+PointRow = tuple[float | None, float | None, str, str, str, bool, tuple[float, float] | None, bool]
 
 
 def _points(rows: Iterable[PointRow]) -> list[Point]:
-    """(F1, cost, label, link, family, reference, F1 interval) -> the points that have both an F1
-    and a cost."""
+    """(F1, cost, label, link, family, reference, F1 interval, timed busy) -> the points that have
+    both an F1 and a cost."""
     return [
-        Point(cost, f1, label, href, family, ref, interval)
-        for f1, cost, label, href, family, ref, interval in rows
+        Point(cost, f1, label, href, family, ref, interval, busy)
+        for f1, cost, label, href, family, ref, interval, busy in rows
         if f1 is not None and cost is not None and cost > 0
     ]
 
@@ -617,6 +629,7 @@ def build_site(
                 r.family,
                 r.reference_hardware,
                 r.f1_ci,
+                r.timed_busy is True,
             )
             for r in shown
         )
@@ -630,6 +643,7 @@ def build_site(
             row["model"].family,
             row["reference"],
             None,  # a mean over datasets: no interval is stored for it
+            row["busy"],
         )
         for row in overview
     )

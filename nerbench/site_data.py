@@ -129,6 +129,25 @@ class Run:
         return None
 
     @property
+    def load(self) -> dict[str, Any] | None:
+        """How busy the machine was while nerbench timed the run (nerbench.timing.MachineLoad: "cpus",
+        "busy_share", "busy", "passes"); None where it was not measured: runs stored before nerbench
+        measured it, and submissions (their timing is their own)."""
+        load = self.timing.get("load") if self.timing and not self.self_reported else None
+        if not isinstance(load, dict) or not isinstance(load.get("busy"), bool):
+            return None
+        passes = load.get("passes")
+        if not isinstance(passes, list) or not all(isinstance(p, dict) for p in passes):
+            return None
+        return load
+
+    @property
+    def timed_busy(self) -> bool | None:
+        """True: timed on a busy machine; False: the load was measured and the machine was not busy;
+        None: not measured (never taken for idle)."""
+        return self.load["busy"] if self.load is not None else None
+
+    @property
     def train_sentences(self) -> int | None:
         training = (self.details or {}).get("training")
         sentences = training.get("sentences") if isinstance(training, dict) else None
@@ -238,7 +257,7 @@ def _read(conn: duckdb.DuckDBPyConnection) -> StoreData:
     for row in _rows(conn, "SELECT * FROM timings"):
         run = runs.get(row.pop("run_id"))
         if run is not None:
-            for name in ("generation", "protocol"):
+            for name in ("generation", "protocol", "load"):
                 if row.get(name) is not None:
                     row[name] = json.loads(row[name])
             run.timing = row

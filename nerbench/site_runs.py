@@ -7,6 +7,10 @@ sentences used and the epochs run, is in the run's details under "training"), an
 submitter, so self-reported). A model evaluated as published has neither: it was not trained for
 the run. Every value a page shows comes from here, so that nothing is ever shown as "None": what is
 not known is said to be "not stated".
+
+How busy the machine was while nerbench timed a run (`Run.load`, measured around each timed pass)
+is said here too: a run timed on a busy machine is marked, and a run whose load was not measured
+(stored before nerbench measured it, or a submission) is "not measured", never taken for idle.
 """
 
 from __future__ import annotations
@@ -200,3 +204,32 @@ def budget_cell(model: Model) -> tuple[str, str]:
         parts.append(f"{epochs[0]} ep." if len(epochs) == 1 else f"{epochs[0]}–{epochs[-1]} ep.")
     title = "; ".join(f"{dataset}: {s.short}" for dataset, s in summaries)
     return " · ".join(parts), title
+
+
+def _share(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def load_text(run: Run) -> str:
+    """How busy the machine was while the run was timed, in words: busy (its speed and cost
+    understate the hardware), not busy, or not measured."""
+    if run.timing is None:
+        return "no timing stored"
+    load = run.load
+    if load is None:
+        why = "a submission's own timing" if run.self_reported else "stored before nerbench measured it"
+        return f"machine load not measured ({why})"
+    passes = load["passes"]
+    others = max((_share(p.get("others_share")) for p in passes), default=0.0)
+    stolen = max((_share(p.get("steal_share")) for p in passes), default=0.0)
+    cpus = _int(load.get("cpus"))
+    machine = f"its {cpus} CPU{'s' if cpus != 1 else ''}" if cpus else "its CPUs"
+    steal = f", {stolen:.0%} stolen by the hypervisor" if stolen > 0 else ""
+    limit = f"busy above {_share(load.get('busy_share')):.0%}"
+    if load["busy"]:
+        return (
+            f"timed on a busy machine: other processes used up to {others:.0%} of {machine} during a timed "
+            f"pass{steal} ({limit}); its speed and cost understate the hardware"
+        )
+    quiet = f"other processes used at most {others:.0%} of {machine}{steal}"
+    return f"timed on a machine that was not busy: {quiet} ({limit})"

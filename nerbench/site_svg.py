@@ -1,5 +1,8 @@
 """F1 against cost as an inline SVG scatter plot (log-scale cost) with the Pareto frontier.
 
+A point timed on a busy machine is drawn with a dashed ring and kept off the frontier: its cost
+overstates what the hardware costs, so it neither sets nor hides the frontier.
+
 Written by hand: a few dozen lines of SVG need no plotting library, render offline, and come out
 byte-identical for the same numbers.
 """
@@ -14,6 +17,8 @@ from markupsafe import Markup, escape
 WIDTH, HEIGHT = 720, 420
 LEFT, RIGHT, TOP, BOTTOM = 64, 24, 20, 52
 COLOURS = {"encoder": "#1f6fb2", "llm": "#c2410c"}
+BUSY_RING = ' stroke-dasharray="2 2" class="busy"'
+BUSY_TIP = "; timed on a busy machine: the cost is overstated, and the point is kept off the frontier"
 
 
 @dataclass(frozen=True)
@@ -25,12 +30,14 @@ class Point:
     family: str
     reference: bool  # timed on the reference hardware
     f1_ci: tuple[float, float] | None = None  # 95% interval of the F1, drawn as a whisker
+    busy: bool = False  # timed on a busy machine (a dashed ring; never on the frontier)
 
 
 def pareto(points: list[Point]) -> list[Point]:
-    """The points no other point beats on both axes (cheaper or equal, and higher F1)."""
+    """The points no other point beats on both axes (cheaper or equal, and higher F1), among those
+    not timed on a busy machine."""
     frontier, best = [], -1.0
-    for point in sorted(points, key=lambda p: (p.cost, -p.f1, p.label)):
+    for point in sorted((p for p in points if not p.busy), key=lambda p: (p.cost, -p.f1, p.label)):
         if point.f1 > best:
             frontier.append(point)
             best = point.f1
@@ -202,11 +209,12 @@ def chart(points: list[Point], *, title: str, y_label: str = "strict F1", root: 
             )
         shape = (
             f'<circle cx="{px}" cy="{py}" r="{6 if id(p) in on_frontier else 4.5}" '
-            f'fill="{fill}" stroke="{colour}" stroke-width="2"/>'
+            f'fill="{fill}" stroke="{colour}" stroke-width="2"{BUSY_RING if p.busy else ""}/>'
         )
         mark = "" if p.reference else ", not reference hardware"
         interval = f" [{p.f1_ci[0]:.3f}, {p.f1_ci[1]:.3f}]" if p.f1_ci else ""
         tip = f"{p.label} ({p.family}{mark}): F1 {p.f1:.3f}{interval}, ${p.cost:.4g} per 1,000 sentences"
+        tip += BUSY_TIP if p.busy else ""
         parts.append(f'<a href="{escape(root + p.href)}"><title>{escape(tip)}</title>{whisker}{shape}</a>')
     for p, (lx, ly, anchor, _) in zip(ordered, spots):
         parts.append(
