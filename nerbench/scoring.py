@@ -47,6 +47,11 @@ ALL = "*"  # entity_type / length_bucket of a metric row that covers everything
 # The settings every stored interval is computed with, local and submitted alike.
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_SEED = 0
+# How score() draws them (nerbench.record.Bootstrap.draw): "joint", one draw of resamples for every
+# interval; "per-metric", a draw of its own per interval from the same seed (what runs stored
+# before the joint draw used, reproducible with score(..., draw="per-metric")).
+BOOTSTRAP_DRAW = "joint"
+DRAWS = ("joint", "per-metric")
 
 _OUTSIDE, _BEGIN, _INSIDE = 0, 1, 2
 
@@ -334,9 +339,23 @@ def _overlap_credit(g_start, g_end, g_type, p_start, p_end, p_type, exact_pred):
     hi = np.searchsorted(g_start, p_end[candidates], side="left")
     keep = lo < hi
     candidates, lo, hi = candidates[keep], lo[keep], hi[keep]
+    # Most predictions overlap one gold span that no other prediction overlaps: nothing in the
+    # greedy order can take it from them, so they are settled at once, in numpy. The rest (several
+    # predictions in one gold span, or one across several) go through the greedy loop in order;
+    # the gold spans the two groups touch are disjoint, so neither changes what the other finds.
+    covering = np.zeros(len(g_start) + 1, dtype=np.int64)
+    np.add.at(covering, lo, 1)
+    np.add.at(covering, hi, -1)
+    covering = np.cumsum(covering)
+    alone = (hi - lo == 1) & (covering[lo] == 1)
+    k, g = candidates[alone], lo[alone]
+    overlap = np.minimum(p_end[k], g_end[g]) - np.maximum(p_start[k], g_start[g])
+    sufficient = (overlap > 0) & ((overlap / (g_end[g] - g_start[g])) * 100.0 >= 1.0)
+    partial = int(np.count_nonzero(sufficient))
+    type_correct = int(np.count_nonzero(sufficient & (g_type[g] == p_type[k])))
+    candidates, lo, hi = candidates[~alone], lo[~alone], hi[~alone]
     used_partial = np.zeros(len(g_start), dtype=bool)
     used_type = np.zeros(len(g_start), dtype=bool)
-    partial = type_correct = 0
     for k, a, b in zip(candidates.tolist(), lo.tolist(), hi.tolist()):
         ps, pe, pt = int(p_start[k]), int(p_end[k]), int(p_type[k])
         first_partial = best = first_other = None
@@ -401,6 +420,30 @@ def bootstrap_f1_ci(per_sentence: np.ndarray, resamples: int, seed: int) -> tupl
     f1 = _f1(totals[:, 0], totals[:, 1], totals[:, 2])
     low, high = np.percentile(f1, [2.5, 97.5])
     return (float(low), float(high))
+
+
+def joint_bootstrap_f1_ci(rows: np.ndarray, resamples: int, seed: int) -> list[tuple[float, float]]:
+    """95% percentile intervals of several micro F1s from one bootstrap: `rows` holds one row per
+    sentence (or document) and three columns (tp, n_pred, n_gold) per metric.
+
+    Each resample draws the units once (one multinomial draw over the distinct rows) and every
+    metric is computed on that same resample, so the intervals of overall, per-type and
+    per-length F1 come from the same resamples. Each metric's interval has exactly the
+    distribution `bootstrap_f1_ci` gives it alone (a joint draw's margins are the single draws);
+    only the random numbers differ.
+    """
+    n_metrics = rows.shape[1] // 3
+    if resamples <= 0 or len(rows) == 0:
+        totals = rows.sum(axis=0)
+        f1 = _f1(totals[0::3], totals[1::3], totals[2::3]) if len(rows) else np.zeros(n_metrics)
+        return [(float(value), float(value)) for value in f1]
+    unique, counts = _grouped(rows)
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(counts.sum(), counts / counts.sum(), size=resamples)
+    totals = weights @ unique
+    f1 = _f1(totals[:, 0::3], totals[:, 1::3], totals[:, 2::3])
+    low, high = np.percentile(f1, [2.5, 97.5], axis=0)
+    return [(float(a), float(b)) for a, b in zip(low, high)]
 
 
 # --------------------------------------------------------------------------- the paper's buckets
@@ -627,14 +670,19 @@ def score(
     bootstrap: int = BOOTSTRAP_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
     units: Sequence[str] | None = None,
+    draw: str = BOOTSTRAP_DRAW,
 ) -> Scores:
     """Score predicted tag sequences against gold ones (same sentences, same lengths).
 
     `types` fixes the order of per-type results (other types found are appended in order of
     appearance); `bootstrap` is the number of resamples for the 95% intervals (0: none).
     `units`: the document id of each gold sentence; the intervals then resample documents
-    (sentences otherwise). The point estimates do not depend on it.
+    (sentences otherwise). The point estimates do not depend on it. `draw` (one of DRAWS): "joint"
+    takes every interval from one draw of resamples, "per-metric" draws each interval's resamples
+    anew from `seed` (the intervals of runs stored before the joint draw).
     """
+    if draw not in DRAWS:
+        raise NerbenchError(f"draw: {draw!r} is not one of {', '.join(DRAWS)}")
     m = _match(gold, pred, types)
     unit = _units(units, m.n_sentences)
     n_pred, n_gold = len(m.p_hit), len(m.g_hit)
@@ -645,20 +693,31 @@ def score(
 
     seen = set(m.g_type.tolist()) | set(m.p_type.tolist())
     type_ids = [i for i in range(len(m.types)) if i in seen]
-    per_type, ci_type = {}, {}
+    # Every interval comes from one joint bootstrap: one row of counts per unit, a block of
+    # (tp, n_pred, n_gold) per metric: overall, each type, each length bucket, each paper bucket.
+    blocks = [_per_sentence(m, units=unit)]
+    per_type = {}
     for i in type_ids:
         gm, pm = m.g_type == i, m.p_type == i
         per_type[m.types[i]] = _strict(m, gm, pm)
-        ci_type[m.types[i]] = bootstrap_f1_ci(_per_sentence(m, gm, pm, unit), bootstrap, seed)
-    per_length, ci_length = {}, {}
+        blocks.append(_per_sentence(m, gm, pm, unit))
+    per_length = {}
     for b, name in enumerate(LENGTH_BUCKETS):
         gm, pm = m.g_bucket == b, m.p_bucket == b
         per_length[name] = _strict(m, gm, pm)
-        ci_length[name] = bootstrap_f1_ci(_per_sentence(m, gm, pm, unit), bootstrap, seed)
-    paper, ci_paper = {}, {}
+        blocks.append(_per_sentence(m, gm, pm, unit))
+    paper = {}
     for name, bucket in zip(LENGTH_BUCKETS, m.paper):
         paper[name] = PRF.from_counts(int(np.count_nonzero(bucket.g_hit)), len(bucket.p_sentence), len(bucket.g_hit))
-        ci_paper[name] = bootstrap_f1_ci(_bucket_per_unit(bucket, m, unit), bootstrap, seed)
+        blocks.append(_bucket_per_unit(bucket, m, unit))
+    if draw == "joint":
+        intervals = iter(joint_bootstrap_f1_ci(np.hstack(blocks), bootstrap, seed))
+    else:
+        intervals = iter([bootstrap_f1_ci(block, bootstrap, seed) for block in blocks])
+    ci_overall = next(intervals)
+    ci_type = {name: next(intervals) for name in per_type}
+    ci_length = {name: next(intervals) for name in per_length}
+    ci_paper = {name: next(intervals) for name in paper}
     macro = float(np.mean([prf.f1 for prf in per_type.values()])) if per_type else 0.0
     return Scores(
         strict=strict,
@@ -670,7 +729,7 @@ def score(
         macro_f1=macro,
         ill_formed=m.ill_formed,
         ci95={
-            "f1": bootstrap_f1_ci(_per_sentence(m, units=unit), bootstrap, seed),
+            "f1": ci_overall,
             "long_f1": ci_length[LONG_BUCKET],
         },
         ci95_per_type=ci_type,

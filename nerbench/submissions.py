@@ -1073,6 +1073,7 @@ def _records(v: Validation, data_dir: Path | None) -> list[RunResult]:
                 resamples=scoring.BOOTSTRAP_RESAMPLES,
                 seed=scoring.BOOTSTRAP_SEED,
                 unit="document" if v.scores[name].bootstrap.get("unit") == "document" else "sentence",
+                draw=scoring.BOOTSTRAP_DRAW,
             ),
             submission=Submitted(
                 id=s.id,

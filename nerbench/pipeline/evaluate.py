@@ -38,7 +38,7 @@ from nerbench.pipeline.profiles import check_profile, profile_for
 from nerbench.pipeline.taggers import Request, Tagger, select_tagger
 from nerbench.protocol import PROTOCOL
 from nerbench.record import Bootstrap, Budget, RunRecord, Training, Weights
-from nerbench.scoring import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
+from nerbench.scoring import BOOTSTRAP_DRAW, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from nerbench.store import RunResult, Store, predictions_sha256
 from nerbench.timing import Progress, busy_note, run_timed
 
@@ -321,7 +321,10 @@ def run_record(context: _Context, info, test, training: Training | None) -> RunR
         precision=tagger.precision,
         protocol=PROTOCOL,
         bootstrap=Bootstrap(
-            resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED, unit="document" if test.documents else "sentence"
+            resamples=BOOTSTRAP_RESAMPLES,
+            seed=BOOTSTRAP_SEED,
+            unit="document" if test.documents else "sentence",
+            draw=BOOTSTRAP_DRAW,
         ),
         nerbench_version=__version__,
     )
