@@ -7,6 +7,7 @@ blank lines. Every problem is reported as `file:line: what is wrong`.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 from collections.abc import Iterable
@@ -55,7 +56,47 @@ def parse_conll(text: str | bytes, source: str = "<text>") -> list[Sentence]:
         text = text[1:]
     if "\r" in text:
         text = text.replace("\r\n", "\n")
+    # A read makes a few objects per token and frees none: Python's cyclic garbage collector would
+    # run over the growing heap again and again (about a third of the time), to find nothing.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        sentences = _parse_plain(text)
+        return sentences if sentences is not None else _parse_lines(text, source)
+    finally:
+        if collecting:
+            gc.enable()
 
+
+def _parse_plain(text: str) -> list[Sentence] | None:
+    """The common file, read a sentence at a time with string methods: every token line is exactly
+    `token<TAB>tag` with a valid tag, one empty line between sentences, no -DOCSTART-. None for
+    anything else (other columns, spaces for tabs, runs of blank lines, whitespace-only lines, a
+    problem to report), which `_parse_lines` then reads line by line: it stays the one definition
+    of the format and of its error messages."""
+    if DOCSTART in text:
+        return None
+    body = text.lstrip("\n")
+    line = len(text) - len(body) + 1  # of the sentence's first line
+    sentences: list[Sentence] = []
+    tags_seen: set[str] = set()
+    for block in body.rstrip("\n").split("\n\n"):
+        lines = block.count("\n") + 1
+        fields = block.replace("\n", "\t").split("\t")
+        if len(fields) != 2 * lines or not block or block[0] == "\n":
+            return None  # a line without a tab or with several; an empty block: more blank lines
+        tokens, tags = tuple(fields[0::2]), tuple(fields[1::2])
+        if not all(map(str.strip, tokens)):
+            return None
+        tags_seen.update(tags)
+        sentences.append(Sentence(tokens, tags, line))
+        line += lines + 1
+    if not all(map(is_valid_tag, tags_seen)):
+        return None
+    return sentences
+
+
+def _parse_lines(text: str, source: str) -> list[Sentence]:
     sentences: list[Sentence] = []
     tokens: list[str] = []
     tags: list[str] = []
