@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, TextColumn
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from nerbench.errors import NerbenchError
@@ -196,7 +196,8 @@ class _Count(ProgressColumn):
 
 
 class _Pace(ProgressColumn):
-    """'18.20 sentences/s, 0:00:45 left': the rate since the task began and the time left at it."""
+    """'18.20/s, 0:00:45 left': the rate (in the unit of the count beside it) since the task began,
+    and the time left at that rate."""
 
     def render(self, task: Task) -> Text:
         pace = _pace(task)
@@ -204,7 +205,7 @@ class _Pace(ProgressColumn):
             return Text("")
         rate, left = pace
         rest = "" if left is None or task.finished else f", {_clock(left)} left"
-        return Text(f"{_per_second(rate)} {task.fields.get('unit', '')}/s{rest}")
+        return Text(f"{_per_second(rate)}/s{rest}")
 
 
 class _Elapsed(ProgressColumn):
@@ -249,11 +250,11 @@ class TrainingBars:
         self._phases: dict[str, TaskID] = {}
         self._bar = Progress(
             TextColumn("{task.description}", markup=False),
-            BarColumn(),
-            _Count(),
-            _Pace(),
-            _Elapsed(),
-            _Note(),
+            BarColumn(bar_width=20),
+            _Count(table_column=Column(no_wrap=True)),
+            _Pace(table_column=Column(no_wrap=True)),
+            _Elapsed(table_column=Column(no_wrap=True)),
+            _Note(table_column=Column(no_wrap=True)),
             console=console,
             transient=transient,
             refresh_per_second=2,
