@@ -60,6 +60,8 @@ lint: $(STAMP)
 test: lint
 	# The browser tests need Debian's chromium and Playwright; installed only when missing.
 	PYTHON=$(BIN)/python sh tests/setup_browser.sh
+	# The cluster tests need a one-node Slurm (slurm-wlm, munge) and submitit; installed and started only when missing.
+	PYTHON=$(BIN)/python sh tests/setup_slurm.sh
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 clean:

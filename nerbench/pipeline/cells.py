@@ -410,6 +410,7 @@ def plan(cells: Sequence[Cell], shard_dir: Path, db: Path, *, gpus_per_cell: int
     """Each cell's status (shard there, run stored, or to run), what it trains, and its estimated
     GPU time from the speeds stored GPU runs of the same model and head measured."""
     speeds, stored = measured_speeds(db)
+    stored_ids = {record.run_id for record, _ in stored}
     sizes_cache: dict[tuple[str, str | None], Any] = {}
     planned = []
     for cell in cells:
@@ -424,7 +425,7 @@ def plan(cells: Sequence[Cell], shard_dir: Path, db: Path, *, gpus_per_cell: int
         if shard.is_file():
             try:
                 run_id = read_shard(shard).run_id
-                status = "shard"
+                status = "stored" if run_id in stored_ids else "shard"
             except NerbenchError:
                 status = "to run"  # a damaged shard: the cell runs again and writes it anew
         if status == "to run":
