@@ -12,8 +12,6 @@ import json
 import os
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from importlib import resources
@@ -753,6 +751,9 @@ def _write_nearest_record(target: Path, info: DatasetInfo, split: SplitInfo, act
 
 
 def _download(url: str) -> bytes:
+    import urllib.error
+    import urllib.request  # here, not at the top: reading and scoring splits never download
+
     try:
         with urllib.request.urlopen(url, timeout=120) as response:
             return response.read()

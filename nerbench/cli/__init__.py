@@ -1,12 +1,18 @@
-"""The `nerbench` command: one Typer app, one module per command, no logic of its own."""
+"""The `nerbench` command: one Typer app, one module per command, no logic of its own.
+
+Commands load lazily (nerbench.cli.commands): a command's module is imported when it runs or
+shows its own help, so `nerbench --help` and `nerbench score` pay only for what they use.
+"""
 
 import sys
 
 import typer
 
+from nerbench.cli.commands import LazyGroup
 from nerbench.errors import NerbenchError
 
 app = typer.Typer(
+    cls=LazyGroup,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -21,7 +27,8 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks."))
 
 
 def _register() -> None:
-    # Deferred so that `import nerbench.cli` stays cheap; idempotent for tests that call it too.
+    """Attach every command to `app` now, for code that looks into the whole click group (the
+    command line itself never needs it); idempotent."""
     if _state.get("registered"):
         return
     from nerbench.cli import commands
@@ -31,7 +38,6 @@ def _register() -> None:
 
 
 def main() -> None:
-    _register()
     try:
         app()
     except NerbenchError as err:

@@ -1,16 +1,21 @@
-"""`nerbench score GOLD PRED` and `nerbench compare GOLD PRED_A PRED_B`."""
+"""`nerbench score GOLD PRED` and `nerbench compare GOLD PRED_A PRED_B`.
+
+Scoring files needs the CoNLL reader, the registry's sidecars and the scorer only: the store
+(duckdb) and the comparison of stored runs load when `compare` is given run ids, rich's tables
+when a table is printed (tests/test_cli_lazy.py checks what `score --json` imports).
+"""
 
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from nerbench.cli._util import DataDir, Db, Json, cell, frac, line, plain_console
-from nerbench.comparison import compare_runs, side_names, track_warning, tracks_of
 from nerbench.scorefiles import compare_files, score_files
-from nerbench.store import DEFAULT_DB
+
+# nerbench.store.DEFAULT_DB, named here without importing the store (tests/test_cli_lazy.py keeps them equal).
+DEFAULT_DB = Path("nerbench.duckdb")
 
 Bootstrap = Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals.")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of the resampling.")]
@@ -55,6 +60,8 @@ def score(
     if json_out:
         print(json.dumps(scores.to_dict(), indent=2))
         return
+    from rich.table import Table
+
     # File names and the gold file's entity types are file-derived text: escaped cells, no markup.
     table = Table(title=cell(f"{pred} against {gold}", limit=None))
     for column in ("scheme", "P", "R", "F1", "n_pred", "n_gold"):
@@ -105,6 +112,8 @@ def compare(
     if len(items) == 2:
         if docs is not None:
             raise typer.BadParameter("--docs is for GOLD PRED_A PRED_B; stored runs use their split's sidecar")
+        from nerbench.comparison import compare_runs, side_names, track_warning, tracks_of
+
         runs_a, runs_b = ([run.strip() for run in item.split(",")] for item in items)
         result, row_a, row_b = compare_runs(
             db, runs_a, runs_b, data_dir=data_dir, resamples=resamples, seed=seed, long_only=long_only

@@ -1,0 +1,103 @@
+"""Commands load lazily: `nerbench --help` lists every command from one table without importing a
+command module, and `score` / `compare` on files import what they use only (no torch,
+transformers, duckdb, jinja2 or site code). Checked in fresh interpreters, through `sys.modules`."""
+
+import inspect
+import json
+import subprocess
+import sys
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+import nerbench.cli as cli
+from nerbench.cli import commands
+
+HEAVY = ("torch", "transformers", "duckdb", "jinja2", "peft", "accelerate", "bitsandbytes")
+NOT_FOR_FILES = ("nerbench.store", "nerbench.comparison", "nerbench.record", "nerbench.pipeline", "nerbench.models")
+
+
+def _modules_after(*argv: str) -> tuple[str, set[str]]:
+    """Run `nerbench ARGV` in a fresh interpreter; its stdout and the modules it had imported."""
+    code = (
+        "import json, sys\n"
+        "from nerbench.cli import main\n"
+        f"sys.argv = ['nerbench', *{list(argv)!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "sys.stderr.write('\\nMODULES ' + json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    return done.stdout, set(json.loads(done.stderr.rsplit("MODULES ", 1)[1]))
+
+
+def _heavy(modules: set[str]) -> list[str]:
+    return sorted(
+        m for m in modules if m.split(".")[0] in HEAVY or m.startswith(NOT_FOR_FILES) or m.startswith("nerbench.site")
+    )
+
+
+def _write(path, rows):
+    path.write_text("\n\n".join("\n".join(f"{t}\t{g}" for t, g in s) for s in rows) + "\n", encoding="utf-8")
+    return str(path)
+
+
+GOLD = [[("Aspirin", "B-Chemical"), ("causes", "O"), ("renal", "B-Disease"), ("failure", "I-Disease")]]
+PRED = [[("Aspirin", "B-Chemical"), ("causes", "O"), ("renal", "O"), ("failure", "I-Disease")]]
+
+
+def test_the_table_holds_each_commands_own_help_line():
+    for name, entry in commands.COMMANDS.items():
+        target = commands.target(name)
+        doc = target.info.help if isinstance(target, typer.Typer) else inspect.getdoc(target)
+        assert entry.help == " ".join(doc.split("\n\n")[0].split()), name
+
+
+def test_root_help_lists_every_command_without_importing_one():
+    out, modules = _modules_after("--help")
+    for name, entry in commands.COMMANDS.items():
+        assert f"  {name} " in out
+        assert " ".join(entry.help.split()[:4]) in " ".join(out.split())
+    loaded = sorted(m for m in modules if m.startswith("nerbench.cli.") and m != "nerbench.cli.commands")
+    assert loaded == [] and "numpy" not in modules and _heavy(modules) == []
+
+
+def test_score_json_imports_only_what_it_uses(tmp_path):
+    gold, pred = _write(tmp_path / "g.conll", GOLD), _write(tmp_path / "p.conll", PRED)
+    out, modules = _modules_after("score", gold, pred, "--json", "--bootstrap", "20")
+    assert json.loads(out)["strict"]["f1"] == 0.5
+    assert _heavy(modules) == []
+    assert "nerbench.cli.score_cmd" in modules and "nerbench.cli.eval_cmd" not in modules
+
+
+def test_compare_of_files_imports_only_what_it_uses(tmp_path):
+    gold, pred = _write(tmp_path / "g.conll", GOLD), _write(tmp_path / "p.conll", PRED)
+    out, modules = _modules_after("compare", gold, gold, pred, "--json", "--resamples", "20")
+    assert json.loads(out)["delta"] == pytest.approx(0.5)
+    assert _heavy(modules) == []
+
+
+def test_the_score_commands_default_store_is_the_stores():
+    from nerbench.cli import score_cmd
+    from nerbench.store import DEFAULT_DB
+
+    assert score_cmd.DEFAULT_DB == DEFAULT_DB
+
+
+def test_lazy_commands_run_show_help_and_suggest(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(cli.app, ["datasets", "--help"], env={"COLUMNS": "200", "TERM": "dumb"})
+    assert result.exit_code == 0 and "verify" in result.output
+    result = runner.invoke(cli.app, ["scor"], env={"COLUMNS": "200", "TERM": "dumb"})
+    assert result.exit_code == 2 and "Did you mean 'score'?" in result.output
+    result = runner.invoke(cli.app, ["nosuch"], env={"COLUMNS": "200", "TERM": "dumb"})
+    assert result.exit_code == 2 and "No such command 'nosuch'" in result.output
+
+
+def test_registering_everything_gives_the_whole_click_group():
+    cli._register()
+    group = typer.main.get_command(cli.app)
+    assert list(group.commands) == list(commands.COMMANDS)  # type: ignore[attr-defined]
