@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_gpu_llm_timing_smoke_runs_all_four_modes(data_dir, tmp_path):
+def test_gpu_llm_timing_smoke_runs_every_mode(data_dir, tmp_path):
     out = tmp_path / "timing.json"
     env = os.environ | {"NERBENCH_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
@@ -22,13 +22,17 @@ def test_gpu_llm_timing_smoke_runs_all_four_modes(data_dir, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(out.read_text())
-    assert report["smoke"] and len(report["rows"]) == 4
-    assert {(r["precision"], r["head"]) for r in report["rows"]} == {
-        ("bf16", "token"),
-        ("nf4", "token"),
-        ("bf16", "generative"),
-        ("nf4", "generative"),
+    assert report["smoke"] and len(report["rows"]) == 5
+    assert {(r["precision"], r["head"], r["serving"]) for r in report["rows"]} == {
+        ("bf16", "token", "as-trained"),
+        ("nf4", "token", "as-trained"),
+        ("fp32", "token", "as-deployed"),  # merged through load_llm_predictor: fp32 on a CPU, bf16 on CUDA
+        ("bf16", "generative", "as-trained"),
+        ("nf4", "generative", "as-trained"),
     }
+    deployed = [r for r in report["rows"] if r["serving"] == "as-deployed"]
+    assert deployed[0]["batch_size"] == 32 and deployed[0]["linear_4bit_layers"] == 0
+    assert all(r["tokens_processed"] > 0 and 0 < r["bf16_peak_share"] < 1 for r in report["rows"])
     for row in report["rows"]:
         assert row["sentences"] == 3 and row["sentences_per_second"] > 0
         assert row["device"] == "cpu"
