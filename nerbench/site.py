@@ -37,7 +37,16 @@ from nerbench.safe_text import shown as one_line
 from nerbench.scoring import LENGTH_BUCKETS
 from nerbench.site_compare import RESAMPLES, SIGNIFICANCE, TrackPage, pages
 from nerbench.site_data import Model, Run, StoreData, read_store, slug
-from nerbench.site_runs import budget_cell, load_text, model_training, parameters, parameters_text, training_of
+from nerbench.site_runs import (
+    budget_cell,
+    load_text,
+    model_training,
+    overview_reproduction,
+    parameters,
+    parameters_text,
+    reproduction_mark,
+    training_of,
+)
 from nerbench.site_svg import Point, chart
 
 # The templates and the stylesheet ship inside the package (nerbench/site_assets/{templates,static},
@@ -488,6 +497,8 @@ def _environment(templates: Path) -> jinja2.Environment:
         parameters_text=parameters_text,
         not_in_paper=not_in_paper,
         f1ci=f1ci,
+        reproduction_mark=reproduction_mark,
+        overview_reproduction=overview_reproduction,
         slug=slug,
         protocol=PROTOCOL,
         paper=PAPER,

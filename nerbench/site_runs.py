@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from markupsafe import Markup, escape
+
 from nerbench.site_data import Model, Run
 
 # The regimes a submission declares (nerbench.submissions.TrainingSection.regime), in words.
@@ -233,3 +235,85 @@ def load_text(run: Run) -> str:
         )
     quiet = f"other processes used at most {others:.0%} of {machine}{steal}"
     return f"timed on a machine that was not busy: {quiet} ({limit})"
+
+
+# --------------------------------------------------------------------------- reproduced submissions
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """nerbench's own re-run of a submission's weights (`nerbench reproduce`): its details'
+    "reproduces" link, read defensively (the store's details are plain JSON)."""
+
+    run: Run  # the re-run, timed by nerbench
+    submission: str
+    agreement: float
+    f1_delta: float
+    reproduced: bool
+
+    @property
+    def hardware(self) -> str:
+        """Where it was re-run: the device and its class (a CPU is never the reference hardware)."""
+        where = {"reference": "the reference H100", "GPU": "a GPU", "CPU": "a CPU"}.get(self.run.track.hardware)
+        return f"{where} ({self.run.device_name})" if where and self.run.device_name else where or NOT_STATED
+
+    @property
+    def text(self) -> str:
+        said = "reproduced" if self.reproduced else "not reproduced"
+        return f"{said} on {self.hardware}, agreement {self.agreement:.1%}, ΔF1 {self.f1_delta:+.3f}"
+
+
+def _link(run: Run) -> Reproduction | None:
+    link = (run.details or {}).get("reproduces")
+    if not isinstance(link, dict) or run.self_reported or run.record.submission is not None:
+        return None
+    agreement, delta = link.get("agreement"), link.get("f1_delta")
+    if not isinstance(link.get("submission"), str) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in (agreement, delta)
+    ):
+        return None
+    return Reproduction(run, link["submission"], float(agreement), float(delta), link.get("reproduced") is True)
+
+
+def reproduction(run: Run, model: Model) -> Reproduction | None:
+    """The re-run behind `run`: `run` itself where it is nerbench's re-run of a submission; for a
+    submission's run, the newest re-run of that very content (same id and content digest) on its dataset."""
+    own = _link(run)
+    if own is not None:
+        return own
+    submitted = run.record.submission
+    if submitted is None:
+        return None
+    for other in model.runs:  # newest first
+        found = _link(other) if other.dataset == run.dataset else None
+        if found is not None and (other.details or {})["reproduces"].get("content_sha256") == submitted.content_sha256:
+            return found
+    return None
+
+
+def reproduction_mark(run: Run, model: Model) -> Markup:
+    """The mark a run card and the model's results table give a reproduced (or not reproduced) run."""
+    found = reproduction(run, model)
+    if found is None:
+        return Markup("")
+    css = "repro" if found.reproduced else "repro failed"
+    by = "" if found.run is run else f" by run {found.run.run_id}"
+    return (
+        Markup(f' <span class="mark {css}" title="nerbench re-ran the submitted weights{escape(by)}">')
+        + escape(found.text)
+        + Markup("</span>")
+    )
+
+
+def overview_reproduction(model: Model) -> Markup:
+    """The overview's mark for a model whose shown runs were re-run by nerbench: on what hardware,
+    and the lowest agreement over its datasets."""
+    found = [r for r in (reproduction(run, model) for run in model.shown.values()) if r is not None]
+    if not found:
+        return Markup("")
+    ok = all(r.reproduced for r in found)
+    said = "reproduced" if ok else "not reproduced"
+    hardware = sorted({r.hardware for r in found})
+    text = f"{said} on {'; '.join(hardware)}, agreement {min(r.agreement for r in found):.1%}"
+    title = "; ".join(f"{r.run.dataset}: {r.text}" for r in sorted(found, key=lambda r: r.run.dataset))
+    return Markup(f' <span class="mark repro{"" if ok else " failed"}" title="{escape(title)}">{escape(text)}</span>')
