@@ -47,7 +47,7 @@ from nerbench.site_runs import (
     reproduction_mark,
     training_of,
 )
-from nerbench.site_svg import Point, chart
+from nerbench.site_svg import Point, chart, pareto
 
 # The templates and the stylesheet ship inside the package (nerbench/site_assets/{templates,static},
 # package data in pyproject.toml), so that an installed nerbench builds the site without the repository.
@@ -167,6 +167,51 @@ _PARQUET_TYPES = {
     "epochs": "INTEGER",
     "training_declared": "BOOLEAN",
 }
+
+
+# Pages stay small however many submissions are stored (issue 19: under 1 MB at 10,000): the
+# overview is split into pages of OVERVIEW_ROWS models in ranked order (index.html the first), a
+# dataset page shows its DATASET_ROWS best runs and links pages of the rest, and a cost chart draws
+# the Pareto frontier and the CHART_POINTS best points (every point is in data/cost_points.csv).
+OVERVIEW_ROWS = 200
+DATASET_ROWS = 100
+CHART_POINTS = 40
+
+
+@dataclass(frozen=True)
+class Pager:
+    """Where one page of a long list stands: `first` and `last` are 1-based positions in the list."""
+
+    number: int
+    hrefs: list[str]  # every page's file name, in order
+    first: int
+    last: int
+    total: int
+
+    @property
+    def count(self) -> int:
+        return len(self.hrefs)
+
+
+def paged(items: list[Any], size: int, href: Callable[[int], str]) -> list[tuple[list[Any], Pager]]:
+    """`items` cut into pages of `size` (one page, maybe empty, for a short list); `href(n)` names page n."""
+    chunks = [items[i : i + size] for i in range(0, len(items), size)] or [[]]
+    hrefs = [href(n) for n in range(1, len(chunks) + 1)]
+    out, first = [], 1
+    for number, chunk in enumerate(chunks, 1):
+        out.append((chunk, Pager(number, hrefs, first, first + len(chunk) - 1, len(items))))
+        first += len(chunk)
+    return out
+
+
+def shown_points(points: list[Point], top: int | None = None) -> list[Point]:
+    """What a chart draws: the Pareto frontier and the `top` (CHART_POINTS) best points by F1 (all, when few)."""
+    top = CHART_POINTS if top is None else top
+    if len(points) <= top:
+        return points
+    keep = {id(p) for p in pareto(points)}
+    keep.update(id(p) for p in sorted(points, key=lambda p: (-p.f1, p.cost, p.label))[:top])
+    return [p for p in points if id(p) in keep]
 
 
 @dataclass(frozen=True)
@@ -658,7 +703,9 @@ def build_site(
         )
         for row in overview
     )
-    overall = chart(overall_points, title="Macro F1 over datasets against cost", y_label="macro strict F1")
+    drawn = {dataset: shown_points(points) for dataset, points in charts.items()}
+    overall_drawn = shown_points(overall_points)
+    overall = chart(overall_drawn, title="Macro F1 over datasets against cost", y_label="macro strict F1")
 
     _clear(out)
     (out / "models").mkdir(parents=True)
@@ -688,7 +735,8 @@ def build_site(
             write(f"models/{model.slug}.html", "model.html", model=model, shared_environment=shared)
         return len(models)
 
-    def dataset_tables(dataset: str) -> Markup:
+    def dataset_tables(dataset: str) -> list[tuple[Markup, Pager]]:
+        """The tables of a dataset page, DATASET_ROWS runs (best first) a page; the chart on the first."""
         runs = sorted(
             (m.shown[dataset] for m in data.models.values() if dataset in m.shown),
             key=lambda r: (r.f1 is None, -(r.f1 or 0), r.model_id),
@@ -697,17 +745,25 @@ def build_site(
         types = sorted(
             {t for r in runs for t in r.per_type}, key=lambda t: (order.index(t) if t in order else len(order), t)
         )
-        html = env.get_template("dataset_tables.html").render(
-            root="../",
-            name=dataset,
-            runs=runs,
-            types=types,
-            buckets=LENGTH_BUCKETS,
-            points=charts[dataset],
-            sizes={run.model_id: parameters(data.models[run.model_id]) for run in runs},
-            chart=chart(charts[dataset], title=f"Strict F1 against cost on {dataset}", root="../"),
-        )
-        return Markup(html)  # autoescaped output of the template
+        base = slug(dataset)
+        out = []
+        for chunk, pager in paged(runs, DATASET_ROWS, lambda n: f"{base}.html" if n == 1 else f"{base}-runs-{n}.html"):
+            html = env.get_template("dataset_tables.html").render(
+                root="../",
+                name=dataset,
+                runs=chunk,
+                pager=pager,
+                types=types,
+                buckets=LENGTH_BUCKETS,
+                points=charts[dataset],
+                drawn=len(drawn[dataset]),
+                sizes={run.model_id: parameters(data.models[run.model_id]) for run in chunk},
+                chart=chart(drawn[dataset], title=f"Strict F1 against cost on {dataset}", root="../")
+                if pager.number == 1
+                else Markup(""),
+            )
+            out.append((Markup(html), pager))  # autoescaped output of the template
+        return out
 
     # The worker reads the test splits and runs the paired tests, then writes every other model
     # page; this process writes the rest and the downloads meanwhile.
@@ -719,14 +775,25 @@ def build_site(
     _write_downloads(out / "data", rows)
     # The tables of the dataset pages need no paired test: rendered while the worker runs.
     tables = {dataset: dataset_tables(dataset) for dataset in suite}
-    write("index.html", "index.html", columns=columns, rows=overview, paper_rows=paper_rows, filters=_filters(overview))
+    _write_cost_points(out / "data", overall_points, charts)
+    filters = _filters(overview)
+    for chunk, pager in paged(overview, OVERVIEW_ROWS, lambda n: "index.html" if n == 1 else f"overview-{n}.html"):
+        write(
+            pager.hrefs[pager.number - 1],
+            "index.html",
+            columns=columns,
+            rows=chunk,
+            pager=pager,
+            paper_rows=paper_rows,
+            filters=filters,
+        )
     write(
         "cost.html",
         "cost.html",
         overall=overall,
         overall_points=overall_points,
-        charts=[(d, charts[d], chart(charts[d], title=f"Strict F1 against cost on {d}")) for d in suite],
-        rows=overview,
+        overall_drawn=len(overall_drawn),
+        charts=[(d, charts[d], chart(drawn[d], title=f"Strict F1 against cost on {d}"), len(drawn[d])) for d in suite],
     )
     tracks, dataset_infos = worker()[0]
     default = next((t for t in tracks if t.default), None)
@@ -736,16 +803,48 @@ def build_site(
         write("compare.html", "compare.html", page_track=None, tracks=tracks, resamples=resamples)
     write("about.html", "about.html", datasets=[dataset_infos[d] for d in suite], prices=price_table())
     for dataset in suite:
+        (first, _), *rest = tables[dataset]
         write(
             f"datasets/{slug(dataset)}.html",
             "dataset.html",
             dataset=dataset_infos[dataset],
-            tables=tables[dataset],
+            tables=first,
             question=next((q for q in default.questions if q.dataset == dataset), None) if default else None,
             paper_rows=[r for r in paper_rows if r["dataset"] == dataset],
         )
+        for html, pager in rest:
+            write(f"datasets/{pager.hrefs[pager.number - 1]}", "dataset_runs.html", dataset_name=dataset, tables=html)
     pages = sum(1 for _ in out.rglob("*.html"))
     return BuildReport(out=out, index=out / "index.html", pages=pages, models=len(data.models), runs=len(data.runs))
+
+
+COST_POINT_COLUMNS = (
+    "chart",
+    "model_id",
+    "family",
+    "reference_hardware",
+    "f1",
+    "f1_ci_low",
+    "f1_ci_high",
+    "cost_per_1k_sentences_usd",
+)
+
+
+def _write_cost_points(folder: Path, overall: list[Point], charts: dict[str, list[Point]]) -> None:
+    """Every point of every cost chart (a chart draws only the frontier and the best CHART_POINTS):
+    chart "macro" holds each model's macro F1, the others a dataset's strict F1."""
+    from nerbench.safe_text import csv_cell
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(COST_POINT_COLUMNS)
+    for name, points in [("macro", overall), *charts.items()]:
+        for p in sorted(points, key=lambda p: (-p.f1, p.cost, p.label)):
+            low, high = p.f1_ci if p.f1_ci else (None, None)
+            writer.writerow(
+                csv_cell(value) for value in (name, p.label, p.family, p.reference, p.f1, low, high, p.cost)
+            )
+    (folder / "cost_points.csv").write_text(buffer.getvalue(), encoding="utf-8")
 
 
 def _write_downloads(folder: Path, rows: list[dict[str, Any]]) -> None:

@@ -505,3 +505,37 @@ def test_size_classes_of_the_overview_filter(submitted_site):
     size = html[html.index('id="filter-size"') : html.index("</select>", html.index('id="filter-size"'))]
     assert re.findall(r'<option value="([^"]*)">', size) == ["", "under 100M", "100M to 1B"]
     assert 'data-size="100M to 1B" data-licence="apache-2.0"' in html
+
+
+def test_long_lists_are_paged_and_charts_draw_the_frontier_and_the_best(store, data_dir, tmp_path, monkeypatch):
+    """Pages stay small at any number of submissions (issue 19): with pages of two, the overview and
+    the dataset tables are split, every model and run is on exactly one page, and the cost charts
+    draw only the frontier and the best point while cost_points.csv holds them all."""
+    import nerbench.site as site_module
+
+    monkeypatch.setattr(site_module, "OVERVIEW_ROWS", 2)
+    monkeypatch.setattr(site_module, "DATASET_ROWS", 2)
+    monkeypatch.setattr(site_module, "CHART_POINTS", 1)
+    out = tmp_path / "_site"
+    report = build_site(store[0], out, data_dir=data_dir, built_at=BUILT, parallel=False)
+    pages = [out / "index.html", *sorted(out.glob("overview-*.html"), key=lambda p: int(p.stem.split("-")[1]))]
+    assert len(pages) == -(-report.models // 2) > 1
+    listed = []
+    for number, page in enumerate(pages, 1):
+        html = page.read_text("utf-8")
+        rows = re.findall(r'<tr data-family="[^"]*" data-rank="\d+"', html)
+        assert 1 <= len(rows) <= 2
+        listed += re.findall(r'<th scope="row" data-sort="([^"]*)">', html)
+        assert f'<strong aria-current="page">{number}</strong>' in html and "apply to the models of this page" in html
+        assert all(f'href="{other.name}"' in html for other in pages if other != page)
+    assert len(listed) == len(set(listed)) == report.models
+    name = slug("ncbi_disease")
+    first = (out / "datasets" / f"{name}.html").read_text("utf-8")
+    more = sorted((out / "datasets").glob(f"{name}-runs-*.html"))
+    assert more and f'href="{more[0].name}"' in first and "F1 against cost" in first
+    assert "F1 against cost" not in more[0].read_text("utf-8")
+    cost = " ".join(_visible(out / "cost.html").split())
+    points = (out / "data" / "cost_points.csv").read_text("utf-8").splitlines()
+    assert points[0].startswith("chart,model_id,family") and len(points) > 3
+    assert re.search(r"\d+ of \d+ points drawn: the Pareto frontier and the best by F1", cost)
+    assert 'href="data/cost_points.csv"' in (out / "cost.html").read_text("utf-8")
