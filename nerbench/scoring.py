@@ -508,17 +508,25 @@ class _Bucket:
 
 def _paper_buckets(g_codes, p_codes, lengths, g_start, g_end, table: _TagTable) -> tuple[_Bucket, ...]:
     """`paper_bucket_segments` on flat code arrays, matched strictly bucket by bucket."""
-    token_sentence = np.repeat(np.arange(len(lengths)), lengths)
-    outside = np.flatnonzero(np.asarray(table.prefix, dtype=np.int8)[g_codes] == _OUTSIDE)
+    sentence_starts = np.cumsum(lengths) - lengths
+
+    def sentence_of(position: np.ndarray) -> np.ndarray:
+        return np.searchsorted(sentence_starts, position, side="right") - 1
+
+    prefix = np.asarray(table.prefix, dtype=np.int8)
+    type_of = np.asarray(table.type_id, dtype=np.int32)
     bucket_of_span = _bucket_index(g_end - g_start)
-    out = []
-    for b in range(len(LENGTH_BUCKETS)):
+    # Bucket "1" is one-token segments only (gold O tokens and one-token gold entities): a predicted
+    # entity there is a non-O predicted tag (an I- opens one), and it matches the gold entity at
+    # its position when the types agree. Read token by token, without cutting segments.
+    one = np.sort(np.concatenate([g_start[bucket_of_span == 0], np.flatnonzero(prefix[g_codes] == _OUTSIDE)]))
+    gold_one = one[prefix[g_codes[one]] != _OUTSIDE]
+    pred_one = one[prefix[p_codes[one]] != _OUTSIDE]
+    p_at_gold = p_codes[gold_one]
+    hit_one = (prefix[p_at_gold] != _OUTSIDE) & (type_of[p_at_gold] == type_of[g_codes[gold_one]])
+    out = [_Bucket(sentence_of(gold_one), hit_one, sentence_of(pred_one))]
+    for b in range(1, len(LENGTH_BUCKETS)):
         starts, ends = g_start[bucket_of_span == b], g_end[bucket_of_span == b]
-        if b == 0:
-            starts = np.concatenate([starts, outside])
-            ends = np.concatenate([ends, outside + 1])
-            order = np.argsort(starts, kind="stable")
-            starts, ends = starts[order], ends[order]
         seg_lengths = (ends - starts).astype(np.int64)
         # The corpus positions of the segments' tokens, segment after segment.
         offsets = np.cumsum(seg_lengths) - seg_lengths
@@ -529,7 +537,7 @@ def _paper_buckets(g_codes, p_codes, lengths, g_start, g_end, table: _TagTable) 
         hit = (ge[gi] == pe[pi]) & (gt[gi] == pt[pi])
         g_hit = np.zeros(len(gs), dtype=bool)
         g_hit[gi[hit]] = True
-        out.append(_Bucket(token_sentence[index[gs]], g_hit, token_sentence[index[ps]]))
+        out.append(_Bucket(sentence_of(index[gs]), g_hit, sentence_of(index[ps])))
     return tuple(out)
 
 
