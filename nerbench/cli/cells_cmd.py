@@ -139,11 +139,13 @@ def launch_eval(
     if launcher is None:
         raise NerbenchError("--suite without --launcher: the matrix runs as cells; add --launcher slurm or local")
     notes = plain_console(stderr=True)
-    report = ln.launch(
-        plan, launcher, cells_dir, settings, db, wait=wait, say=lambda text: notes.print(line(text), soft_wrap=True)
-    )
+    say = lambda text: notes.print(line(text), soft_wrap=True)  # noqa: E731
+    report = ln.launch(plan, launcher, cells_dir, settings, db, wait=False, say=say)
     for entry in report.submitted:
         out.print(line(f"submitted job {entry.job_id}: {', '.join(c.describe() for c in entry.cells)}"), soft_wrap=True)
+    if wait and report.submitted:
+        out.print(line(f"waiting for {len(report.submitted)} job(s); logs in {ln.log_dir(cells_dir)}"), soft_wrap=True)
+        ln.collect(report, db, say=say)
     stored = [i for i in report.ingested if i.status == "stored"]
     out.print(line(f"ingested {len(stored)} shard(s) into {db}"), soft_wrap=True)
     if not wait and report.submitted:
