@@ -519,7 +519,9 @@ def _paper_buckets(g_codes, p_codes, lengths, g_start, g_end, table: _TagTable) 
     # Bucket "1" is one-token segments only (gold O tokens and one-token gold entities): a predicted
     # entity there is a non-O predicted tag (an I- opens one), and it matches the gold entity at
     # its position when the types agree. Read token by token, without cutting segments.
-    one = np.sort(np.concatenate([g_start[bucket_of_span == 0], np.flatnonzero(prefix[g_codes] == _OUTSIDE)]))
+    in_one = prefix[g_codes] == _OUTSIDE
+    in_one[g_start[bucket_of_span == 0]] = True
+    one = np.flatnonzero(in_one)
     gold_one = one[prefix[g_codes[one]] != _OUTSIDE]
     pred_one = one[prefix[p_codes[one]] != _OUTSIDE]
     p_at_gold = p_codes[gold_one]
