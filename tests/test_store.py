@@ -50,7 +50,19 @@ TIMING = {
     "cost_per_1k_sentences_usd": 3.2 * 2.0 / 3600 / 3 * 1000,
     "generation": None,
     "protocol": {"repeats": 3, "warmup_batches": 3},
+    "model_seconds": 1.6,
+    "host_seconds": 0.4,
+    "load": {
+        "cpus": 16,
+        "busy_share": 0.25,
+        "busy": False,
+        "passes": [{"others_share": 0.01, "steal_share": 0.0, "loadavg_1m": 1.05}] * 3,
+    },
 }
+
+
+# The timing fields of schema version 1 (version 6 added the time split and the machine's load).
+V1_TIMING = {k: v for k, v in TIMING.items() if k not in ("model_seconds", "host_seconds", "load")}
 
 
 def metric_rows(f1=0.8):
@@ -397,12 +409,12 @@ def test_migration_of_an_older_database_keeps_its_data(tmp_path):
     v1 = MIGRATIONS[:1]
     with Store(path, migrations=v1) as s:
         assert s.schema_version == 1
-        run_id = s.save_run(record())
+        run_id = s.save_run(record(timing=dict(V1_TIMING)))
     v2 = tuple(v1) + (Migration(2, "runs.note", ("ALTER TABLE runs ADD COLUMN note VARCHAR DEFAULT 'none'",)),)
     with Store(path, migrations=v2) as s:
         assert s.schema_version == 2
         assert s.predictions(run_id) == PREDICTIONS
-        assert s.timing(run_id) == TIMING
+        assert s.timing(run_id) == V1_TIMING
         (run,) = s.runs()
         assert run["run_id"] == run_id and run["note"] == "none"
         applied = s._conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
@@ -415,7 +427,7 @@ def test_migration_of_an_older_database_keeps_its_data(tmp_path):
 def test_failed_migration_is_rolled_back(tmp_path):
     path = tmp_path / "old.duckdb"
     with Store(path, migrations=MIGRATIONS[:1]) as s:
-        run_id = s.save_run(record())
+        run_id = s.save_run(record(timing=dict(V1_TIMING)))
     broken = tuple(MIGRATIONS[:1]) + (
         Migration(2, "broken", ("ALTER TABLE runs ADD COLUMN x INTEGER", "SELECT * FROM no_such_table")),
     )
