@@ -268,11 +268,10 @@ def _link(run: Run) -> Reproduction | None:
     if not isinstance(link, dict) or run.self_reported or run.record.submission is not None:
         return None
     agreement, delta = link.get("agreement"), link.get("f1_delta")
-    if not isinstance(link.get("submission"), str) or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in (agreement, delta)
-    ):
+    numbers = [v for v in (agreement, delta) if isinstance(v, int | float) and not isinstance(v, bool)]
+    if not isinstance(link.get("submission"), str) or len(numbers) != 2:
         return None
-    return Reproduction(run, link["submission"], float(agreement), float(delta), link.get("reproduced") is True)
+    return Reproduction(run, link["submission"], float(numbers[0]), float(numbers[1]), link.get("reproduced") is True)
 
 
 def reproduction(run: Run, model: Model) -> Reproduction | None:

@@ -1037,7 +1037,7 @@ def _timing(submission: Submission, name: str, n_sentences: int, n_tokens: int) 
 
 def model_meta(s: Submission) -> dict[str, Any]:
     """The store's model record of a submission's model (its runs and a reproduction of them share it)."""
-    model = {
+    model: dict[str, Any] = {
         "id": s.model.id,
         "family": s.model.family,
         "hf_id": s.model.base_model,

@@ -95,9 +95,13 @@ def agreement(
 
 def _strict_f1(metrics: Sequence[Any]) -> float:
     for row in metrics:
-        get = row.get if isinstance(row, dict) else lambda name, r=row: getattr(r, name)
-        if get("scheme") == "strict" and get("entity_type") == scoring.ALL and get("length_bucket") == scoring.ALL:
-            return float(get("f1"))
+        values = row if isinstance(row, dict) else vars(row)
+        if (
+            values["scheme"] == "strict"
+            and values["entity_type"] == scoring.ALL
+            and values["length_bucket"] == scoring.ALL
+        ):
+            return float(values["f1"])
     raise NerbenchError("the re-run has no strict F1 over all entities")
 
 
