@@ -422,12 +422,40 @@ def bootstrap_f1_ci(per_sentence: np.ndarray, resamples: int, seed: int) -> tupl
     return (float(low), float(high))
 
 
+# The joint bootstrap's sampler (see _resample_weights): part of what its numbers are, so fixed.
+_UNIT_DRAW_FACTOR = 4  # units are drawn one by one while there are at most this many per distinct row
+_UNIT_DRAW_CHUNK = 1 << 22  # unit draws held in memory at once (resamples are drawn in chunks)
+
+
+def _resample_weights(counts: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """How many times each distinct row is drawn in each resample of n = counts.sum() units drawn
+    uniformly with replacement: a (resamples, distinct rows) array.
+
+    Two exact ways to draw the same distribution, taken by cost: where most rows are distinct
+    (documents), n uniform unit draws counted per row (n integers a resample); where many units
+    share a row (sentences), numpy's multinomial over the rows (one binomial per distinct row). The
+    choice depends on (n, distinct rows) only, so a seed always gives the same numbers; units are
+    laid out by distinct row, so neither depends on the order of the units.
+    """
+    n, k = int(counts.sum()), len(counts)
+    if n > _UNIT_DRAW_FACTOR * k:
+        return rng.multinomial(n, counts / n, size=resamples)
+    row_of_unit = np.repeat(np.arange(k), counts)
+    chunk = max(1, _UNIT_DRAW_CHUNK // n)
+    parts = []
+    for start in range(0, resamples, chunk):
+        size = min(chunk, resamples - start)
+        drawn = row_of_unit[rng.integers(0, n, size=(size, n))] + (np.arange(size) * k)[:, None]
+        parts.append(np.bincount(drawn.ravel(), minlength=size * k).reshape(size, k))
+    return np.concatenate(parts)
+
+
 def joint_bootstrap_f1_ci(rows: np.ndarray, resamples: int, seed: int) -> list[tuple[float, float]]:
     """95% percentile intervals of several micro F1s from one bootstrap: `rows` holds one row per
     sentence (or document) and three columns (tp, n_pred, n_gold) per metric.
 
-    Each resample draws the units once (one multinomial draw over the distinct rows) and every
-    metric is computed on that same resample, so the intervals of overall, per-type and
+    Each resample draws the units once (`_resample_weights`) and every metric is computed on
+    that same resample, so the intervals of overall, per-type and
     per-length F1 come from the same resamples. Each metric's interval has exactly the
     distribution `bootstrap_f1_ci` gives it alone (a joint draw's margins are the single draws);
     only the random numbers differ.
@@ -438,9 +466,7 @@ def joint_bootstrap_f1_ci(rows: np.ndarray, resamples: int, seed: int) -> list[t
         f1 = _f1(totals[0::3], totals[1::3], totals[2::3]) if len(rows) else np.zeros(n_metrics)
         return [(float(value), float(value)) for value in f1]
     unique, counts = _grouped(rows)
-    rng = np.random.default_rng(seed)
-    weights = rng.multinomial(counts.sum(), counts / counts.sum(), size=resamples)
-    totals = weights @ unique
+    totals = _resample_weights(counts, resamples, np.random.default_rng(seed)) @ unique
     f1 = _f1(totals[:, 0::3], totals[:, 1::3], totals[:, 2::3])
     low, high = np.percentile(f1, [2.5, 97.5], axis=0)
     return [(float(a), float(b)) for a, b in zip(low, high)]

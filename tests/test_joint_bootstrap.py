@@ -50,8 +50,11 @@ def test_the_joint_draw_is_one_draw_shared_by_every_metric():
     # Two copies of one metric's columns: one draw gives both the same interval.
     twice = scoring.joint_bootstrap_f1_ci(np.hstack([rows, rows]), 500, seed=3)
     assert twice[0] == twice[1]
-    # One metric alone: the joint draw is the single draw.
-    assert scoring.joint_bootstrap_f1_ci(rows, 500, seed=3) == [scoring.bootstrap_f1_ci(rows, 500, seed=3)]
+    # One metric alone: the single draw's interval, by either sampler (unit draws here, where
+    # sentences share few rows; the multinomial where many do).
+    for table in (rows, np.repeat(rows, 10, axis=0)):
+        (joint,) = scoring.joint_bootstrap_f1_ci(table, 20000, seed=3)
+        assert joint == pytest.approx(scoring.bootstrap_f1_ci(table, 20000, seed=3), abs=0.004)
     scores = scoring.score(gold, pred, bootstrap=500, seed=3)
     assert scores.ci95["f1"] == scoring.score(gold, pred, bootstrap=500, seed=3).ci95["f1"]
     assert scores.ci95 != scoring.score(gold, pred, bootstrap=500, seed=4).ci95
@@ -87,3 +90,18 @@ def test_the_record_names_the_joint_draw_and_old_records_keep_their_run_id():
     joint = Bootstrap(resamples=1000, seed=0, unit="document", draw=scoring.BOOTSTRAP_DRAW)
     assert joint.model_dump() == {"resamples": 1000, "seed": 0, "unit": "document", "draw": "joint"}
     assert Bootstrap.model_validate(joint.model_dump()) == joint
+
+
+def test_both_samplers_draw_the_same_multiplicities():
+    rng = np.random.default_rng(0)
+    counts = np.array([5, 3, 1, 1])
+    by_units = scoring._resample_weights(counts, 40000, rng)  # n = 10 <= 4 x 4 rows: unit draws
+    assert by_units.shape == (40000, 4) and (by_units.sum(axis=1) == 10).all()
+    by_rows = rng.multinomial(10, counts / 10, size=40000)
+    assert by_units.mean(axis=0) == pytest.approx(by_rows.mean(axis=0), abs=0.05)
+    assert by_units.var(axis=0) == pytest.approx(by_rows.var(axis=0), abs=0.08)
+    many = scoring._resample_weights(np.array([90, 10]), 5, rng)  # n = 100 > 4 x 2: multinomial
+    assert many.shape == (5, 2) and (many.sum(axis=1) == 100).all()
+    # Chunks of resamples (memory) give the same kind of draws.
+    chunked = scoring._resample_weights(np.ones(3_000_000, dtype=np.int64), 3, rng)
+    assert chunked.shape == (3, 3_000_000) and (chunked.sum(axis=1) == 3_000_000).all()
