@@ -7,6 +7,9 @@ test resample documents, without one sentences.
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from nerbench import scoring
@@ -15,7 +18,23 @@ from nerbench.datasets import check_labels, get_dataset, load_documents, read_do
 from nerbench.errors import NerbenchError
 
 
-def predicted_tags(gold: list[Sentence], pred: list[Sentence], gold_path: Path, pred_path: Path) -> list[list[str]]:
+@contextmanager
+def _without_gc() -> Iterator[None]:
+    """Reading and scoring two files makes a few objects per token and frees none until the end:
+    Python's cyclic garbage collector, left on, walks the growing heap again and again (a third of
+    the time of `nerbench score`) and finds nothing to free."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def predicted_tags(
+    gold: list[Sentence], pred: list[Sentence], gold_path: Path, pred_path: Path
+) -> list[tuple[str, ...]]:
     """The predicted tags, after checking PRED carries exactly GOLD's tokens, sentence by sentence."""
     if len(pred) != len(gold):
         raise NerbenchError(f"{pred_path}: {len(pred)} sentences, but {gold_path} has {len(gold)}")
@@ -32,7 +51,7 @@ def predicted_tags(gold: list[Sentence], pred: list[Sentence], gold_path: Path, 
             f"{pred_path}:{p.line}: sentence {i + 1} has {len(p.tokens)} tokens, "
             f"but {gold_path}:{g.line} has {len(g.tokens)}"
         )
-    return [list(s.tags) for s in pred]
+    return [s.tags for s in pred]
 
 
 def gold_documents(gold_path: Path, n_sentences: int, docs: Path | None = None) -> tuple[str, ...] | None:
@@ -55,14 +74,15 @@ def score_files(
     label outside them is refused with its file and line: it would count as an entity type of its
     own, and halve the macro F1), and per-type results follow the dataset's type order."""
     info = get_dataset(dataset) if dataset is not None else None
-    gold, pred = read_conll(gold_path), read_conll(pred_path)
-    if info is not None:
-        check_labels(info, gold, gold_path)
-        check_labels(info, pred, pred_path)
-    tags = predicted_tags(gold, pred, gold_path, pred_path)
-    units = gold_documents(gold_path, len(gold), docs)
-    types = info.entity_types if info is not None else ()
-    return scoring.score([list(s.tags) for s in gold], tags, types=types, bootstrap=bootstrap, seed=seed, units=units)
+    with _without_gc():
+        gold, pred = read_conll(gold_path), read_conll(pred_path)
+        if info is not None:
+            check_labels(info, gold, gold_path)
+            check_labels(info, pred, pred_path)
+        tags = predicted_tags(gold, pred, gold_path, pred_path)
+        units = gold_documents(gold_path, len(gold), docs)
+        types = info.entity_types if info is not None else ()
+        return scoring.score([s.tags for s in gold], tags, types=types, bootstrap=bootstrap, seed=seed, units=units)
 
 
 def compare_files(
@@ -75,10 +95,11 @@ def compare_files(
     long_only: bool = False,
     docs: Path | None = None,
 ) -> scoring.Comparison:
-    gold = read_conll(gold_path)
-    tags_a = predicted_tags(gold, read_conll(pred_a), gold_path, pred_a)
-    tags_b = predicted_tags(gold, read_conll(pred_b), gold_path, pred_b)
-    units = gold_documents(gold_path, len(gold), docs)
-    return scoring.compare(
-        [list(s.tags) for s in gold], tags_a, tags_b, resamples=resamples, seed=seed, long_only=long_only, units=units
-    )
+    with _without_gc():
+        gold = read_conll(gold_path)
+        tags_a = predicted_tags(gold, read_conll(pred_a), gold_path, pred_a)
+        tags_b = predicted_tags(gold, read_conll(pred_b), gold_path, pred_b)
+        units = gold_documents(gold_path, len(gold), docs)
+        return scoring.compare(
+            [s.tags for s in gold], tags_a, tags_b, resamples=resamples, seed=seed, long_only=long_only, units=units
+        )
