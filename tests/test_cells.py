@@ -46,6 +46,21 @@ def result(dataset="bc5cdr", **changes):
 # --------------------------------------------------------------------------- the plan
 
 
+def test_each_family_is_planned_in_the_serving_conditions_it_offers():
+    models = [("bert-large-uncased", "token"), ("llama-3.1-8b-instruct", "token")]
+    cells = cl.matrix(models, ["bc5cdr"], servings=("as-trained", "as-deployed", "onnx"))
+    served = {(c.model, c.serving) for c in cells}
+    assert served == {
+        ("bert-large-uncased", "as-trained"),
+        ("bert-large-uncased", "as-deployed"),
+        ("bert-large-uncased", "onnx"),
+        ("llama-3.1-8b-instruct", "as-trained"),
+        ("llama-3.1-8b-instruct", "as-deployed"),  # ONNX Runtime serves encoders only
+    }
+    # the conditions of one checkpoint are one job: trained once, served in each condition
+    assert len(cl.jobs_of(cells)) == 2
+
+
 def test_the_paper_suite_is_the_papers_matrix(tmp_path):
     cells = cl.suite_cells("paper", data_dir=tmp_path)
     assert len(cells) == 40  # (4 encoders + 2 LLMs x 2 heads) x 5 datasets
@@ -80,8 +95,9 @@ def test_serving_conditions_of_one_checkpoint_are_one_job():
     cells = cl.matrix([("smollm2-135m", "token")], ["ncbi_disease"], servings=["as-trained", "as-deployed"])
     assert [c.serving for c in cells] == ["as-trained", "as-deployed"]
     assert len(cl.jobs_of(cells)) == 1 and cells[0].key != cells[1].key
-    # an encoder is served one way
-    assert len(cl.matrix([("minilm-l6", None)], ["ncbi_disease"], servings=["as-trained", "as-deployed"])) == 1
+    # an encoder's conditions are one job too (one checkpoint, bf16 as deployed beside fp32 as trained)
+    encoder = cl.matrix([("minilm-l6", None)], ["ncbi_disease"], servings=["as-trained", "as-deployed"])
+    assert [c.serving for c in encoder] == ["as-trained", "as-deployed"] and len(cl.jobs_of(encoder)) == 1
 
 
 def test_dry_run_prints_the_plan_and_submits_nothing(tmp_path):

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict
 
 from nerbench.datasets import DEFAULT_SUITE, get_dataset, resolve_data_dir, split_path
 from nerbench.errors import NerbenchError
+from nerbench.pipeline.taggers import TAGGERS
 from nerbench.protocol import PROTOCOL
 from nerbench.record import SERVINGS, Budget, RunRecord, Serving, canonical_json
 from nerbench.shards import SHARD_SUFFIX, read_shard, write_shard
@@ -167,8 +168,10 @@ def matrix(
     for model, head in models:
         resolved = _head_of(model, head)
         meta = _registry_meta(model)
-        # Serving conditions are the LLMs': an encoder is served one way.
-        served = servings if meta is None or meta.family == "llm" else servings[:1]
+        # Each family serves the conditions its tagger offers (ONNX Runtime is the encoders' only):
+        # a condition the family cannot serve is not planned for its models.
+        family = meta.family if meta is not None else None
+        served = [s for s in servings if family is None or s in TAGGERS[(family, resolved or "token")].servings]
         for dataset in datasets:
             for seed in seeds:
                 for serving in dict.fromkeys(served):
