@@ -727,26 +727,34 @@ def score(
     partial = PRF.from_counts(m.exact_hits + 0.5 * m.partial_hits, n_pred, n_gold)
     type_scheme = PRF.from_counts(m.type_hits, n_pred, n_gold)
 
-    seen = set(m.g_type.tolist()) | set(m.p_type.tolist())
-    type_ids = [i for i in range(len(m.types)) if i in seen]
+    present = np.bincount(np.concatenate([m.g_type, m.p_type]), minlength=len(m.types)) > 0
+    type_ids = np.flatnonzero(present).tolist()
     # Every interval comes from one joint bootstrap: one row of counts per unit, a block of
     # (tp, n_pred, n_gold) per metric: overall, each type, each length bucket, each paper bucket.
-    blocks = [_per_sentence(m, units=unit)]
+    resampled = bootstrap > 0
+    blocks = [_per_sentence(m, units=unit)] if resampled else []
     per_type = {}
     for i in type_ids:
         gm, pm = m.g_type == i, m.p_type == i
         per_type[m.types[i]] = _strict(m, gm, pm)
-        blocks.append(_per_sentence(m, gm, pm, unit))
+        if resampled:
+            blocks.append(_per_sentence(m, gm, pm, unit))
     per_length = {}
     for b, name in enumerate(LENGTH_BUCKETS):
         gm, pm = m.g_bucket == b, m.p_bucket == b
         per_length[name] = _strict(m, gm, pm)
-        blocks.append(_per_sentence(m, gm, pm, unit))
+        if resampled:
+            blocks.append(_per_sentence(m, gm, pm, unit))
     paper = {}
     for name, bucket in zip(LENGTH_BUCKETS, m.paper):
         paper[name] = PRF.from_counts(int(np.count_nonzero(bucket.g_hit)), len(bucket.p_sentence), len(bucket.g_hit))
-        blocks.append(_bucket_per_unit(bucket, m, unit))
-    if draw == "joint":
+        if resampled:
+            blocks.append(_bucket_per_unit(bucket, m, unit))
+    if not resampled:
+        # No resamples: each interval is its point F1, from the totals the rows would sum to.
+        prfs = [strict, *per_type.values(), *per_length.values(), *paper.values()]
+        intervals = iter([(f1, f1) for f1 in (float(_f1(p.tp, p.n_pred, p.n_gold)) for p in prfs)])
+    elif draw == "joint":
         intervals = iter(joint_bootstrap_f1_ci(np.hstack(blocks), bootstrap, seed))
     else:
         intervals = iter([bootstrap_f1_ci(block, bootstrap, seed) for block in blocks])
