@@ -7,29 +7,39 @@ test resample documents, without one sentences.
 
 from __future__ import annotations
 
+import functools
 import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from nerbench import scoring
 from nerbench.conll import Sentence, read_conll
 from nerbench.datasets import check_labels, get_dataset, load_documents, read_documents
 from nerbench.errors import NerbenchError
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
-@contextmanager
-def _without_gc() -> Iterator[None]:
-    """Reading and scoring two files makes a few objects per token and frees none until the end:
-    Python's cyclic garbage collector, left on, walks the growing heap again and again (a third of
-    the time of `nerbench score`) and finds nothing to free."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
+
+def _without_gc(function: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run `function` with Python's cyclic garbage collector off. Reading and scoring two files
+    makes a few objects per token and frees none until the end: the collector, left on, walks the
+    growing heap again and again (a third of the time of `nerbench score`) and finds nothing to
+    free. It is back on once the function has returned and its objects are freed (by reference
+    counting), so that it does not then walk them all once more."""
+
+    @functools.wraps(function)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            if collecting:
+                gc.enable()
+
+    return run
 
 
 def predicted_tags(
@@ -61,6 +71,7 @@ def gold_documents(gold_path: Path, n_sentences: int, docs: Path | None = None) 
     return read_documents(gold_path, n_sentences)
 
 
+@_without_gc
 def score_files(
     gold_path: Path,
     pred_path: Path,
@@ -74,17 +85,17 @@ def score_files(
     label outside them is refused with its file and line: it would count as an entity type of its
     own, and halve the macro F1), and per-type results follow the dataset's type order."""
     info = get_dataset(dataset) if dataset is not None else None
-    with _without_gc():
-        gold, pred = read_conll(gold_path), read_conll(pred_path)
-        if info is not None:
-            check_labels(info, gold, gold_path)
-            check_labels(info, pred, pred_path)
-        tags = predicted_tags(gold, pred, gold_path, pred_path)
-        units = gold_documents(gold_path, len(gold), docs)
-        types = info.entity_types if info is not None else ()
-        return scoring.score([s.tags for s in gold], tags, types=types, bootstrap=bootstrap, seed=seed, units=units)
+    gold, pred = read_conll(gold_path), read_conll(pred_path)
+    if info is not None:
+        check_labels(info, gold, gold_path)
+        check_labels(info, pred, pred_path)
+    tags = predicted_tags(gold, pred, gold_path, pred_path)
+    units = gold_documents(gold_path, len(gold), docs)
+    types = info.entity_types if info is not None else ()
+    return scoring.score([s.tags for s in gold], tags, types=types, bootstrap=bootstrap, seed=seed, units=units)
 
 
+@_without_gc
 def compare_files(
     gold_path: Path,
     pred_a: Path,
@@ -95,11 +106,10 @@ def compare_files(
     long_only: bool = False,
     docs: Path | None = None,
 ) -> scoring.Comparison:
-    with _without_gc():
-        gold = read_conll(gold_path)
-        tags_a = predicted_tags(gold, read_conll(pred_a), gold_path, pred_a)
-        tags_b = predicted_tags(gold, read_conll(pred_b), gold_path, pred_b)
-        units = gold_documents(gold_path, len(gold), docs)
-        return scoring.compare(
-            [s.tags for s in gold], tags_a, tags_b, resamples=resamples, seed=seed, long_only=long_only, units=units
-        )
+    gold = read_conll(gold_path)
+    tags_a = predicted_tags(gold, read_conll(pred_a), gold_path, pred_a)
+    tags_b = predicted_tags(gold, read_conll(pred_b), gold_path, pred_b)
+    units = gold_documents(gold_path, len(gold), docs)
+    return scoring.compare(
+        [s.tags for s in gold], tags_a, tags_b, resamples=resamples, seed=seed, long_only=long_only, units=units
+    )

@@ -101,3 +101,21 @@ def test_registering_everything_gives_the_whole_click_group():
     cli._register()
     group = typer.main.get_command(cli.app)
     assert list(group.commands) == list(commands.COMMANDS)  # type: ignore[attr-defined]
+
+
+def test_scoring_files_leaves_the_garbage_collector_as_it_found_it(tmp_path):
+    import gc
+
+    from nerbench.scorefiles import compare_files, score_files
+
+    gold, pred = _write(tmp_path / "g.conll", GOLD), _write(tmp_path / "p.conll", PRED)
+    assert gc.isenabled()
+    assert score_files(gold, pred, bootstrap=10).strict.f1 == 0.5 and gc.isenabled()
+    gc.disable()
+    try:
+        assert compare_files(gold, gold, pred, resamples=10).delta == 0.5 and not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(Exception, match="file not found"):
+        score_files(str(tmp_path / "missing.conll"), pred)
+    assert gc.isenabled()
