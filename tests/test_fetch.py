@@ -373,7 +373,7 @@ def test_the_workflows_fetch_without_a_mirror_with_valid_commands(app):
             names = context.params["names"] or DEFAULT_SUITE
             assert set(names) <= set(PUBLIC), (path.name, args)
             assert set(context.params["split"] or ()) <= {"train", "dev", "test"}, (path.name, args)
-    assert found == 5  # ci.yml: test, explore and wheel; pages.yml; submission.yml
+    assert found == 6  # ci.yml: test, explore and wheel; pages.yml; submission.yml; reference.yml
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="no make")

@@ -241,11 +241,11 @@ def test_mismatched_lengths_are_refused():
 
 
 def test_a_schema_4_store_migrates_and_takes_the_new_rows(tmp_path):
-    from test_store import record
+    from test_store import V1_TIMING, record
 
     path = tmp_path / "old.duckdb"
     with Store(path, migrations=MIGRATIONS[:4]) as s:
-        run_id = s.save_run(record())
+        run_id = s.save_run(record(timing=dict(V1_TIMING)))
         before = s.metrics(run_id)
         with pytest.raises(Exception, match="(?i)check"):
             s._conn.execute(
@@ -255,7 +255,7 @@ def test_a_schema_4_store_migrates_and_takes_the_new_rows(tmp_path):
     pred = [["O", "B-X", "I-X", "I-X"], ["O", "B-Y"]]
     rows = scoring.score(gold, pred, bootstrap=10).metric_rows()
     with Store(path) as s:
-        assert s.schema_version == len(MIGRATIONS) == 6
+        assert s.schema_version == len(MIGRATIONS) == 7
         assert s.metrics(run_id) == before
         new = s.save_run(record(seed=1, metrics=rows))
         assert new != run_id
