@@ -9,7 +9,9 @@ Each variant goes through the token tagger the pipeline uses (`nerbench eval --p
 the quick LLM budget (one epoch on the budget's first train sentences, dev strict F1 on its first
 dev sentences, lr 2e-4, no accumulation), seed 0, fp32 on CPU; then the whole test split is
 predicted under the timing protocol (one warm-up batch, --repeats timed passes). Checkpoints go
-to a temporary folder (--work), never to the repository or a store. On 2 cores one variant takes
+to a temporary folder (--work), never to the repository or a store. `--serving as-trained as-deployed`
+times each variant in both serving conditions (adapter unmerged at batch 8; merged at batch 32), and
+`--reuse` re-times saved checkpoints without training (`--test N`: the first N test sentences). On 2 cores one variant takes
 about 12-15 minutes ("sentence-twice" predicts about half as fast: two copies per window).
 """
 
@@ -49,6 +51,13 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="checkpoint folder (default: a new temporary one)")
     parser.add_argument("--json", type=Path, default=None, help="write the rows here too")
     parser.add_argument(
+        "--serving",
+        nargs="+",
+        default=["as-trained"],
+        choices=["as-trained", "as-deployed"],
+        help="serving conditions to time each variant in (as trained: adapter unmerged; as deployed: merged, batch 32)",
+    )
+    parser.add_argument(
         "--reuse",
         action="store_true",
         help="keep a variant's finished checkpoint under --work and only re-time its test pass "
@@ -80,35 +89,43 @@ def main() -> None:
         else:
             record = tagger.train(folder, budget, args.seed, info, train, dev, None)
             train_seconds = time.perf_counter() - started
-        predictor = tagger.load_predictor(folder, info)
-        assert predictor.word_position == position
-        predictions, timing = run_timed(predictor, tokens, protocol)
-        scores = score(gold, predictions, types=info.entity_types, bootstrap=0)
-        row = {
-            "word_position": position,
-            "dev_f1": record.dev_f1[record.best_epoch - 1] if record.dev_f1 else None,
-            "test_strict_f1": scores.strict.f1,
-            "long_f1": scores.long_f1,
-            "train_seconds": round(train_seconds, 1),
-            "train_sentences": record.sentences["train"],
-            "test_sentences_per_second": timing.sentences_per_second,
-            "test_sentences": len(tokens),
-        }
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-        if args.json:
-            args.json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+        for serving in args.serving:
+            served = select_tagger(
+                ref, Request(device="cpu", head="token", word_position=position, serving=serving), fine_tune=True
+            )
+            predictor = served.load_predictor(folder, info)
+            assert predictor.word_position == position
+            predictions, timing = run_timed(predictor, tokens, protocol)
+            scores = score(gold, predictions, types=info.entity_types, bootstrap=0)
+            row = {
+                "word_position": position,
+                "serving": serving,
+                "dev_f1": record.dev_f1[record.best_epoch - 1] if record.dev_f1 else None,
+                "test_strict_f1": scores.strict.f1,
+                "long_f1": scores.long_f1,
+                "train_seconds": round(train_seconds, 1),
+                "train_sentences": record.sentences["train"],
+                "test_sentences_per_second": timing.sentences_per_second,
+                "model_seconds": timing.model_seconds,
+                "host_seconds": timing.host_seconds,
+                "busy": bool(timing.load and timing.load["busy"]),
+                "test_sentences": len(tokens),
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            if args.json:
+                args.json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
 
     print()
     print(
         f"{args.model}, {args.dataset}, {args.profile} budget, seed {args.seed}, {torch.get_num_threads()} threads, CPU"
     )
-    print("| word position | dev F1 | test strict F1 | long-entity F1 | train s | test sentences/s |")
-    print("|---|---|---|---|---|---|")
+    print("| word position | serving | dev F1 | test strict F1 | long-entity F1 | train s | test sentences/s |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['word_position']} | {r['dev_f1']:.4f} | {r['test_strict_f1']:.4f} | {r['long_f1']:.4f} "
-            f"| {r['train_seconds']:.0f} | {r['test_sentences_per_second']:.1f} |"
+            f"| {r['word_position']} | {r['serving']} | {r['dev_f1']:.4f} | {r['test_strict_f1']:.4f} "
+            f"| {r['long_f1']:.4f} | {r['train_seconds']:.0f} | {r['test_sentences_per_second']:.1f} |"
         )
 
 
