@@ -11,8 +11,8 @@ dev sentences, lr 2e-4, no accumulation), seed 0, fp32 on CPU; then the whole te
 predicted under the timing protocol (one warm-up batch, --repeats timed passes). Checkpoints go
 to a temporary folder (--work), never to the repository or a store. `--serving as-trained as-deployed`
 times each variant in both serving conditions (adapter unmerged at batch 8; merged at batch 32), and
-`--reuse` re-times saved checkpoints without training (`--test N`: the first N test sentences). On 2 cores one variant takes
-about 12-15 minutes ("sentence-twice" predicts about half as fast: two copies per window).
+`--reuse` re-times saved checkpoints without training (`--test N`: the first N test sentences).
+On 2 cores one variant takes about 12-15 minutes ("sentence-twice" predicts about half as fast: two copies per window).
 """
 
 from __future__ import annotations
