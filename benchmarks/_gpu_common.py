@@ -3,14 +3,13 @@ memory probe for ONNX Runtime (whose CUDA allocations torch's counters never see
 
 from __future__ import annotations
 
-# NVIDIA H100 Tensor Core GPU datasheet, H100 SXM column: BF16 Tensor Core 1,979 teraFLOPS "with
-# sparsity", and "specifications are one-half lower without sparsity": 989.5 TFLOP/s dense.
-H100_SXM_DENSE_BF16_FLOPS = 989.5e12
+from nerbench.pipeline.compute_bound import FORWARD_PER_TOKEN
+from nerbench.pipeline.compute_bound import REFERENCE_PEAK_FLOPS as H100_SXM_DENSE_BF16_FLOPS
 
 
 def flops_estimate(parameters: int, tokens: int) -> float:
     """FLOPs of one pass: 2 x parameters x tokens processed (a forward pass's multiply-adds)."""
-    return 2.0 * parameters * tokens
+    return float(FORWARD_PER_TOKEN * parameters * tokens)
 
 
 def peak_share(parameters: int, tokens: int, seconds: float, peak: float = H100_SXM_DENSE_BF16_FLOPS) -> float:

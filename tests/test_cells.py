@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nerbench.cli import _register, app
+from nerbench.datasets import load_split
 from nerbench.errors import NerbenchError
 from nerbench.pipeline import cells as cl
 from nerbench.pipeline import launchers as ln
@@ -108,7 +109,9 @@ def test_dry_run_prints_the_plan_and_submits_nothing(tmp_path):
     assert out.exit_code == 0, out.output
     assert "40 cells: 40 to run" in out.output
     assert "mistral-7b-instruct-v0.3 on biored, generative head, paper profile, seed 0" in out.output
-    assert "no measured GPU speed stored for deberta-v3-large (token head): not estimated" in out.output
+    # no data here: no sentence to count, so neither a measured estimate nor a floor
+    assert "estimate: none (no measured GPU speed stored for deberta-v3-large (token head)" in out.output
+    assert "not estimated: 40 of 40 cells to run" in out.output
     assert "slurm: one job array of 40 job(s), partition gpu, 1 GPU(s) per cell" in out.output
     assert "dry run: nothing submitted" in out.output
     assert not db.exists() and not (tmp_path / "cells").exists()
@@ -146,6 +149,47 @@ def test_the_estimate_comes_from_stored_gpu_runs(tmp_path, data_dir):
     assert "5,424 train + 923 dev sentences x up to 20 epochs" in cased.trains
     assert uncased.seconds is None and "no measured GPU speed stored for bert-large-uncased" in uncased.note
     assert plan.gpu_hours == pytest.approx(cased.seconds / 3600)
+
+
+def test_the_floor_counts_each_cells_flops_at_the_reference_peak():
+    from nerbench.models.prompt_text import build_prompt
+    from nerbench.pipeline.compute_bound import REFERENCE_PEAK_FLOPS, compute_bound
+
+    s = lambda *words: SimpleNamespace(tokens=list(words), tags=["O"] * len(words))  # noqa: E731
+    train, dev, test = [s("a", "b", "c"), s("d", "e")], [s("f")], [s("g", "h")]
+    # full fine-tuning: 6N per training token, 2N per forward token (dev each epoch, three test passes)
+    bound = compute_bound(parameters=10, recipe_kind="encoder-full-finetune", head="token", entity_types=["X"],
+                          train=train, dev=dev, test=test, epochs=2)  # fmt: skip
+    assert bound.flops == 6 * 10 * 2 * 5 + 2 * 10 * (2 * 1 + 3 * 2)
+    assert bound.seconds == bound.flops / REFERENCE_PEAK_FLOPS
+    # QLoRA: 4N; a model evaluated as it is: the test passes only
+    qlora = compute_bound(parameters=10, recipe_kind="llm-qlora", head="token", entity_types=["X"],
+                          train=train, dev=dev, test=test, epochs=2)  # fmt: skip
+    assert qlora.flops == 4 * 10 * 2 * 5 + 2 * 10 * (2 * 1 + 3 * 2)
+    as_is = compute_bound(parameters=10, recipe_kind=None, head="token", entity_types=["X"],
+                          train=train, dev=dev, test=test, epochs=0)  # fmt: skip
+    assert as_is.flops == 2 * 10 * 3 * 2
+    # the generative head reads the paper's prompt and writes one `word:TAG` line per word
+    gen = compute_bound(parameters=1, recipe_kind=None, head="generative", entity_types=["X"],
+                        train=[], dev=[], test=[test[0]], epochs=0, test_passes=1)  # fmt: skip
+    assert gen.forward_tokens == len(build_prompt(["g", "h"], ["X"]).split()) + 2
+
+
+def test_the_dry_run_gives_a_floor_in_gpu_hours_and_usd_where_no_gpu_run_is_stored(tmp_path, data_dir):
+    cells = cl.matrix([("bert-large-cased", None)], ["ncbi_disease"], device="cuda", data_dir=str(data_dir))
+    plan = cl.plan(cells, tmp_path / "shards", tmp_path / "none.duckdb")
+    (cell,) = plan.cells
+    words = {
+        split: sum(len(x.tokens) for x in load_split("ncbi_disease", split, data_dir).sentences)
+        for split in ("train", "dev", "test")
+    }
+    n = 332_529_664  # bert-large-cased, from the registry
+    flops = 6 * n * 20 * words["train"] + 2 * n * (20 * words["dev"] + 3 * words["test"])
+    assert cell.seconds is None and cell.peak_seconds == pytest.approx(flops / 989.5e12)
+    assert plan.peak_gpu_hours == pytest.approx(cell.peak_seconds / 3600)
+    text = "\n".join(ln.describe_plan(plan, "slurm", ln.ClusterSettings()))
+    assert f"floor, at the GPU peak: {plan.peak_gpu_hours:.1f} GPU-hours, $" in text
+    assert "at $3.20 per GPU-hour" in text and "price: Hyperstack" in text
 
 
 def test_a_stored_run_of_the_cell_is_not_planned_again(tmp_path):

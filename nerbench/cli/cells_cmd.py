@@ -131,7 +131,7 @@ def launch_eval(
     shards = ln.shard_dir(cells_dir)
     plan = cl.plan(cells, shards, db, gpus_per_cell=gpus_per_cell)
     out = wide_console()
-    for text in plan_lines(plan, on, settings):
+    for text in ln.describe_plan(plan, on, settings):
         out.print(line(text), soft_wrap=True)
     if dry_run:
         out.print(line("dry run: nothing submitted"), soft_wrap=True)
@@ -168,42 +168,3 @@ def launch_eval(
             out.print(line(text), soft_wrap=True)
     if report.failed or failed:
         raise typer.Exit(1)
-
-
-def plan_lines(plan, launcher: str, settings) -> list[str]:
-    from nerbench.pipeline.estimate import about
-
-    counts = {status: sum(1 for p in plan.cells if p.status == status) for status in ("to run", "shard", "stored")}
-    lines = [
-        f"cell plan ({launcher}): {len(plan.cells)} cells: {counts['to run']} to run, {counts['shard']} with a shard "
-        f"to ingest, {counts['stored']} already stored"
-    ]
-    for p in plan.cells:
-        status = {"to run": "to run", "shard": f"shard there ({p.run_id})", "stored": f"stored ({p.run_id})"}[p.status]
-        cost = f"{about(p.seconds)} on 1 GPU" if p.seconds is not None else p.note
-        lines.append(f"  [{status}] {p.cell.describe()}")
-        lines.append(f"      trains: {p.trains}")
-        if p.status == "to run":
-            lines.append(f"      estimate: {cost}")
-    todo = plan.to_run
-    if todo:
-        gpus = max(settings.gpus_per_cell, 1)
-        known = len(todo) - len(plan.unestimated)
-        if known:
-            lines.append(
-                f"estimated: {plan.gpu_hours:.1f} GPU-hours for {known} of {len(todo)} cells to run "
-                f"({gpus} GPU(s) per cell; {plan.speeds_from})"
-            )
-        if plan.unestimated:
-            lines.append(
-                f"not estimated: {len(plan.unestimated)} of {len(todo)} cells to run have no measured GPU speed "
-                f"({plan.speeds_from}); a GPU run of each model and head, stored, gives one"
-            )
-    if launcher == "slurm":
-        lines.append(
-            f"slurm: one job array of {len({c.cell.training_key for c in todo})} job(s)"
-            f"{f', partition {settings.partition}' if settings.partition else ''}"
-            f"{f', account {settings.account}' if settings.account else ''}, {settings.gpus_per_cell} GPU(s) per cell, "
-            f"time {settings.time}{f', at most {settings.max_parallel} at once' if settings.max_parallel else ''}"
-        )
-    return lines

@@ -15,8 +15,9 @@ run one after the other, the first trains the checkpoint and the others reuse it
 jobs training into one folder at once.
 
 `plan` says, for each cell, whether its shard is there, its run stored, or it is still to run,
-what it trains, and how long it should take on a GPU from the speeds measured in stored GPU runs
-(where none is stored, it says so rather than guessing).
+what it trains, and how long it should take on a GPU from the speeds measured in stored GPU runs.
+Where none is stored it gives the cell's floor instead, named as such: its FLOPs at the reference
+GPU's bf16 peak (nerbench.pipeline.compute_bound), which real runs exceed.
 """
 
 from __future__ import annotations
@@ -293,6 +294,7 @@ class PlannedCell:
     trains: str
     seconds: float | None  # estimated on one GPU; None where no measured speed is stored
     note: str
+    peak_seconds: float | None = None  # the cell's FLOPs at the reference GPU's bf16 peak (compute_bound)
 
 
 @dataclass(frozen=True)
@@ -312,6 +314,16 @@ class Plan:
     @property
     def unestimated(self) -> list[PlannedCell]:
         return [p for p in self.to_run if p.seconds is None]
+
+    @property
+    def peak_gpu_hours(self) -> float:
+        """The unestimated cells' GPU-hours at the reference GPU's peak (what real runs exceed)."""
+        return sum(p.peak_seconds or 0.0 for p in self.unestimated) * max(self.gpus_per_cell, 1) / 3600
+
+    @property
+    def unbounded(self) -> list[PlannedCell]:
+        """Cells to run with neither a measured estimate nor a FLOP count (no data, or no known size)."""
+        return [p for p in self.unestimated if p.peak_seconds is None]
 
 
 def _matches(record: RunRecord, cell: Cell, budget: Budget | None, device: str) -> bool:
@@ -377,7 +389,8 @@ def measured_speeds(db: Path) -> tuple[dict[tuple[str, str], Speed], list[tuple[
     return speeds, stored
 
 
-def _sizes(dataset: str, data_dir: str | None, allow_modified: bool) -> tuple[list, int, int] | None:
+def _splits(dataset: str, data_dir: str | None, allow_modified: bool) -> tuple[list, list, list] | None:
+    """The train, dev and test sentences (None where the data is not here)."""
     from nerbench.datasets import load_split
 
     try:
@@ -387,26 +400,55 @@ def _sizes(dataset: str, data_dir: str | None, allow_modified: bool) -> tuple[li
         )
     except NerbenchError:
         return None
-    return train.sentences, len(dev.sentences), len(test.sentences)
+    return train.sentences, dev.sentences, test.sentences
 
 
-def _trains(cell: Cell, budget: Budget | None, sizes) -> tuple[str, int | None, int | None, int | None]:
+def _used(budget: Budget | None, splits: tuple[list, list, list]) -> tuple[list, list, list]:
+    """The sentences a cell uses: the budget's share of train and dev, and the whole test split."""
+    train, dev, test = splits
+    if budget is None:
+        return [], [], test
+    counted = budget.train_sentence_count(train)
+    train = train if counted is None else train[:counted]
+    dev = dev[: budget.max_dev_sentences] if budget.max_dev_sentences else dev
+    return train, dev, test
+
+
+def _trains(cell: Cell, budget: Budget | None, splits) -> tuple[str, int | None, int | None, int | None]:
     """What the cell trains, in words, and its work: train + dev sentences per epoch, epochs, test sentences."""
     from nerbench.tracks import describe_budget
 
     meta = _registry_meta(cell.model)
     if meta is None or budget is None:
-        return "nothing (evaluated as it is)", None, None, sizes[2] if sizes else None
+        return "nothing (evaluated as it is)", None, None, len(splits[2]) if splits else None
     epochs = budget.epochs or meta.recipe.max_epochs
     what = f"{cell.head or 'token'}-head {meta.recipe.kind} ({budget.name}: {describe_budget(budget)})"
-    if sizes is None:
+    if splits is None:
         return f"{what}; data not here, sentence counts unknown", None, epochs, None
-    train_sentences, dev, test = sizes
-    counted = budget.train_sentence_count(train_sentences)
-    train = len(train_sentences) if counted is None else min(counted, len(train_sentences))
-    dev = min(budget.max_dev_sentences, dev) if budget.max_dev_sentences else dev
+    train, dev, test = (len(part) for part in _used(budget, splits))
     upto = "up to " if budget.epochs is None else ""
     return f"{what}: {train:,} train + {dev:,} dev sentences x {upto}{epochs} epochs", train + dev, epochs, test
+
+
+def _peak_seconds(cell: Cell, budget: Budget | None, epochs: int | None, splits) -> float | None:
+    """The cell's FLOPs at the reference GPU's peak; None for a model of unknown size or absent data."""
+    from nerbench.pipeline.compute_bound import compute_bound
+
+    meta = _registry_meta(cell.model)
+    if meta is None or splits is None:
+        return None
+    train, dev, test = _used(budget, splits)
+    bound = compute_bound(
+        parameters=meta.parameters,
+        recipe_kind=meta.recipe.kind if budget is not None else None,
+        head=cell.head or "token",
+        entity_types=get_dataset(cell.dataset).entity_types,
+        train=train,
+        dev=dev,
+        test=test,
+        epochs=epochs or 0,
+    )
+    return bound.seconds
 
 
 def plan(cells: Sequence[Cell], shard_dir: Path, db: Path, *, gpus_per_cell: int = 1) -> Plan:
@@ -414,15 +456,15 @@ def plan(cells: Sequence[Cell], shard_dir: Path, db: Path, *, gpus_per_cell: int
     GPU time from the speeds stored GPU runs of the same model and head measured."""
     speeds, stored = measured_speeds(db)
     stored_ids = {record.run_id for record, _ in stored}
-    sizes_cache: dict[tuple[str, str | None], Any] = {}
+    splits_cache: dict[tuple[str, str | None], Any] = {}
     planned = []
     for cell in cells:
         shard = cell.shard_path(shard_dir)
         budget = _budget(cell)
         key = (cell.dataset, cell.data_dir)
-        if key not in sizes_cache:
-            sizes_cache[key] = _sizes(cell.dataset, cell.data_dir, cell.allow_modified)
-        trains, work, epochs, test = _trains(cell, budget, sizes_cache[key])
+        if key not in splits_cache:
+            splits_cache[key] = _splits(cell.dataset, cell.data_dir, cell.allow_modified)
+        trains, work, epochs, test = _trains(cell, budget, splits_cache[key])
         status: CellStatus = "to run"
         run_id = None
         if shard.is_file():
@@ -437,16 +479,17 @@ def plan(cells: Sequence[Cell], shard_dir: Path, db: Path, *, gpus_per_cell: int
                     status, run_id = "stored", record.run_id
                     break
         speed = speeds.get((cell.name or cell.model, cell.head or "token"))
-        seconds, note = None, ""
+        seconds, note, peak = None, "", None
         if speed is None or speed.predict is None or (work is not None and speed.train is None):
-            note = f"no measured GPU speed stored for {cell.model} ({cell.head or 'token'} head): not estimated"
+            note = f"no measured GPU speed stored for {cell.model} ({cell.head or 'token'} head)"
+            peak = _peak_seconds(cell, budget, epochs, splits_cache[key])
         elif test is None:
             note = "data not here: sentence counts unknown, not estimated"
         else:
             training = (work or 0) * (epochs or 0) / speed.train if work and speed.train else 0.0
             seconds = training + test * PROTOCOL.repeats / speed.predict
             note = f"from {speed.runs} stored GPU run(s) of {cell.model}"
-        planned.append(PlannedCell(cell, status, shard, run_id, trains, seconds, note))
+        planned.append(PlannedCell(cell, status, shard, run_id, trains, seconds, note, peak))
     source = (
         f"measured speeds of {sum(s.runs for s in speeds.values())} stored GPU run(s) in {db}"
         if speeds

@@ -281,3 +281,66 @@ def describe_failures(failures: Sequence[Failure]) -> list[str]:
             lines.append(f"{cell.describe()}: job {failure.job_id} {failure.message}")
         lines.append(f"  logs: {failure.stdout} and {failure.stderr}")
     return lines
+
+
+def describe_plan(plan: Plan, launcher: str, settings: ClusterSettings) -> list[str]:
+    """The plan as lines of plain text: each cell's status, what it trains and its estimate; the
+    totals in GPU-hours and USD; and, for Slurm, the job array it becomes."""
+    from nerbench.pipeline.compute_bound import REFERENCE_PEAK_SOURCE
+    from nerbench.pipeline.estimate import about
+    from nerbench.protocol import PROTOCOL, price_for
+
+    counts = {status: sum(1 for p in plan.cells if p.status == status) for status in ("to run", "shard", "stored")}
+    lines = [
+        f"cell plan ({launcher}): {len(plan.cells)} cells: {counts['to run']} to run, {counts['shard']} with a shard "
+        f"to ingest, {counts['stored']} already stored"
+    ]
+    for p in plan.cells:
+        status = {"to run": "to run", "shard": f"shard there ({p.run_id})", "stored": f"stored ({p.run_id})"}[p.status]
+        lines.append(f"  [{status}] {p.cell.describe()}")
+        lines.append(f"      trains: {p.trains}")
+        if p.status != "to run":
+            continue
+        if p.seconds is not None:
+            lines.append(f"      estimate: {about(p.seconds)} on 1 GPU ({p.note})")
+        elif p.peak_seconds is not None:
+            lines.append(f"      floor: {about(p.peak_seconds)} on 1 GPU at its bf16 peak ({p.note})")
+        else:
+            lines.append(f"      estimate: none ({p.note}; its size or its data is not known here)")
+    todo = plan.to_run
+    gpus = max(settings.gpus_per_cell, 1)
+    reference = PROTOCOL.reference_device_names[0]
+    price = price_for(reference, todo[0].cell.price_per_hour if todo else None)
+
+    def cost(hours: float) -> str:
+        return f", ${hours * price.usd_per_hour:,.0f} at ${price.usd_per_hour:.2f} per GPU-hour" if price else ""
+
+    measured = [p for p in todo if p.seconds is not None]
+    if measured:
+        lines.append(
+            f"estimated: {plan.gpu_hours:.1f} GPU-hours{cost(plan.gpu_hours)} for {len(measured)} of {len(todo)} cells "
+            f"to run ({gpus} GPU(s) per cell; {plan.speeds_from})"
+        )
+    bounded = [p for p in plan.unestimated if p.peak_seconds is not None]
+    if bounded:
+        hours = plan.peak_gpu_hours
+        lines.append(
+            f"floor, at the GPU peak: {hours:.1f} GPU-hours{cost(hours)} for {len(bounded)} of {len(todo)} cells "
+            f"to run with no measured GPU speed ({plan.speeds_from}): their FLOPs (2 x parameters per token forward, 6 "
+            "training a whole encoder, 4 with a frozen QLoRA base; words counted as tokens) at "
+            f"{REFERENCE_PEAK_SOURCE}. "
+            "Real runs reach a fraction of the peak, so this is a floor; a stored GPU run of each model and head "
+            "gives a measured estimate in its place"
+        )
+    if plan.unbounded:
+        lines.append(f"not estimated: {len(plan.unbounded)} of {len(todo)} cells to run (size or data not known here)")
+    if price and (measured or bounded):
+        lines.append(f"price: {price.source}")
+    if launcher == "slurm":
+        lines.append(
+            f"slurm: one job array of {len({c.cell.training_key for c in todo})} job(s)"
+            f"{f', partition {settings.partition}' if settings.partition else ''}"
+            f"{f', account {settings.account}' if settings.account else ''}, {settings.gpus_per_cell} GPU(s) per cell, "
+            f"time {settings.time}{f', at most {settings.max_parallel} at once' if settings.max_parallel else ''}"
+        )
+    return lines
