@@ -4,7 +4,9 @@ The store is TEST DATA written into a temporary folder and deleted afterwards (n
 1,000 made-up models (about a third LLMs), each "submitted" on the five default test sets with
 self-reported timings on an H100, an A100 or a CPU. Their predictions are the gold tags with
 deterministic damage (a few variants per dataset, scored once each with nerbench's scorer), so
-that the paired LLM-vs-encoder tests of the site run on real stored predictions.
+that the paired LLM-vs-encoder tests of the site run on real stored predictions. The first submission
+is written by Store.save_runs, the others as the very same rows inserted in bulk (checked against the
+first), so that 10,000 submissions take a minute or two instead of hours.
 
     NERBENCH_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_site.py --submissions 1000
     NERBENCH_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_site.py --submissions 10000 --repeats 1
@@ -39,7 +41,7 @@ from nerbench import __version__, scoring
 from nerbench.datasets import DEFAULT_SUITE, get_dataset, load_split
 from nerbench.record import Bootstrap, RunRecord, Submitted, Weights
 from nerbench.site import build_site
-from nerbench.store import RunResult, Store, predictions_sha256
+from nerbench.store import METRIC_FIELDS, PackedPredictions, RunResult, Store, canonical_json, predictions_sha256
 
 DEVICES = (  # (device name, reference hardware, USD per device-hour, sentences per second)
     ("NVIDIA H100 80GB HBM3", True, 3.2, 400.0),
@@ -89,67 +91,164 @@ def timing(rng: random.Random, device: tuple, sentences: int, llm: bool) -> dict
     }
 
 
+def submission(number: int, rng: random.Random, pool: dict, start: datetime) -> list[tuple[RunResult, int]]:
+    """One generated submission: a RunResult per dataset, with the index of its predictions in `pool`."""
+    llm = rng.random() < 0.35
+    device = rng.choice(DEVICES)  # one submission, one declared machine
+    model = {
+        "id": f"bench-submission-{number:04d}",
+        "family": "llm" if llm else "encoder",
+        "hf_id": f"generated/test-{number:04d}",
+        "parameters": 8_000_000_000 if llm else 340_000_000,
+        "licence": "test data",
+    }
+    training = (
+        {"regime": "qlora", "head": "generative", "quantization_bits": 4}
+        if llm
+        else {"regime": "full", "head": "token"}
+    )
+    submitted = Submitted(
+        id=model["id"],
+        content_sha256=hashlib.sha256(f"generated test data {number}".encode()).hexdigest(),
+        training=training,
+        hardware={"device": device[0], "num_devices": 1},
+        generation={"decoding": "greedy", "max_new_tokens_rule": "generated"} if llm else None,
+    )
+    out = []
+    for dataset in DEFAULT_SUITE:
+        variant = rng.randrange(len(pool[dataset]))
+        pred, metrics, digest, sha = pool[dataset][variant]
+        record = RunRecord(
+            model_id=model["id"],
+            family=model["family"],
+            dataset=dataset,
+            dataset_sha256=sha,
+            weights=Weights(name=model["hf_id"], source="submission", hf_id=model["hf_id"]),
+            head=training["head"],
+            quantization="nf4" if llm else "none",
+            bootstrap=Bootstrap(resamples=scoring.BOOTSTRAP_RESAMPLES, seed=scoring.BOOTSTRAP_SEED),
+            submission=submitted,
+            nerbench_version=__version__,
+        )
+        result = RunResult(
+            model=model,
+            record=record,
+            predictions=pred,
+            predictions_sha256=digest,
+            metrics=metrics,
+            timing=timing(rng, device, len(pred), llm),
+            environment={"generated": True},
+            source="submission",
+            self_reported=True,
+            created_at=start + timedelta(minutes=number),
+        )
+        out.append((result, variant))
+    return out
+
+
+# The tables a run writes, in the order Store._write_run inserts them.
+TABLES = ("models", "runs", "metrics", "timings", "environments", "predictions")
+
+
+class BulkRows:
+    """The rows Store.save_runs would write for generated runs, gathered column by column and
+    inserted with one statement per table. Store.save_runs validates every tag, hashes and packs
+    every run's predictions and inserts row by row (about 0.2 s a run): 10,000 submissions would
+    take hours. The generated runs share a few dozen prediction variants, so each is packed once.
+    fill() checks these rows against what Store.save_runs writes for the first submission."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection, pool: dict) -> None:
+        self.timing_columns = [row[1] for row in conn.execute("PRAGMA table_info('timings')").fetchall()][1:]
+        self.metrics = {
+            dataset: [[tuple(getattr(m, name) for name in METRIC_FIELDS) for m in metrics] for _, metrics, _, _ in rows]
+            for dataset, rows in pool.items()
+        }
+        self.packed = {
+            dataset: [PackedPredictions.pack(pred).values() for pred, *_ in rows] for dataset, rows in pool.items()
+        }
+        self.rows: dict[str, list[tuple]] = {table: [] for table in TABLES}
+
+    def add(self, runs: list[tuple[RunResult, int]]) -> None:
+        model = runs[0][0].model
+        self.rows["models"].append(
+            (
+                model["id"],
+                model["family"],
+                model.get("hf_id"),
+                model.get("revision"),
+                model.get("parameters"),
+                model.get("licence"),
+                canonical_json(model, "model"),
+            )
+        )
+        for result, variant in runs:
+            record, dataset = result.record, result.record.dataset
+            run_id = record.run_id
+            self.rows["runs"].append(
+                (
+                    run_id,
+                    record.model_id,
+                    dataset,
+                    record.split,
+                    record.canonical_json(),
+                    record.digest,
+                    record.dataset_sha256,
+                    record.modified_dataset,
+                    result.predictions_sha256,
+                    result.source,
+                    result.self_reported,
+                    result.created_at,
+                    result.status,
+                    None,  # details
+                )
+            )
+            self.rows["metrics"].extend((run_id, *values) for values in self.metrics[dataset][variant])
+            timing = result.timing or {}
+            self.rows["timings"].append((run_id, *(timing.get(name) for name in self.timing_columns)))
+            self.rows["environments"].append((run_id, canonical_json(result.environment, "environment")))
+            self.rows["predictions"].append((run_id, *self.packed[dataset][variant]))
+
+    def insert(self, conn: duckdb.DuckDBPyConnection) -> None:
+        conn.begin()
+        for table, rows in self.rows.items():
+            if rows:
+                columns = [list(column) for column in zip(*rows)]
+                conn.execute(f"INSERT INTO {table} SELECT {', '.join('unnest(?)' for _ in columns)}", columns)
+        conn.commit()
+        self.rows = {table: [] for table in TABLES}
+
+
+def _stored(conn: duckdb.DuckDBPyConnection, model_id: str) -> dict[str, list[tuple]]:
+    runs = "(SELECT run_id FROM runs WHERE model_id = ?)"
+    out = {"models": conn.execute("SELECT * FROM models WHERE id = ?", [model_id]).fetchall()}
+    for table in TABLES[1:]:
+        out[table] = sorted(conn.execute(f"SELECT * FROM {table} WHERE run_id IN {runs}", [model_id]).fetchall())
+    return out
+
+
 def fill(db: Path, submissions: int, data_dir: Path | None) -> None:
     pool = variants(data_dir)
     rng = random.Random(0)
     start = datetime(2026, 1, 1)
-    with Store(db) as store:
-        for number in range(submissions):
-            llm = rng.random() < 0.35
-            device = rng.choice(DEVICES)  # one submission, one declared machine
-            model = {
-                "id": f"bench-submission-{number:04d}",
-                "family": "llm" if llm else "encoder",
-                "hf_id": f"generated/test-{number:04d}",
-                "parameters": 8_000_000_000 if llm else 340_000_000,
-                "licence": "test data",
-            }
-            training = (
-                {"regime": "qlora", "head": "generative", "quantization_bits": 4}
-                if llm
-                else {"regime": "full", "head": "token"}
-            )
-            submitted = Submitted(
-                id=model["id"],
-                content_sha256=hashlib.sha256(f"generated test data {number}".encode()).hexdigest(),
-                training=training,
-                hardware={"device": device[0], "num_devices": 1},
-                generation={"decoding": "greedy", "max_new_tokens_rule": "generated"} if llm else None,
-            )
-            records = []
-            for dataset in DEFAULT_SUITE:
-                pred, metrics, digest, sha = rng.choice(pool[dataset])
-                record = RunRecord(
-                    model_id=model["id"],
-                    family=model["family"],
-                    dataset=dataset,
-                    dataset_sha256=sha,
-                    weights=Weights(name=model["hf_id"], source="submission", hf_id=model["hf_id"]),
-                    head=training["head"],
-                    quantization="nf4" if llm else "none",
-                    bootstrap=Bootstrap(resamples=scoring.BOOTSTRAP_RESAMPLES, seed=scoring.BOOTSTRAP_SEED),
-                    submission=submitted,
-                    nerbench_version=__version__,
-                )
-                records.append(
-                    RunResult(
-                        model=model,
-                        record=record,
-                        predictions=pred,
-                        predictions_sha256=digest,
-                        metrics=metrics,
-                        timing=timing(rng, device, len(pred), llm),
-                        environment={"generated": True},
-                        source="submission",
-                        self_reported=True,
-                        created_at=start + timedelta(minutes=number),
-                    )
-                )
-            if hasattr(store, "save_runs"):
-                store.save_runs(records)
-            else:
-                for record in records:
-                    store.save_run(record)
+    first = submission(0, rng, pool, start)
+    with Store(db) as store:  # the schema, and the first submission written by the store itself
+        store.save_runs([result for result, _ in first])
+    conn = duckdb.connect(str(db))
+    try:
+        bulk = BulkRows(conn, pool)
+        bulk.add(first)
+        expected = {table: sorted(rows) if table != "models" else rows for table, rows in bulk.rows.items()}
+        if _stored(conn, first[0][0].model["id"]) != expected:
+            sys.exit("bench_site: the bulk rows differ from what Store.save_runs wrote; update BulkRows")
+        bulk.rows = {table: [] for table in TABLES}
+        for number in range(1, submissions):
+            bulk.add(submission(number, rng, pool, start))
+            if number % 1000 == 0:
+                bulk.insert(conn)
+        bulk.insert(conn)
+        conn.execute("CHECKPOINT")
+    finally:
+        conn.close()
 
 
 STORE_MIB_PER_1000 = 150
