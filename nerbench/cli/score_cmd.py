@@ -1,8 +1,9 @@
 """`nerbench score GOLD PRED` and `nerbench compare GOLD PRED_A PRED_B`.
 
 Scoring files needs the CoNLL reader, the registry's sidecars and the scorer only: the store
-(duckdb) and the comparison of stored runs load when `compare` is given run ids, rich's tables
-when a table is printed (tests/test_cli_lazy.py checks what `score --json` imports).
+(duckdb) and the comparison of stored runs load when `compare` is given run ids, rich (through
+nerbench.cli._util) when a table or a line is printed, so --json imports none of it
+(tests/test_cli_lazy.py checks what `score --json` and `compare --json` import).
 """
 
 import json
@@ -11,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from nerbench.cli._util import DataDir, Db, Json, cell, frac, line, plain_console
+from nerbench.cli._options import DataDir, Db, Json
 from nerbench.scorefiles import compare_files, score_files
 
 # nerbench.store.DEFAULT_DB, named here without importing the store (tests/test_cli_lazy.py keeps them equal).
@@ -61,6 +62,8 @@ def score(
         print(json.dumps(scores.to_dict(), indent=2))
         return
     from rich.table import Table
+
+    from nerbench.cli._util import cell, frac, line, plain_console
 
     # File names and the gold file's entity types are file-derived text: escaped cells, no markup.
     table = Table(title=cell(f"{pred} against {gold}", limit=None))
@@ -122,9 +125,14 @@ def compare(
         names = side_names(row_a, row_b, tracks_a, tracks_b)
         warning = track_warning(tracks_a, tracks_b, names)
         tracks = {"A": sorted({t.label for t in tracks_a}), "B": sorted({t.label for t in tracks_b})}
+        # (name, F1, what follows the F1) of each side; the F1 is formatted where it is printed.
         sides = [
-            f"{name}: {frac(f1)}{f' ({len(runs)} seed runs pooled)' if len(runs) > 1 else ''} "
-            f"[{'; '.join(sorted({t.label for t in t_side}))}]"
+            (
+                name,
+                f1,
+                f"{f' ({len(runs)} seed runs pooled)' if len(runs) > 1 else ''} "
+                f"[{'; '.join(sorted({t.label for t in t_side}))}]",
+            )
             for name, f1, runs, t_side in (
                 (names[0], result.f1_a, runs_a, tracks_a),
                 (names[1], result.f1_b, runs_b, tracks_b),
@@ -136,11 +144,13 @@ def compare(
         result = compare_files(gold, pred_a, pred_b, resamples=resamples, seed=seed, long_only=long_only, docs=docs)
         warning, tracks = None, None
         names = (str(pred_a), str(pred_b))
-        sides = [f"{names[0]}: {frac(result.f1_a)}", f"{names[1]}: {frac(result.f1_b)}"]
+        sides = [(names[0], result.f1_a, ""), (names[1], result.f1_b, "")]
         where = f" against {gold}"
     else:
         raise typer.BadParameter("give RUN_A RUN_B, or GOLD PRED_A PRED_B")
     if warning:
+        from nerbench.cli._util import line, plain_console
+
         # It names the runs' tracks, stored text: escaped.
         plain_console(stderr=True).print(line((warning, "yellow")), soft_wrap=True)
     if json_out:
@@ -152,13 +162,15 @@ def compare(
             )
         )
         return
+    from nerbench.cli._util import frac, line, plain_console
+
     low, high = result.ci95
     what = "long-entity F1" if long_only else "strict F1"
     console = plain_console()
     # Model ids, dataset names and track labels are stored text, file names come from the user: escaped lines.
     console.print(line(f"{what}{where}:"), soft_wrap=True)
-    for side in sides:
-        console.print(line(f"  {side}"), soft_wrap=True)
+    for name, f1, rest in sides:
+        console.print(line(f"  {name}: {frac(f1)}{rest}"), soft_wrap=True)
     console.print(
         line(
             f"  difference {names[0]} − {names[1]}: {frac(result.delta)} "
