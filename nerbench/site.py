@@ -36,7 +36,7 @@ from nerbench.protocol import PROTOCOL, price_table
 from nerbench.safe_text import shown as one_line
 from nerbench.scoring import LENGTH_BUCKETS
 from nerbench.site_compare import RESAMPLES, SIGNIFICANCE, TrackPage, pages
-from nerbench.site_data import Model, Run, StoreData, read_store, slug
+from nerbench.site_data import Cell, Model, Run, StoreData, read_cells, read_store, slug
 from nerbench.site_runs import (
     budget_cell,
     load_text,
@@ -502,6 +502,21 @@ def f1ci(value: float | None, bounds: tuple[float, float] | None) -> Markup:
     return Markup(f3(value) + (f' <span class="ci">{ci(bounds)}</span>' if bounds else ""))
 
 
+def score_cells(cells: dict[str, Cell], keys: Iterable[str]) -> Markup:
+    """The cells of one run's row in a per-type or per-length table: F1, with precision, recall and
+    the gold count on hover. A dataset page's three such tables hold about 30 cells a run."""
+    out = []
+    for key in keys:
+        c = cells.get(key)
+        if c is None:
+            out.append('<td class="num">—</td>')
+        else:
+            out.append(
+                f'<td class="num" title="P {c.precision:.3f}, R {c.recall:.3f}, {c.n_gold} gold">{c.f1:.3f}</td>'
+            )
+    return Markup("".join(out))
+
+
 def pretty_json(value: Any) -> str:
     # One line per document, wrapped by the page (CSS pre-wrap): without `indent` json uses its C
     # encoder, several times faster on stores with thousands of runs.
@@ -530,6 +545,7 @@ def _environment(templates: Path) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        auto_reload=False,  # a build renders each template thousands of times: no stat of its file each time
     )
     env.filters.update(f3=f3, ci=ci, usd=usd, pts=pts, sort_key=sort_key, pretty_json=pretty_json)
     env.globals.update(
@@ -542,6 +558,7 @@ def _environment(templates: Path) -> jinja2.Environment:
         parameters_text=parameters_text,
         not_in_paper=not_in_paper,
         f1ci=f1ci,
+        score_cells=score_cells,
         reproduction_mark=reproduction_mark,
         overview_reproduction=overview_reproduction,
         slug=slug,
@@ -664,7 +681,7 @@ def build_site(
     assets = site_assets(assets)  # before anything is read or written
     built = build_time(built_at)
     db, out = Path(db), Path(out)
-    data = read_store(db)
+    data = read_store(db, cells=False)  # the cells are read once the worker (which needs none) is forked
     paper = paper_results(paper_file)
     env = _environment(assets / "templates")
     columns = data.datasets
@@ -769,6 +786,7 @@ def build_site(
     # page; this process writes the rest and the downloads meanwhile.
     models = list(data.models.values())
     worker = _start(lambda: (_analyse(data, db, data_dir, suite, resamples, seed), model_pages(models[1::2])), parallel)
+    read_cells(db, [run for model in models for run in model.shown.values()])
     model_pages(models[::2])
     rows = _result_rows(data)
     write("downloads.html", "downloads.html", n_rows=len(rows), columns=RESULT_COLUMNS, column_notes=COLUMN_NOTES)

@@ -11,6 +11,7 @@ stored run stays listed on its model's page.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 
@@ -30,10 +31,20 @@ from nerbench.store import ALL, LONG_BUCKET, Store, read_predictions
 from nerbench.tracks import Track, device_class, track_of
 
 
+@functools.cache  # the same ids are linked from thousands of rows
 def slug(text: str) -> str:
     """A file name for any model id or dataset name: readable part plus a hash that keeps it unique."""
     readable = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.")[:60] or "x"
     return f"{readable}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:8]}"
+
+
+class Cell(NamedTuple):
+    """One per-type, per-length or paper-bucket score of a run, as a dataset page shows it."""
+
+    precision: float
+    recall: float
+    f1: float
+    n_gold: int
 
 
 @dataclass
@@ -59,10 +70,11 @@ class Run:
     long_f1: float | None = None
     long_f1_ci: tuple[float, float] | None = None
     schemes: dict[str, float] = field(default_factory=dict)  # scheme -> F1 over all entities
-    per_type: dict[str, dict[str, Any]] = field(default_factory=dict)
-    per_length: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Filled by read_cells (or read_store with cells=True).
+    per_type: dict[str, Cell] = field(default_factory=dict)
+    per_length: dict[str, Cell] = field(default_factory=dict)
     # The paper's gold-span length buckets (scheme 'paper-buckets'); empty for runs stored before them.
-    paper_buckets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    paper_buckets: dict[str, Cell] = field(default_factory=dict)
     paper_long_f1: float | None = None
     paper_long_f1_ci: tuple[float, float] | None = None
     timing: dict[str, Any] | None = None
@@ -186,74 +198,111 @@ def _rows(conn: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
     return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
-def read_store(db: Path) -> StoreData:
-    with Store(db, create=False):
-        pass  # validates the file and applies pending migrations
+def _connect(db: Path) -> duckdb.DuckDBPyConnection:
     try:
-        conn = duckdb.connect(str(db), read_only=True)
+        return duckdb.connect(str(db), read_only=True)
     except duckdb.Error as err:
         raise NerbenchError(f"{db}: cannot open the results database ({str(err).splitlines()[0]})") from None
+
+
+def read_store(db: Path, *, cells: bool = True) -> StoreData:
+    """Everything the pages show. `cells=False` leaves out the per-type and per-length scores (the
+    site reads them with `read_cells`, for the runs its dataset pages show, once its worker is forked)."""
+    with Store(db, create=False):
+        pass  # validates the file and applies pending migrations
+    conn = _connect(db)
     try:
-        return _read(conn)
+        data = _read(conn)
+        if cells:
+            _read_cells(conn, data.runs)
+        return data
     finally:
         conn.close()
 
 
+def read_cells(db: Path, runs: list[Run]) -> None:
+    """Fill the per-type, per-length and paper-bucket scores of these runs."""
+    conn = _connect(db)
+    try:
+        _read_cells(conn, runs)
+    finally:
+        conn.close()
+
+
+def _pair(low: float | None, high: float | None) -> tuple[float, float] | None:
+    return (low, high) if low is not None and high is not None else None
+
+
+def _overall_sql() -> str:
+    """One row per run: its overall scores, pivoted out of the metrics table by DuckDB (a store of
+    10,000 submissions holds over 600,000 metric rows; looping over them in Python took seconds)."""
+    strict_all = f"scheme = 'strict' AND entity_type = '{ALL}' AND length_bucket = '{ALL}'"
+    strict_long = f"scheme = 'strict' AND entity_type = '{ALL}' AND length_bucket = '{LONG_BUCKET}'"
+    paper_long = f"scheme = '{PAPER_BUCKETS}' AND length_bucket = '{LONG_BUCKET}'"
+    everything = f"entity_type = '{ALL}' AND length_bucket = '{ALL}'"
+    columns = [f"any_value({name}) FILTER (WHERE {strict_all})" for name in ("precision", "recall", "f1")]
+    columns += [
+        f"any_value({name}) FILTER (WHERE {where})"
+        for where in (strict_all, strict_long, paper_long)
+        for name in ("ci_low", "ci_high")
+    ]
+    columns += [f"any_value(f1) FILTER (WHERE {where})" for where in (strict_long, paper_long)]
+    columns += [f"list(scheme ORDER BY scheme) FILTER (WHERE {everything})"]
+    columns += [f"list(f1 ORDER BY scheme) FILTER (WHERE {everything})"]
+    return (
+        f"SELECT run_id, {', '.join(columns)} FROM metrics "
+        f"WHERE ({everything}) OR ({strict_long}) OR ({paper_long}) GROUP BY run_id"
+    )
+
+
 def _read(conn: duckdb.DuckDBPyConnection) -> StoreData:
     runs: dict[str, Run] = {}
-    for row in _rows(
-        conn, "SELECT r.*, m.family FROM runs r JOIN models m ON m.id = r.model_id WHERE r.status = 'complete'"
-    ):
-        runs[row["run_id"]] = Run(
-            run_id=row["run_id"],
-            model_id=row["model_id"],
-            family=row["family"],
-            dataset=row["dataset"],
-            split=row["split"],
-            source=row["source"],
-            self_reported=bool(row["self_reported"]),
-            modified=bool(row["modified"]),
-            created_at=_iso(row["created_at"]),
-            dataset_sha256=row["dataset_sha256"],
-            record=RunRecord.model_validate_json(row["config"]),
-            details=json.loads(row["details"]) if row.get("details") else None,
-        )
-    # Tuples, not dicts: a store of 1,000 submissions holds over 100,000 metric rows.
-    metric_rows = conn.execute(
-        "SELECT run_id, scheme, entity_type, length_bucket, tp, n_pred, n_gold, precision, recall, f1, ci_low, "
-        f"ci_high FROM metrics WHERE scheme IN ('strict', '{PAPER_BUCKETS}') "
-        "OR (entity_type = '*' AND length_bucket = '*')"
+    rows = conn.execute(
+        "SELECT r.run_id, r.model_id, m.family, r.dataset, r.split, r.source, r.self_reported, r.modified, "
+        "r.created_at, r.dataset_sha256, r.config, r.details, o.* EXCLUDE (run_id) "
+        f"FROM runs r JOIN models m ON m.id = r.model_id LEFT JOIN ({_overall_sql()}) o USING (run_id) "
+        "WHERE r.status = 'complete'"
     ).fetchall()
-    for run_id, scheme, entity_type, bucket, tp, n_pred, n_gold, precision, recall, f1, low, high in metric_rows:
-        run = runs.get(run_id)
-        if run is None:
-            continue
-        ci = (low, high) if low is not None and high is not None else None
-        if entity_type == ALL and bucket == ALL:
-            run.schemes[scheme] = f1
-            if scheme == "strict":
-                run.precision, run.recall, run.f1, run.f1_ci = precision, recall, f1, ci
-            continue
-        cell = {
-            "tp": tp,
-            "n_pred": n_pred,
-            "n_gold": n_gold,
-            "precision": precision,
-            "recall": recall,
-            "f1": f1,
-            "ci": ci,
-        }
-        if scheme == PAPER_BUCKETS:
-            run.paper_buckets[bucket] = cell
-            if bucket == LONG_BUCKET:
-                run.paper_long_f1, run.paper_long_f1_ci = f1, ci
-            continue
-        if bucket == ALL:
-            run.per_type[entity_type] = cell
-        elif entity_type == ALL:
-            run.per_length[bucket] = cell
-            if bucket == LONG_BUCKET:
-                run.long_f1, run.long_f1_ci = f1, ci
+    for (
+        run_id,
+        model_id,
+        family,
+        dataset,
+        split,
+        source,
+        self_reported,
+        modified,
+        created,
+        sha,
+        config,
+        details,
+        *scores,
+    ) in rows:
+        precision, recall, f1, low, high, long_low, long_high, paper_low, paper_high, long_f1, paper_f1 = scores[:11]
+        schemes, scheme_f1 = scores[11:]
+        runs[run_id] = Run(
+            run_id=run_id,
+            model_id=model_id,
+            family=family,
+            dataset=dataset,
+            split=split,
+            source=source,
+            self_reported=bool(self_reported),
+            modified=bool(modified),
+            created_at=_iso(created),
+            dataset_sha256=sha,
+            record=RunRecord.model_validate_json(config),
+            details=json.loads(details) if details else None,
+            precision=precision,
+            recall=recall,
+            f1=f1,
+            f1_ci=_pair(low, high),
+            long_f1=long_f1,
+            long_f1_ci=_pair(long_low, long_high),
+            schemes=dict(zip(schemes, scheme_f1)) if schemes else {},
+            paper_long_f1=paper_f1,
+            paper_long_f1_ci=_pair(paper_low, paper_high),
+        )
     for row in _rows(conn, "SELECT * FROM timings"):
         run = runs.get(row.pop("run_id"))
         if run is not None:
@@ -268,6 +317,10 @@ def _read(conn: duckdb.DuckDBPyConnection) -> StoreData:
     models: dict[str, Model] = {}
     for row in _rows(conn, "SELECT id, family, meta FROM models ORDER BY id"):
         models[row["id"]] = Model(row["id"], row["family"], json.loads(row["meta"]), slug(row["id"]))
+    # Stable sorts, least significant key first: (dataset, model, newest first, run id).
+    all_runs = sorted(runs.values(), key=lambda r: r.run_id)
+    all_runs.sort(key=lambda r: r.created_at, reverse=True)
+    all_runs.sort(key=lambda r: (r.dataset, r.model_id))
     ordered = sorted(runs.values(), key=lambda r: (r.dataset, r.model_id, r.created_at, r.run_id), reverse=True)
     for run in ordered:  # newest first: the first run seen per dataset is the one shown
         model = models[run.model_id]
@@ -277,8 +330,26 @@ def _read(conn: duckdb.DuckDBPyConnection) -> StoreData:
     for model in models.values():
         for dataset, shown in model.shown.items():
             shown.seed_runs = _seeds_of(shown, [r for r in model.runs if r.dataset == dataset])
-    all_runs = sorted(runs.values(), key=lambda r: (r.dataset, r.model_id, _desc(r.created_at), r.run_id))
     return StoreData(models=models, datasets=sorted({r.dataset for r in runs.values()}), runs=all_runs)
+
+
+def _read_cells(conn: duckdb.DuckDBPyConnection, runs: list[Run]) -> None:
+    by_id = {run.run_id: run for run in runs}
+    rows = conn.execute(
+        "SELECT run_id, scheme, entity_type, length_bucket, precision, recall, f1, n_gold FROM metrics "
+        f"WHERE run_id IN (SELECT unnest(?)) AND NOT (entity_type = '{ALL}' AND length_bucket = '{ALL}') AND "
+        f"(scheme = '{PAPER_BUCKETS}' OR (scheme = 'strict' AND '{ALL}' IN (entity_type, length_bucket)))",
+        [list(by_id)],
+    ).fetchall()
+    for run_id, scheme, entity_type, bucket, *values in rows:
+        run = by_id[run_id]
+        cell = Cell(*values)
+        if scheme == PAPER_BUCKETS:
+            run.paper_buckets[bucket] = cell
+        elif bucket == ALL:
+            run.per_type[entity_type] = cell
+        else:
+            run.per_length[bucket] = cell
 
 
 # What a serving condition changes in a run's record (nerbench.record.Serving): the same checkpoint
@@ -313,10 +384,6 @@ def _seeds_of(shown: Run, runs: list[Run]) -> list[Run]:
             by_seed.setdefault(run.seed, run)
     by_seed[shown.seed] = shown
     return sorted(by_seed.values(), key=lambda r: (r.seed is None, r.seed or 0))
-
-
-def _desc(text: str) -> tuple:
-    return tuple(-ord(c) for c in text)
 
 
 def predictions(db: Path, run_ids: list[str]) -> dict[str, list[list[str]]]:

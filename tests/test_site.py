@@ -20,7 +20,7 @@ from nerbench import __version__
 from nerbench.cli import _register, app
 from nerbench.errors import NerbenchError
 from nerbench.site import COLUMN_NOTES, RESULT_COLUMNS, build_site, build_time, paper_results, size_class
-from nerbench.site_data import slug
+from nerbench.site_data import read_cells, read_store, slug
 from nerbench.site_svg import Point, chart, label_box, pareto, place_labels
 from nerbench.store import Store
 
@@ -136,6 +136,36 @@ def test_every_internal_link_resolves_and_nothing_is_fetched_from_elsewhere(site
                 assert parts.fragment in other.ids, f"{page.name}: {link}"
         assert "javascript:" not in " ".join(parser.links)
         assert '<link rel="stylesheet" href="' in page.read_text("utf-8")
+
+
+def test_the_site_reads_the_scores_the_scorer_stored(store):
+    """read_store pivots the metrics table in SQL and read_cells adds the per-type and per-length
+    cells later (the site's worker needs none): every number is the one the scorer computed."""
+    path, expected = store
+    data = read_store(path, cells=False)
+    assert not any(r.per_type or r.per_length or r.paper_buckets for r in data.runs)
+    read_cells(path, data.runs)
+    assert len(data.runs) == len(expected)
+    for run in data.runs:
+        scores = expected[(run.model_id, run.dataset)]
+        assert (run.precision, run.recall, run.f1) == (scores.strict.precision, scores.strict.recall, scores.strict.f1)
+        assert run.f1_ci == tuple(scores.ci95["f1"])
+        assert (run.long_f1, run.long_f1_ci) == (scores.long_f1, tuple(scores.ci95_per_length["3+"]))
+        assert (run.paper_long_f1, run.paper_long_f1_ci) == (
+            scores.paper_long_f1,
+            tuple(scores.ci95_paper_buckets["3+"]),
+        )
+        assert run.schemes == {name: getattr(scores, name).f1 for name in ("strict", "exact", "partial", "type")}
+        for cells, prfs in (
+            (run.per_type, scores.per_type),
+            (run.per_length, scores.per_length),
+            (run.paper_buckets, scores.paper_buckets),
+        ):
+            assert cells == {k: (p.precision, p.recall, p.f1, p.n_gold) for k, p in prfs.items()}
+    full = read_store(path)
+    assert [(r.per_type, r.per_length, r.paper_buckets) for r in full.runs] == [
+        (r.per_type, r.per_length, r.paper_buckets) for r in data.runs
+    ]
 
 
 def test_overview_numbers_equal_the_stores(store, site):
