@@ -14,7 +14,8 @@ the p-values of one page are Holm-adjusted across its datasets.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -255,18 +256,26 @@ class TrackPage:
 
 def entries(runs: list[Run], parameters: Mapping[str, int | None]) -> list[Entry]:
     """Group one track's runs on one dataset into entries (newest run per seed)."""
-    groups: dict[str, dict[int | None, Run]] = {}
-    for run in sorted(runs, key=lambda r: (r.created_at, r.run_id), reverse=True):
-        groups.setdefault(seed_group(run), {}).setdefault(run.seed, run)
+    ordered = sorted(runs, key=lambda r: (r.created_at, r.run_id), reverse=True)
+    # Runs of one configuration share their model id, so a model's only run is a group of its own:
+    # the record is serialized (seed_group, serving_group) only for models with several runs here,
+    # which spares tens of thousands of serializations on a store of 10,000 submissions.
+    several = {model_id for model_id, n in Counter(r.model_id for r in ordered).items() if n > 1}
+    groups: dict[tuple[str, str], dict[int | None, Run]] = {}
+    for run in ordered:
+        key = (run.model_id, seed_group(run) if run.model_id in several else "")
+        groups.setdefault(key, {}).setdefault(run.seed, run)
     every = []
     for by_seed in groups.values():
         runs_of = sorted(by_seed.values(), key=lambda r: (r.seed is None, r.seed or 0))
         every.append(Entry(runs_of, parameters.get(runs_of[0].model_id)))
     # A configuration served both ways is one candidate: the paper's serving ("as-trained"), with the
     # deployed runs beside it; a configuration stored only as deployed is a candidate of its own.
-    by_config: dict[str, dict[str, Entry]] = {}
+    several = {model_id for model_id, n in Counter(e.model_id for e in every).items() if n > 1}
+    by_config: dict[tuple[str, str], dict[str, Entry]] = {}
     for entry in every:
-        by_config.setdefault(serving_group(entry.first), {})[entry.serving] = entry
+        key = (entry.model_id, serving_group(entry.first) if entry.model_id in several else "")
+        by_config.setdefault(key, {})[entry.serving] = entry
     out = []
     for served in by_config.values():
         trained, deployed = served.get("as-trained"), served.get("as-deployed")
@@ -410,8 +419,11 @@ def pages(
     # The predictions of every compared run in one read of the predictions table.
     wanted = [rid for q, _ in testable for e in (q.llm, q.encoder) if e is not None for rid in e.run_ids]
     preds = predictions(db, wanted)
+    golds: dict[str, list[list[str]]] = {}  # each split's gold tags, built once for all its tests
     for q, split in testable:
-        _test(q, split, preds, resamples, seed)
+        if q.dataset not in golds:
+            golds[q.dataset] = [list(s.tags) for s in split.sentences]
+        _test(q, golds[q.dataset], split.documents, preds, resamples, seed)
     for page in out:
         _adjust(page.questions)
         for q in page.questions:
@@ -452,9 +464,10 @@ def _untestable(dataset: str, runs: list[Run], split: Split | None) -> str | Non
     return None
 
 
-def _test(q: Question, split: Split, preds: dict[str, list], resamples: int, seed: int) -> None:
+def _test(
+    q: Question, gold: list[list[str]], units: Sequence[str] | None, preds: dict[str, list], resamples: int, seed: int
+) -> None:
     assert q.llm is not None and q.encoder is not None
-    gold = [list(s.tags) for s in split.sentences]
     seeds_llm = [preds[rid] for rid in q.llm.run_ids]
     seeds_enc = [preds[rid] for rid in q.encoder.run_ids]
     if any(len(p) != len(gold) for p in seeds_llm + seeds_enc):
@@ -463,7 +476,7 @@ def _test(q: Question, split: Split, preds: dict[str, list], resamples: int, see
     try:
         for attr, long_only in (("paired", False), ("paired_long", True)):
             result = scoring.compare_seeds(
-                gold, seeds_llm, seeds_enc, resamples=resamples, seed=seed, long_only=long_only, units=split.documents
+                gold, seeds_llm, seeds_enc, resamples=resamples, seed=seed, long_only=long_only, units=units
             )
             setattr(q, attr, _paired(result))
     except NerbenchError as err:

@@ -153,6 +153,22 @@ def test_seeds_of_one_model_are_one_entry_with_mean_and_spread():
     assert len(entries(runs + [_run("other", "encoder", 0.5)], {})) == 2
 
 
+def test_entries_are_configurations_whatever_the_order_of_the_runs():
+    """A model's lone run is an entry of its own; a model with several runs gets one entry per
+    configuration (its seeds pooled), however the runs of several models interleave."""
+    a0, a1 = _run("a", "encoder", 0.80, seed=0), _run("a", "encoder", 0.82, seed=1)
+    paper = _run("a", "encoder", 0.90, profile="paper")
+    b, c = _run("b", "encoder", 0.85), _run("c", "llm", 0.70, created="2026-01-02T00:00:00")
+    for runs in ([a0, b, a1, paper, c], [c, paper, a1, b, a0]):
+        got = entries(runs, {"a": 110_000_000})
+        assert sorted((e.model_id, e.seeds, e.f1, e.parameters) for e in got) == [
+            ("a", 1, 0.90, 110_000_000),
+            ("a", 2, pytest.approx(0.81), 110_000_000),
+            ("b", 1, 0.85, None),
+            ("c", 1, 0.70, None),
+        ]
+
+
 def test_paired_test_pools_seeds_over_documents(tmp_path: Path, data_dir):
     """Two seeds per side: the page's test is `compare_seeds` over the documents of the split."""
     split = load_split("biored", "test", data_dir)
