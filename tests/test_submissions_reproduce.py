@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from nerbench import shards as sh
 from nerbench.cli import _register, app
 from nerbench.errors import NerbenchError
 from nerbench.pipeline import evaluate as ev
@@ -63,7 +64,7 @@ def test_a_local_minilm_submission_is_reproduced_on_cpu_and_shown_as_such(submit
     link = done.link
     assert link["submission"] == SUBMISSION and link["content_sha256"] == v.content_sha256
     assert link["agreement"] == 1.0 and link["differing_tags"] == 0 and link["f1_delta"] == 0.0
-    assert link["reproduced"] is True and link["rule"] == rp.REPRODUCED_RULE
+    assert link["reproduced"] is True and link["rule"] == sh.REPRODUCED_RULE
 
     with Store(db) as store:
         run = store.run(done.run_id)
@@ -134,23 +135,33 @@ def test_the_cli_prints_the_comparison_and_exits_1_when_not_reproduced(submitted
         "--json",
         "--runs-dir",
         str(tmp_path / "runs"),
+        "--shards",
+        str(tmp_path / "shards"),
     ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1, result.output
     (row,) = json.loads(result.stdout)
-    assert row["reproduced"] is False and row["agreement"] < rp.MIN_AGREEMENT and row["status"] == "stored"
+    assert row["reproduced"] is False and row["agreement"] < sh.MIN_AGREEMENT and row["status"] == "stored"
     assert row["device_name"].startswith("CPU")
     with Store(db) as store:
+        assert store.run(row["run_id"])["details"]["reproduces"]["reproduced"] is False
+    # The shard says the same, and a store holding the submission takes it as not reproduced.
+    assert row["shard"] == str(tmp_path / "shards" / f"ncbi_disease-{row['run_id']}.shard.json")
+    fresh = tmp_path / "fresh.duckdb"
+    assert ingest(flipped, fresh, data_dir=data_dir).status == "stored"
+    (outcome,) = sh.ingest_shards([tmp_path / "shards"], fresh, data_dir=data_dir, reproductions_only=True)
+    assert outcome.status == "stored", outcome.message
+    with Store(fresh) as store:
         assert store.run(row["run_id"])["details"]["reproduces"]["reproduced"] is False
 
 
 def test_the_rule():
-    assert rp.is_reproduced(1.0, 0.0) and rp.is_reproduced(0.995, -0.005)
-    assert not rp.is_reproduced(0.9949, 0.0) and not rp.is_reproduced(1.0, 0.0051)
-    found = rp.agreement([["O", "B-Disease"], ["O"]], [["O", "I-Disease"], ["O"]], 0.5, 0.4)
+    assert sh.is_reproduced(1.0, 0.0) and sh.is_reproduced(0.995, -0.005)
+    assert not sh.is_reproduced(0.9949, 0.0) and not sh.is_reproduced(1.0, 0.0051)
+    found = sh.agreement([["O", "B-Disease"], ["O"]], [["O", "I-Disease"], ["O"]], 0.5, 0.4)
     assert (found.tokens, found.differing, round(found.f1_delta, 6), found.reproduced) == (3, 1, -0.1, False)
     with pytest.raises(NerbenchError, match="sentence 1: 1 tags re-predicted, but 2 submitted"):
-        rp.agreement([["O", "O"]], [["O"]], 0.0, 0.0)
+        sh.agreement([["O", "O"]], [["O"]], 0.0, 0.0)
 
 
 def test_a_submission_without_weights_cannot_be_reproduced(data_dir, tmp_path):

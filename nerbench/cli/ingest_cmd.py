@@ -19,17 +19,30 @@ def ingest(
         ),
     ],
     replace: Annotated[bool, typer.Option(help="Replace a stored submission of the same id that changed.")] = False,
+    reproductions_only: Annotated[
+        bool,
+        typer.Option(
+            help="Accept only shards of `nerbench reproduce --shards` (checked against the stored submission and "
+            "re-scored): what the site workflow ingests from leaderboard/reproduced."
+        ),
+    ] = False,
     db: Db = DEFAULT_DB,
     data_dir: DataDir = None,
 ) -> None:
-    """Load cells' shard files and submission folders into the store (one transaction each; idempotent)."""
+    """Load cells' shard files and submission folders into the store (one transaction each; idempotent).
+
+    A reproduction shard (`nerbench reproduce --shards`) is stored only after it is checked against \
+the stored submission it names (same content), its predictions re-scored and its agreement recomputed.
+    """
     from nerbench.shards import ingest_shards, is_shard_path
 
     shards = [path for path in paths if is_shard_path(path)]
     others = [path for path in paths if path not in shards]
+    if reproductions_only and others:
+        raise NerbenchError(f"{others[0]}: not a shard file, nor a folder of them (--reproductions-only)")
     if shards:
         console = wide_console()
-        outcomes = ingest_shards(shards, db)
+        outcomes = ingest_shards(shards, db, data_dir=data_dir, reproductions_only=reproductions_only)
         for outcome in outcomes:
             if outcome.status == "failed":
                 console.print(line(("✗", "red"), " ", outcome.message), soft_wrap=True)

@@ -16,6 +16,13 @@ def reproduce(
     device: Annotated[str | None, typer.Option(help="Torch device (default: cuda if available, else cpu).")] = None,
     force: Annotated[bool, typer.Option(help="Measure again a re-run already stored for this submission.")] = False,
     runs_dir: Annotated[Path, typer.Option(help="Folder for eval's working files.")] = Path("runs"),
+    shards: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write each re-run as a shard file into this folder (e.g. leaderboard/reproduced/<id>/), "
+            "for a maintainer to commit; the site ingests it after the submissions."
+        ),
+    ] = None,
     as_json: Json = False,
     data_dir: DataDir = None,
     db: Db = DEFAULT_DB,
@@ -27,8 +34,8 @@ or a local folder inside the submission), loaded from safetensors only, never wi
 code. A dataset counts as reproduced at >= 99.5% identical tags and |delta F1| <= 0.005; exit \
 status 1 when one is not (its run is stored all the same).
     """
-    from nerbench.pipeline.reproduce import REPRODUCED_RULE
     from nerbench.pipeline.reproduce import reproduce as run
+    from nerbench.shards import REPRODUCED_RULE
 
     quiet_libraries()
     notes = plain_console(stderr=True)
@@ -39,11 +46,19 @@ status 1 when one is not (its run is stored all the same).
         device=device,
         runs_dir=runs_dir,
         force=force,
+        shards=shards,
         say=lambda text: notes.print(line(text), soft_wrap=True),
     )
     if as_json:
         rows = [
-            {"dataset": r.dataset, "run_id": r.run_id, "status": r.status, "device_name": r.device_name} | r.link
+            {
+                "dataset": r.dataset,
+                "run_id": r.run_id,
+                "status": r.status,
+                "device_name": r.device_name,
+                "shard": str(r.shard) if r.shard is not None else None,
+            }
+            | r.link
             for r in done
         ]
         typer.echo(json.dumps(rows, indent=2, sort_keys=True))
@@ -78,5 +93,8 @@ status 1 when one is not (its run is stored all the same).
                 )
             )
         wide_console().print(table)
+        for r in done:
+            if r.shard is not None:
+                notes.print(line(f"{r.dataset}: shard written to {r.shard}"), soft_wrap=True)
     if not all(r.link["reproduced"] for r in done):
         raise typer.Exit(1)

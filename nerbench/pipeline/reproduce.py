@@ -9,7 +9,7 @@ the submission has predictions for, and compares the new tags with the submitted
 - agreement: the share of word tags that are identical (over every token of the split);
 - F1 difference: the re-run's strict F1 minus the submitted predictions' re-scored strict F1.
 
-The rule (REPRODUCED_RULE, `is_reproduced`): at least 99.5% identical tags and |ΔF1| <= 0.005.
+The rule (nerbench.shards.is_reproduced): at least 99.5% identical tags and |ΔF1| <= 0.005.
 On the same kind of hardware a deterministic model gives 100% and 0; GPU kernels (another GPU,
 another library version, bf16 accumulation order) flip a few tags near decision boundaries, which
 this allows; a real difference in the weights or the tagging does not pass. A CPU re-run of a GPU
@@ -22,20 +22,27 @@ is), and linked to the submission in its details:
 
     details["reproduces"] = {"submission", "content_sha256", "agreement", "f1_delta",
                              "submitted_f1", "reproduced_f1", "tokens", "differing_tags",
-                             "reproduced", "rule"}
+                             "reproduced", "rule", "submitted_hardware"}
+
+With `shards`, each re-run is also written as a shard file (`<dataset>-<run id>.shard.json`), the
+way results come back from the reference runner: `.github/workflows/reference.yml` uploads them, a
+maintainer commits them under `leaderboard/reproduced/<submission id>/`, and the site workflow
+ingests them after the submissions, checking and re-scoring each (nerbench.shards: what is trusted
+in a shard, and why).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from nerbench import scoring
 from nerbench.errors import NerbenchError
 from nerbench.pipeline.evaluate import EvalOptions, EvalOutcome, evaluate
+from nerbench.shards import SHARD_SUFFIX, agreement, reproduction_link, strict_f1, write_shard
 from nerbench.store import RunResult, Store
 from nerbench.submissions import (
     LOCAL_OWNER,
@@ -47,63 +54,6 @@ from nerbench.submissions import (
     validate,
 )
 
-# What agreement counts as reproduced: stated once, here (and in the README's words).
-MIN_AGREEMENT = 0.995
-MAX_F1_DELTA = 0.005
-REPRODUCED_RULE = f">= {MIN_AGREEMENT:.1%} identical tags and |delta F1| <= {MAX_F1_DELTA}"
-
-
-def is_reproduced(agreement: float, f1_delta: float) -> bool:
-    """Whether a re-run agrees with the submitted tags closely enough to count as reproduced."""
-    return agreement >= MIN_AGREEMENT and abs(f1_delta) <= MAX_F1_DELTA
-
-
-@dataclass(frozen=True)
-class Agreement:
-    tokens: int
-    differing: int
-    submitted_f1: float
-    reproduced_f1: float
-
-    @property
-    def share(self) -> float:
-        return 1.0 if self.tokens == 0 else (self.tokens - self.differing) / self.tokens
-
-    @property
-    def f1_delta(self) -> float:
-        return self.reproduced_f1 - self.submitted_f1
-
-    @property
-    def reproduced(self) -> bool:
-        return is_reproduced(self.share, self.f1_delta)
-
-
-def agreement(
-    submitted: Sequence[Sequence[str]], reproduced: Sequence[Sequence[str]], submitted_f1: float, reproduced_f1: float
-) -> Agreement:
-    """Tag-by-tag agreement of two taggings of one split (the same sentences, the same words)."""
-    if len(submitted) != len(reproduced):
-        raise NerbenchError(f"{len(reproduced)} sentences re-predicted, but {len(submitted)} submitted")
-    tokens = differing = 0
-    for number, (a, b) in enumerate(zip(submitted, reproduced), start=1):
-        if len(a) != len(b):
-            raise NerbenchError(f"sentence {number}: {len(b)} tags re-predicted, but {len(a)} submitted")
-        tokens += len(a)
-        differing += sum(x != y for x, y in zip(a, b))
-    return Agreement(tokens, differing, submitted_f1, reproduced_f1)
-
-
-def _strict_f1(metrics: Sequence[Any]) -> float:
-    for row in metrics:
-        values = row if isinstance(row, dict) else vars(row)
-        if (
-            values["scheme"] == "strict"
-            and values["entity_type"] == scoring.ALL
-            and values["length_bucket"] == scoring.ALL
-        ):
-            return float(values["f1"])
-    raise NerbenchError("the re-run has no strict F1 over all entities")
-
 
 @dataclass
 class Reproduction:
@@ -112,15 +62,26 @@ class Reproduction:
     status: str  # "stored" | "skipped" (already stored, linked to this submission's content)
     link: dict[str, Any]
     device_name: str | None
+    shard: Path | None = None  # the shard file written (with --shards)
+
+
+def shard_path(folder: Path, dataset: str, run_id: str) -> Path:
+    """One file per re-run: a re-run on other hardware (another run id) does not replace it."""
+    return folder / f"{dataset}-{run_id}{SHARD_SUFFIX}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)  # the store's convention: naive UTC
 
 
 class _LinkingSink:
     """Saves each re-run to the store, linked to the submission: its details name the submission
-    and its agreement with the submitted tags, and it keeps the submission's model record."""
+    and its agreement with the submitted tags, and it keeps the submission's model record. With a
+    shards folder, each saved run is also written there as a shard (what the published site ingests)."""
 
-    def __init__(self, db: Path, v: Validation):
+    def __init__(self, db: Path, v: Validation, shards: Path | None):
         assert v.submission is not None and v.content_sha256 is not None
-        self.db, self.v = db, v
+        self.db, self.v, self.shards = db, v, shards
         self.saved: dict[str, Reproduction] = {}
 
     def _linked(self, details: Any) -> bool:
@@ -134,31 +95,61 @@ class _LinkingSink:
 
     def save_run(self, result: RunResult, *, replaces: str | None = None) -> str:
         v, dataset = self.v, result.record.dataset
-        assert v.submission is not None
+        assert v.submission is not None and v.content_sha256 is not None
         found = agreement(
-            v.predictions[dataset], result.predictions, v.scores[dataset].strict.f1, _strict_f1(result.metrics)
+            v.predictions[dataset], result.predictions, v.scores[dataset].strict.f1, strict_f1(result.metrics)
         )
-        link = {
-            "submission": v.submission.id,
-            "content_sha256": v.content_sha256,
-            "agreement": found.share,
-            "f1_delta": found.f1_delta,
-            "submitted_f1": found.submitted_f1,
-            "reproduced_f1": found.reproduced_f1,
-            "tokens": found.tokens,
-            "differing_tags": found.differing,
-            "reproduced": found.reproduced,
-            "rule": REPRODUCED_RULE,
-            "submitted_hardware": v.submission.hardware.model_dump(),
-        }
-        result = replace(result, model=model_meta(v.submission), details=(result.details or {}) | {"reproduces": link})
+        link = reproduction_link(v.submission.id, v.content_sha256, found, v.submission.hardware.model_dump())
+        result = replace(
+            result,
+            model=model_meta(v.submission),
+            details=(result.details or {}) | {"reproduces": link},
+            created_at=result.created_at or _now(),  # the same in the store and the shard
+        )
         with Store(self.db) as store:
             if replaces is None and store.has_run(result.record.run_id):
                 replaces = result.record.run_id  # the unlinked run of the same weights, measured anew
             run_id = store.save_run(result, replaces=replaces)
+        shard = self._write_shard(result)
         device = (result.timing or {}).get("device_name")
-        self.saved[dataset] = Reproduction(dataset, run_id, "stored", link, device)
+        self.saved[dataset] = Reproduction(dataset, run_id, "stored", link, device, shard)
         return run_id
+
+    def _write_shard(self, result: RunResult) -> Path | None:
+        if self.shards is None:
+            return None
+        assert self.v.submission is not None
+        cell = {"reproduces": self.v.submission.id, "dataset": result.record.dataset}
+        return write_shard(shard_path(self.shards, result.record.dataset, result.record.run_id), result, cell=cell)
+
+    def skipped(self, dataset: str, run_id: str) -> Reproduction:
+        """A linked re-run found stored: reported, and written as a shard from the store."""
+        with Store(self.db) as store:
+            result = _stored_result(store, run_id)
+        device = (result.timing or {}).get("device_name")
+        link = (result.details or {})["reproduces"]
+        return Reproduction(dataset, run_id, "skipped", link, device, self._write_shard(result))
+
+
+def _stored_result(store: Store, run_id: str) -> RunResult:
+    """A stored run as `save_run` took it (what a shard holds)."""
+    run = store.run(run_id)
+    model = store.model(run["model_id"])
+    assert model is not None  # a stored run's model is stored
+    return RunResult(
+        model=model["meta"],
+        record=run["record"],
+        predictions=store.predictions(run_id),
+        predictions_sha256=run["predictions_sha256"],
+        metrics=store.metrics(run_id),
+        timing=store.timing(run_id),
+        environment=store.environment(run_id),
+        source=run["source"],
+        self_reported=bool(run["self_reported"]),
+        status=run["status"],
+        created_at=run["created_at"],
+        details=run["details"],
+    )
 
 
 def _weights_arg(v: Validation) -> tuple[str, str | None]:
@@ -257,10 +248,12 @@ def reproduce(
     device: str | None = None,
     runs_dir: Path = Path("runs"),
     force: bool = False,
+    shards: Path | None = None,
     say: Callable[[str], None] = lambda _: None,
     allow_random_init: bool = False,  # tests only, as for evaluate
 ) -> list[Reproduction]:
-    """Re-run a valid submission's weights on its datasets; one linked run per dataset."""
+    """Re-run a valid submission's weights on its datasets; one linked run per dataset. With `shards`,
+    each re-run (measured now or found stored) is also written to that folder as a shard file."""
     v = validate(path, data_dir)
     if not v.ok:
         listed = "; ".join(str(p) for p in v.problems[:5])
@@ -270,7 +263,7 @@ def reproduce(
     model, revision = _weights_arg(v)
     _refuse_remote_code(model, revision)
     _check_owner(db, v)
-    sink = _LinkingSink(db, v)
+    sink = _LinkingSink(db, v, shards)
     options = EvalOptions(
         datasets=sorted(v.scores),
         data_dir=data_dir,
@@ -286,17 +279,4 @@ def reproduce(
         sink=sink,
     )
     outcomes: list[EvalOutcome] = evaluate(model, options, say=say)
-    out = []
-    for outcome in outcomes:
-        if outcome.dataset in sink.saved:
-            out.append(sink.saved[outcome.dataset])
-            continue
-        with Store(db) as store:  # skipped: already stored and linked to this content
-            run = store.run(outcome.run_id)
-            timing = store.timing(outcome.run_id) or {}
-        out.append(
-            Reproduction(
-                outcome.dataset, outcome.run_id, "skipped", run["details"]["reproduces"], timing.get("device_name")
-            )
-        )
-    return out
+    return [sink.saved.get(o.dataset) or sink.skipped(o.dataset, o.run_id) for o in outcomes]
