@@ -27,6 +27,7 @@ from typing import Any
 
 import duckdb
 import jinja2
+import numpy as np
 from markupsafe import Markup, escape
 
 from nerbench import __version__
@@ -865,32 +866,56 @@ def _write_cost_points(folder: Path, overall: list[Point], charts: dict[str, lis
     (folder / "cost_points.csv").write_text(buffer.getvalue(), encoding="utf-8")
 
 
+def _objects(values: list[Any]) -> np.ndarray:
+    """A column for DuckDB to scan (a dict of numpy arrays needs neither pandas nor pyarrow)."""
+    column = np.empty(len(values), dtype=object)
+    column[:] = values
+    return column
+
+
+def _csv_column(name: str, kind: str) -> str:
+    """A column of results.csv: texts made safe, booleans as Python's csv module wrote them (DuckDB
+    writes doubles as Python's repr does)."""
+    if kind == "VARCHAR":
+        return f"in_csv.{name}"
+    if kind == "BOOLEAN":
+        return f"CASE WHEN {name} THEN 'True' WHEN NOT {name} THEN 'False' END AS {name}"
+    return name
+
+
 def _write_downloads(folder: Path, rows: list[dict[str, Any]]) -> None:
+    """results.csv, .json and .parquet, one row per run (the columns of RESULT_COLUMNS), written by
+    DuckDB from one table: building 50,000 rows of text in Python took seconds."""
     from nerbench.safe_text import csv_cell
 
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(RESULT_COLUMNS), lineterminator="\n")
-    writer.writeheader()
-    # Ids and device names come from submissions: no cell may run as a spreadsheet formula
-    # (nerbench.safe_text.csv_cell). The JSON and Parquet downloads carry the values as stored.
-    writer.writerows({key: csv_cell(value) for key, value in row.items()} for row in rows)
-    (folder / "results.csv").write_text(buffer.getvalue(), encoding="utf-8")
-    # One run per line: readable, and json's C encoder (which `indent` would switch off).
-    lines = ",\n".join(json.dumps(row, ensure_ascii=False, allow_nan=False) for row in rows)
-    (folder / "results.json").write_text(f"[\n{lines}\n]\n" if rows else "[]\n", encoding="utf-8")
-    columns = ", ".join(f"'{name}': '{_PARQUET_TYPES.get(name, 'VARCHAR')}'" for name in RESULT_COLUMNS)
+    types = {name: _PARQUET_TYPES.get(name, "VARCHAR") for name in RESULT_COLUMNS}
+    stored = {name: _objects([row[name] for row in rows]) for name in RESULT_COLUMNS}
+    # Ids and device names come from submissions: no CSV cell may run as a spreadsheet formula
+    # (nerbench.safe_text.csv_cell); each distinct text is made safe once. The JSON and Parquet
+    # downloads carry the values as stored.
+    safe = {
+        text: csv_cell(text)
+        for name, kind in types.items()
+        if kind == "VARCHAR"
+        for text in set(stored[name])
+        if isinstance(text, str)
+    }
+    in_csv = {
+        name: _objects([safe.get(v, v) for v in stored[name]]) for name, kind in types.items() if kind == "VARCHAR"
+    }
     conn = duckdb.connect()
     try:
-        source = str(folder / "results.json").replace("'", "''")
-        target = str(folder / "results.parquet").replace("'", "''")
-        if rows:
-            select = f"SELECT * FROM read_json('{source}', format = 'array', columns = {{{columns}}})"
-        else:  # read_json cannot infer anything from an empty array: an empty table of the same columns
-            select = (
-                "SELECT "
-                + ", ".join(f"NULL::{_PARQUET_TYPES.get(name, 'VARCHAR')} AS {name}" for name in RESULT_COLUMNS)
-                + " LIMIT 0"
-            )
-        conn.execute(f"COPY ({select}) TO '{target}' (FORMAT parquet)")
+        conn.register("stored", stored)
+        conn.register("in_csv", in_csv)
+        typed = ", ".join(f"CAST(stored.{name} AS {kind}) AS {name}" for name, kind in types.items())
+        conn.execute(f"CREATE TABLE results AS SELECT {typed} FROM stored")
+        cells = ", ".join(_csv_column(name, kind) for name, kind in types.items())
+        for name, query, options in (
+            ("results.csv", f"SELECT {cells} FROM results POSITIONAL JOIN in_csv", "FORMAT csv"),
+            ("results.json", "FROM results", "FORMAT json, ARRAY true"),
+            ("results.parquet", "FROM results", "FORMAT parquet"),
+        ):
+            target = str(folder / name).replace("'", "''")
+            conn.execute(f"COPY ({query}) TO '{target}' ({options})")
     finally:
         conn.close()

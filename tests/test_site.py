@@ -5,6 +5,7 @@ Every store here is TEST DATA (tests/_site_store.py): made-up runs, never publis
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from typer.testing import CliRunner
 from nerbench import __version__
 from nerbench.cli import _register, app
 from nerbench.errors import NerbenchError
+from nerbench.safe_text import csv_cell
 from nerbench.site import COLUMN_NOTES, RESULT_COLUMNS, build_site, build_time, paper_results, size_class
 from nerbench.site_data import read_cells, read_store, slug
 from nerbench.site_svg import Point, chart, label_box, pareto, place_labels
@@ -166,6 +168,24 @@ def test_the_site_reads_the_scores_the_scorer_stored(store):
     assert [(r.per_type, r.per_length, r.paper_buckets) for r in full.runs] == [
         (r.per_type, r.per_length, r.paper_buckets) for r in data.runs
     ]
+
+
+def test_the_three_downloads_hold_the_same_rows(site, submitted_site):
+    """DuckDB writes the downloads from one table: the CSV holds each JSON value as Python's csv
+    module writes it (texts made safe, floats as repr, True/False), Parquet the very values."""
+    for folder in (site, submitted_site):
+        rows = json.loads((folder / "data" / "results.json").read_text("utf-8"))
+        with open(folder / "data" / "results.csv", encoding="utf-8", newline="") as handle:
+            csv_rows = list(csv.DictReader(handle))
+        parquet = duckdb.sql(f"SELECT * FROM '{folder / 'data' / 'results.parquet'}'")
+        assert parquet.columns == list(RESULT_COLUMNS) and len(rows) == len(csv_rows) > 1
+        for row, text, stored in zip(rows, csv_rows, parquet.fetchall()):
+            assert list(row) == list(RESULT_COLUMNS) and list(stored) == list(row.values())
+            for name, value in row.items():
+                if value is None:
+                    assert text[name] == ""
+                else:
+                    assert text[name] == (csv_cell(value) if isinstance(value, str) else repr(value)), name
 
 
 def test_overview_numbers_equal_the_stores(store, site):
