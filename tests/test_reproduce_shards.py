@@ -25,6 +25,7 @@ from nerbench.site import build_site
 from nerbench.store import Store, predictions_sha256
 from nerbench.submissions import TOML_NAME, ingest, package
 from tests._tiny_models import NCBI_LABELS, save_tiny_bert
+from tests.test_workflows import _fake_checkout, _outputs, _run_step, _step, _workflow
 
 SUBMISSION = "minilm-shards-cpu"
 MODEL = "minilm-shards"
@@ -306,3 +307,49 @@ def test_what_can_be_recomputed_is_stored_recomputed(reference, submitted, data_
         model = store.model(MODEL)
         assert model is not None and model["meta"]["description"] != "the best model ever"
         assert model["meta"]["submission"] == SUBMISSION
+
+
+# ----------------------------------------------------------------------------- the site workflow
+
+
+def test_pages_ingests_the_committed_reproductions_and_names_a_refused_one(reference, submitted, data_dir, tmp_path):
+    jobs = _workflow("pages.yml")["jobs"]
+    steps = {
+        name: _step(jobs["build"], name)["run"]
+        for name in (
+            "Ingest each submission folder on its own",
+            "Ingest the reproductions, one folder per submission",
+            "Build the site from the valid submissions",
+        )
+    }
+    checkout = _fake_checkout(tmp_path, {})
+    shutil.copytree(submitted, checkout / "submissions" / SUBMISSION)
+    reproduced = checkout / "leaderboard" / "reproduced"
+    shutil.copytree(reference["folder"], reproduced / SUBMISSION)
+    # Sorted before the good one, so that it is checked (a stored run id is skipped, not re-checked).
+    _tampered(
+        reference["done"].shard, reproduced / "a-stale", lambda d, _: _link(d).update(content_sha256="0" * 64), data_dir
+    )
+
+    ingest, repro, build = steps.values()
+    result = _run_step(ingest, checkout, data_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (checkout / "output.txt").write_text("")
+    result = _run_step(repro, checkout, data_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _outputs(checkout) == {"invalid": "1", "folders": '["leaderboard/reproduced/a-stale"]'}
+    assert "::error title=Unchecked reproduction::leaderboard/reproduced/a-stale" in result.stdout
+    assert "run.details.reproduces.content_sha256" in result.stdout + result.stderr
+    assert f"stored run {reference['done'].run_id}" in result.stdout
+    result = _run_step(build, checkout, data_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    index = (checkout / "leaderboard" / "_site" / "index.html").read_text(encoding="utf-8")
+    assert 'class="mark repro"' in index and "reproduced on a CPU" in index
+
+    report = jobs["report"]["steps"][-1]["run"]
+    env = {"INVALID": "0", "FOLDERS": "[]", "UNCHECKED": "1", "UNCHECKED_FOLDERS": '["leaderboard/reproduced/a-stale"]'}
+    result = _run_step(report, checkout, data_dir, **env)
+    assert result.returncode == 1 and "::error::1 reproduction folders hold refused shards" in result.stdout
+    assert '- "leaderboard/reproduced/a-stale"' in (checkout / "summary.md").read_text()
+    result = _run_step(report, checkout, data_dir, **(env | {"UNCHECKED": "0", "UNCHECKED_FOLDERS": "[]"}))
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -58,7 +58,10 @@ def test_submission_workflow_reads_the_pull_request_as_data_only():
     assert "persist-credentials: false" in text
     # nerbench is installed from the base branch; the pull request's checkout is never installed or run.
     assert "working-directory: base" in text and "../base/.venv/bin/nerbench validate" in text
-    assert "cd pr\n" in text and "pip install" not in text.split("cd pr\n", 1)[1]
+    steps = _workflow("submission.yml")["jobs"]["validate"]["steps"]
+    in_pr = [s["run"] for s in steps if "cd pr\n" in s.get("run", "")]
+    assert len(in_pr) == 2 and not any("pip install" in run or ".venv/bin/python" in run for run in in_pr)
+    assert _step({"steps": steps}, "Install nerbench from the base branch")["working-directory"] == "base"
     # ownership of model ids: the base branch's submissions are registered before the changed folders
     base = text.index('nerbench ingest --db "$owners" ../base/submissions/*/')
     assert base < text.index('nerbench ingest --replace --db "$owners" "${folders[@]}"')
@@ -238,8 +241,58 @@ def test_reference_runs_are_started_by_a_maintainer_with_least_privilege():
     run = _step(job, "Validate, ingest and reproduce on the GPU")
     assert run["working-directory"] == "base" and ".venv/bin/nerbench reproduce --device cuda" in run["run"]
     assert "pip install" not in run["run"] and "pr/" not in run["run"]
+    # The re-runs come back as shard files inside the uploaded folder, for a maintainer to commit.
+    assert '--shards "$RUNNER_TEMP/reference/reproduced/$ID"' in run["run"]
+    assert run["env"]["ID"] == "${{ steps.folder.outputs.id }}"
     # The untrusted submission id reaches the script through the environment, checked, never inlined.
     find = _step(job, "Find the submission folder")
     assert find["env"]["SUBMISSION"] == "${{ inputs.submission }}" and "${{" not in find["run"]
+    assert find["run"].count("^[a-z0-9][a-z0-9_.-]{0,63}$") == 2  # the id names a folder: checked both ways
     upload = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
     assert upload["with"]["path"] == "${{ runner.temp }}/reference/"
+
+
+def _git(repo: Path, *args: str) -> str:
+    command = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org", *args]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _commit(repo: Path, files: dict[str, str]) -> str:
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "change")
+    return _git(repo, "rev-parse", "HEAD")
+
+
+def test_only_maintainers_add_reproductions(tmp_path):
+    job = _workflow("submission.yml")["jobs"]["validate"]
+    triggers = _workflow("submission.yml")[True]
+    assert "leaderboard/reproduced/**" in triggers["pull_request"]["paths"]
+    step = _step(job, "Only maintainers add reproductions")
+    assert step["env"]["AUTHOR"] == "${{ github.event.pull_request.author_association }}"
+    names = [s.get("name") for s in job["steps"]]
+    assert names.index("Only maintainers add reproductions") < names.index("Install nerbench from the base branch")
+
+    repo = tmp_path / "pr"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    fork = _commit(repo, {"README.md": "base\n"})
+    # main gains a maintainer's reproduction after the contributors' branches were made
+    main = _commit(repo, {"leaderboard/reproduced/x/ncbi_disease-0.shard.json": "{}\n"})
+    _git(repo, "checkout", "-q", "-b", "submission", fork)
+    submission = _commit(repo, {"submissions/mine/submission.toml": "id = 'mine'\n"})
+    _git(repo, "checkout", "-q", "-b", "reproduction", fork)
+    reproduction = _commit(repo, {"leaderboard/reproduced/mine/ncbi_disease-1.shard.json": "{}\n"})
+
+    def check(head: str, author: str) -> subprocess.CompletedProcess[str]:
+        return _run_step(step["run"], tmp_path, tmp_path, AUTHOR=author, BASE_SHA=main, HEAD_SHA=head)
+
+    refused = check(reproduction, "CONTRIBUTOR")
+    assert refused.returncode == 1 and "only maintainers add reproductions" in refused.stdout
+    assert "changes 1 file(s) under leaderboard/reproduced/" in refused.stdout
+    for author in ("OWNER", "MEMBER", "COLLABORATOR"):
+        assert check(reproduction, author).returncode == 0
+    # A submission that touches no reproduction passes, though main has one its branch lacks.
+    assert check(submission, "FIRST_TIME_CONTRIBUTOR").returncode == 0
