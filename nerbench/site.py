@@ -16,9 +16,10 @@ import json
 import multiprocessing
 import os
 import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -607,10 +608,11 @@ def site_assets(root: Path | None = None) -> Path:
     return root
 
 
-def _clear(out: Path) -> None:
-    """Remove a previous build; refuse to delete a folder that is not one (a mistyped --out)."""
+def _set_aside(out: Path) -> Path | None:
+    """Move a previous build out of the way (into a new hidden folder beside it, returned; _delete
+    removes it); refuse to touch a folder that is not one (a mistyped --out)."""
     if not out.exists():
-        return
+        return None
     if not out.is_dir():
         raise NerbenchError(f"--out {out}: a file, not a folder")
     if any(out.iterdir()) and not (out / MARKER).is_file():
@@ -618,7 +620,30 @@ def _clear(out: Path) -> None:
             f"--out {out}: not empty and not a site written by `nerbench site build` (no {MARKER}); "
             "choose an empty or new folder"
         )
-    shutil.rmtree(out)
+    holder = Path(tempfile.mkdtemp(prefix=f".{out.name}-previous-", dir=out.absolute().parent))
+    try:
+        out.rename(holder / "site")
+    except OSError:  # not movable (a mount point, say): deleted where it is
+        holder.rmdir()
+        _delete(out)
+        return None
+    return holder
+
+
+def _delete(folder: Path) -> None:
+    """Delete a folder and everything in it. An unlink can wait on the file system (3 ms a file on an
+    ext4 mounted with discard, where the 10,000 model pages of an earlier build took half a minute to
+    delete one by one), so the files are unlinked from 16 threads; shutil.rmtree takes the rest."""
+    files = [os.path.join(root, name) for root, _, names in os.walk(folder) for name in names]
+
+    def unlink(paths: list[str]) -> None:
+        for path in paths:
+            os.unlink(path)
+
+    with ThreadPoolExecutor(16) as pool:
+        for _ in pool.map(unlink, [files[i::16] for i in range(16)]):
+            pass  # an error is raised here
+    shutil.rmtree(folder)
 
 
 def _analyse(
@@ -638,11 +663,37 @@ def _run_task() -> Any:
     return _TASK()
 
 
+def _forks(parallel: bool) -> bool:
+    return parallel and "fork" in multiprocessing.get_all_start_methods() and (os.cpu_count() or 1) >= 2
+
+
+class _Queue:
+    """Hands out the model pages in chunks to whichever process is free: this one, and its forked
+    worker once its paired tests are done (a counter in shared memory), so that neither waits long
+    for the other."""
+
+    CHUNK = 64
+
+    def __init__(self, items: list[Any], shared: bool) -> None:
+        self.items = items
+        self.next = multiprocessing.get_context("fork").Value("q", 0) if shared else None
+        self.local = 0
+
+    def take(self) -> list[Any]:
+        if self.next is None:
+            start, self.local = self.local, self.local + self.CHUNK
+        else:
+            with self.next.get_lock():
+                start = self.next.value
+                self.next.value = start + self.CHUNK
+        return self.items[start : start + self.CHUNK]
+
+
 def _start(task: Callable[[], Any], parallel: bool) -> Callable[[], Any]:
     """Run `task` in a forked process where that is possible; returns a function giving its result
     (the task runs in this process, when called, where it is not)."""
     global _TASK
-    if not parallel or "fork" not in multiprocessing.get_all_start_methods() or (os.cpu_count() or 1) < 2:
+    if not _forks(parallel):
         return task
     _TASK = task
     pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
@@ -674,8 +725,9 @@ def build_site(
 ) -> BuildReport:
     """Render the whole site into `out` (replacing what a previous build left there).
 
-    With `parallel`, a forked process reads the test splits, runs the paired tests and writes half
-    of the model pages while this one writes the rest and the downloads (the output is the same).
+    With `parallel`, a forked process reads the test splits and runs the paired tests while this one
+    writes the other pages and the downloads; then both write model pages until none are left (the
+    output is the same).
     `assets` replaces nerbench's own templates/ and static/ (site_assets). `built_at` is the build
     time every page states (build_time: else SOURCE_DATE_EPOCH, else now).
     """
@@ -687,10 +739,53 @@ def build_site(
     env = _environment(assets / "templates")
     columns = data.datasets
     suite = list(DEFAULT_SUITE) + [d for d in data.datasets if d not in DEFAULT_SUITE]
-    overview = [_overview_row(m, columns) for m in data.models.values()]
-    overview.sort(key=_rank)
     paper_rows = sorted(paper.get("rows", []), key=lambda r: (r["dataset"], r["model"]))
 
+    previous = _set_aside(out)
+    (out / "models").mkdir(parents=True)
+    (out / MARKER).write_text("written by `nerbench site build`; the next build replaces this folder\n", "utf-8")
+    (out / "datasets").mkdir()
+    (out / "data").mkdir()
+    shutil.copytree(assets / "static", out / "static")
+    common = {
+        "n_models": len(data.models),
+        "n_runs": len(data.runs),
+        "paper_results": paper,
+        "built": built.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "built_iso": built.isoformat().replace("+00:00", "Z"),
+        "version": __version__,
+        "results_context": results_context(data),
+    }
+
+    def write(name: str, template: str, **context: Any) -> None:
+        root = "../" * name.count("/")
+        html = env.get_template(template).render(root=root, page=name, **common, **context)
+        (out / name).write_text(html, encoding="utf-8")
+
+    queue = _Queue(list(data.models.values()), shared=_forks(parallel))
+
+    def model_pages() -> int:
+        written = 0
+        while chunk := queue.take():
+            for model in chunk:
+                environments = [run.environment for run in model.runs]
+                same = environments[0] and all(e == environments[0] for e in environments)
+                write(
+                    f"models/{model.slug}.html",
+                    "model.html",
+                    model=model,
+                    shared_environment=environments[0] if same else None,
+                )
+            written += len(chunk)
+        return written
+
+    # The worker reads the test splits and runs the paired tests, then writes model pages; this
+    # process writes every other page meanwhile, then model pages too, until none are left.
+    worker = _start(lambda: (_analyse(data, db, data_dir, suite, resamples, seed), model_pages()), parallel)
+    if previous is not None:
+        _delete(previous)
+    overview = [_overview_row(m, columns) for m in data.models.values()]
+    overview.sort(key=_rank)
     charts = {}
     for dataset in suite:
         shown = [m.shown[dataset] for m in data.models.values() if dataset in m.shown]
@@ -725,36 +820,9 @@ def build_site(
     overall_drawn = shown_points(overall_points)
     overall = chart(overall_drawn, title="Macro F1 over datasets against cost", y_label="macro strict F1")
 
-    _clear(out)
-    (out / "models").mkdir(parents=True)
-    (out / MARKER).write_text("written by `nerbench site build`; the next build replaces this folder\n", "utf-8")
-    (out / "datasets").mkdir()
-    (out / "data").mkdir()
-    shutil.copytree(assets / "static", out / "static")
-    common = {
-        "n_models": len(data.models),
-        "n_runs": len(data.runs),
-        "paper_results": paper,
-        "built": built.strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "built_iso": built.isoformat().replace("+00:00", "Z"),
-        "version": __version__,
-        "results_context": results_context(data),
-    }
-
-    def write(name: str, template: str, **context: Any) -> None:
-        root = "../" * name.count("/")
-        html = env.get_template(template).render(root=root, page=name, **common, **context)
-        (out / name).write_text(html, encoding="utf-8")
-
-    def model_pages(models: list[Model]) -> int:
-        for model in models:
-            environments = [run.environment for run in model.runs]
-            shared = environments[0] if environments[0] and all(e == environments[0] for e in environments) else None
-            write(f"models/{model.slug}.html", "model.html", model=model, shared_environment=shared)
-        return len(models)
-
-    def dataset_tables(dataset: str) -> list[tuple[Markup, Pager]]:
-        """The tables of a dataset page, DATASET_ROWS runs (best first) a page; the chart on the first."""
+    def dataset_tables(dataset: str) -> Markup:
+        """The tables of a dataset page, DATASET_ROWS runs (best first) a page: the pages after the
+        first are written now, the first (with the chart) returned for its page."""
         runs = sorted(
             (m.shown[dataset] for m in data.models.values() if dataset in m.shown),
             key=lambda r: (r.f1 is None, -(r.f1 or 0), r.model_id),
@@ -764,34 +832,37 @@ def build_site(
             {t for r in runs for t in r.per_type}, key=lambda t: (order.index(t) if t in order else len(order), t)
         )
         base = slug(dataset)
-        out = []
+        first = Markup("")
         for chunk, pager in paged(runs, DATASET_ROWS, lambda n: f"{base}.html" if n == 1 else f"{base}-runs-{n}.html"):
-            html = env.get_template("dataset_tables.html").render(
-                root="../",
-                name=dataset,
-                runs=chunk,
-                pager=pager,
-                types=types,
-                buckets=LENGTH_BUCKETS,
-                points=charts[dataset],
-                drawn=len(drawn[dataset]),
-                sizes={run.model_id: parameters(data.models[run.model_id]) for run in chunk},
-                chart=chart(drawn[dataset], title=f"Strict F1 against cost on {dataset}", root="../")
-                if pager.number == 1
-                else Markup(""),
+            html = Markup(  # autoescaped output of the template
+                env.get_template("dataset_tables.html").render(
+                    root="../",
+                    name=dataset,
+                    runs=chunk,
+                    pager=pager,
+                    types=types,
+                    buckets=LENGTH_BUCKETS,
+                    points=charts[dataset],
+                    drawn=len(drawn[dataset]),
+                    sizes={run.model_id: parameters(data.models[run.model_id]) for run in chunk},
+                    chart=chart(drawn[dataset], title=f"Strict F1 against cost on {dataset}", root="../")
+                    if pager.number == 1
+                    else Markup(""),
+                )
             )
-            out.append((Markup(html), pager))  # autoescaped output of the template
-        return out
+            if pager.number == 1:
+                first = html
+            else:
+                write(
+                    f"datasets/{pager.hrefs[pager.number - 1]}", "dataset_runs.html", dataset_name=dataset, tables=html
+                )
+        return first
 
-    # The worker reads the test splits and runs the paired tests, then writes every other model
-    # page; this process writes the rest and the downloads meanwhile.
-    models = list(data.models.values())
-    worker = _start(lambda: (_analyse(data, db, data_dir, suite, resamples, seed), model_pages(models[1::2])), parallel)
-    read_cells(db, [run for model in models for run in model.shown.values()])
-    model_pages(models[::2])
+    read_cells(db, [run for model in data.models.values() for run in model.shown.values()])
     rows = _result_rows(data)
     write("downloads.html", "downloads.html", n_rows=len(rows), columns=RESULT_COLUMNS, column_notes=COLUMN_NOTES)
     _write_downloads(out / "data", rows)
+    del rows
     # The tables of the dataset pages need no paired test: rendered while the worker runs.
     tables = {dataset: dataset_tables(dataset) for dataset in suite}
     _write_cost_points(out / "data", overall_points, charts)
@@ -814,6 +885,7 @@ def build_site(
         overall_drawn=len(overall_drawn),
         charts=[(d, charts[d], chart(drawn[d], title=f"Strict F1 against cost on {d}"), len(drawn[d])) for d in suite],
     )
+    model_pages()
     tracks, dataset_infos = worker()[0]
     default = next((t for t in tracks if t.default), None)
     for track in tracks:
@@ -822,17 +894,14 @@ def build_site(
         write("compare.html", "compare.html", page_track=None, tracks=tracks, resamples=resamples)
     write("about.html", "about.html", datasets=[dataset_infos[d] for d in suite], prices=price_table())
     for dataset in suite:
-        (first, _), *rest = tables[dataset]
         write(
             f"datasets/{slug(dataset)}.html",
             "dataset.html",
             dataset=dataset_infos[dataset],
-            tables=first,
+            tables=tables[dataset],
             question=next((q for q in default.questions if q.dataset == dataset), None) if default else None,
             paper_rows=[r for r in paper_rows if r["dataset"] == dataset],
         )
-        for html, pager in rest:
-            write(f"datasets/{pager.hrefs[pager.number - 1]}", "dataset_runs.html", dataset_name=dataset, tables=html)
     pages = sum(1 for _ in out.rglob("*.html"))
     return BuildReport(out=out, index=out / "index.html", pages=pages, models=len(data.models), runs=len(data.runs))
 

@@ -109,11 +109,17 @@ def test_two_builds_are_byte_identical(store, site, data_dir, tmp_path, monkeypa
     # The same build time, from the reproducible-builds variable rather than the argument.
     monkeypatch.setenv("SOURCE_DATE_EPOCH", str(int(BUILT.timestamp())))
     build_site(store[0], again, data_dir=data_dir, parallel=False)
-    first, second = _files(site), _files(again)
-    assert list(first) == list(second)
+    # And with the model pages handed out one at a time to both processes.
+    import nerbench.site as site_module
+
+    monkeypatch.setattr(site_module._Queue, "CHUNK", 1)
+    shared = tmp_path / "shared"
+    build_site(store[0], shared, data_dir=data_dir)
+    first, second, third = _files(site), _files(again), _files(shared)
+    assert list(first) == list(second) == list(third)
     assert "data/results.parquet" in first and "index.html" in first
     for name in first:
-        assert first[name] == second[name], name
+        assert first[name] == second[name] == third[name], name
 
 
 def test_every_internal_link_resolves_and_nothing_is_fetched_from_elsewhere(site):
@@ -372,8 +378,12 @@ def test_out_folder_that_is_not_a_site_is_never_deleted(store, tmp_path, data_di
     out = tmp_path / "site"
     build_site(store[0], out, data_dir=data_dir)
     (out / "stale.html").write_text("from an older build")
+    (out / "models" / "old").mkdir()
+    (out / "models" / "old" / "page.html").write_text("from an older build")
     build_site(store[0], out, data_dir=data_dir)  # an earlier build is replaced, stale pages go
-    assert not (out / "stale.html").exists() and (out / "index.html").is_file()
+    assert not (out / "stale.html").exists() and not (out / "models" / "old").exists()
+    assert (out / "index.html").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["precious", "site"]  # nothing of the old build is left
 
 
 # --------------------------------------------------------------------------- issue 17: what a newcomer reads
