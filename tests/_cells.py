@@ -3,8 +3,13 @@ the first sentences of two real sets, with a tiny budget carried by the cell its
 in another process, where a monkeypatched profile would not reach)."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
+from typer.testing import CliRunner
+
+from nerbench.cli import _register, app
 from nerbench.conll import read_conll, write_conll
+from nerbench.errors import NerbenchError
 from nerbench.pipeline import cells as cl
 from nerbench.record import Budget
 
@@ -32,3 +37,11 @@ def tiny_cells(data: Path, runs: Path) -> list[cl.Cell]:
         allow_modified=True,
         price_per_hour=1.0,
     )
+
+
+def cli(*args):
+    """The command's output, and the error main() would print (NerbenchError), as .output."""
+    _register()
+    out = CliRunner().invoke(app, list(args))
+    error = f"error: {out.exception}" if isinstance(out.exception, NerbenchError) else ""
+    return SimpleNamespace(exit_code=out.exit_code, output=out.output + error)

@@ -9,9 +9,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from typer.testing import CliRunner
 
-from nerbench.cli import _register, app
 from nerbench.datasets import load_split
 from nerbench.errors import NerbenchError
 from nerbench.pipeline import cells as cl
@@ -20,16 +18,8 @@ from nerbench.scoring import MetricRow
 from nerbench.shards import SHARD_SUFFIX, ingest_shards, read_shard, write_shard
 from nerbench.store import RunResult, Store, predictions_sha256
 
-from _cells import TINY, tiny_cells, write_tiny_data
+from _cells import TINY, cli, tiny_cells, write_tiny_data
 from _records import run_record
-
-
-def cli(*args):
-    """The command's output, and the error main() would print (NerbenchError), as .output."""
-    _register()
-    out = CliRunner().invoke(app, list(args))
-    error = f"error: {out.exception}" if isinstance(out.exception, NerbenchError) else ""
-    return SimpleNamespace(exit_code=out.exit_code, output=out.output + error)
 
 
 def result(dataset="bc5cdr", **changes):
@@ -277,6 +267,10 @@ def test_cells_through_submitits_local_executor_one_cancelled_then_rerun(tmp_pat
     plan = cl.plan(cells, ln.shard_dir(folder), db, gpus_per_cell=0)
     report = ln.launch(plan, "local", folder, settings, db, wait=False)
     assert len(report.submitted) == 2
+    # while they run, a second launch plans them as running (or done) and submits nothing
+    replan = cl.plan(cells, ln.shard_dir(folder), db, gpus_per_cell=0, running=ln.running(folder))
+    assert {p.status for p in replan.cells} <= {"running", "shard"}
+    assert ln.submit(replan, "local", folder, settings).submitted == []
     killed = report.submitted[0].job
     for _ in range(600):  # killed once it runs (its log is open): no shard
         if killed.paths.stdout.is_file():
@@ -288,6 +282,7 @@ def test_cells_through_submitits_local_executor_one_cancelled_then_rerun(tmp_pat
     assert failure.cells == [cells[0]] and failure.stderr.is_file() and failure.stdout.parent.is_dir()
     assert [i.status for i in report.ingested] == ["stored"]
     assert not cells[0].shard_path(ln.shard_dir(folder)).exists()
+    assert ln.running(folder) == {} and not list(ln.ticket_dir(folder).iterdir())  # ended jobs leave no ticket
     # the rerun submits the cancelled cell only
     plan = cl.plan(cells, ln.shard_dir(folder), db, gpus_per_cell=0)
     assert [p.status for p in plan.cells] == ["to run", "stored"]

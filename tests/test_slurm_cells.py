@@ -7,6 +7,7 @@ so does the fixture here); the test is skipped, with the reason, only where it c
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from nerbench.pipeline import cells as cl
 from nerbench.pipeline import launchers as ln
 from nerbench.store import Store
 
-from _cells import TINY, tiny_cells, write_tiny_data
+from _cells import TINY, cli, tiny_cells, write_tiny_data
 
 SETUP = Path(__file__).with_name("setup_slurm.sh")
 
@@ -69,3 +70,29 @@ def test_two_tiny_cells_as_a_slurm_job_array(slurm, tmp_path, tiny_data):
     # a rerun submits nothing: every cell is stored
     again = ln.launch(cl.plan(cells, ln.shard_dir(folder), db), "slurm", folder, settings, db)
     assert again.submitted == [] and [i.status for i in again.ingested] == []
+
+
+def test_the_eval_command_on_slurm_never_submits_a_running_cell_twice(slurm, tmp_path, tiny_data):
+    """`nerbench eval --launcher slurm` end to end: submitted without waiting, a rerun while the job
+    runs plans it as running and submits nothing; once it ends, a rerun ingests its shard."""
+    folder, db = tmp_path / "cells", tmp_path / "r.duckdb"
+    args = ["eval", "minilm-l6", "--launcher", "slurm", "--dataset", "ncbi_disease", "--profile", "quick",
+            "--gpus-per-cell", "0", "--time", "20", "--data-dir", str(tiny_data), "--allow-modified",
+            "--runs-dir", str(tmp_path / "runs"), "--db", str(db), "--cells-dir", str(folder)]  # fmt: skip
+    first = cli(*args, "--no-wait")
+    assert first.exit_code == 0, first.output
+    (job,) = [text.split()[2].rstrip(":") for text in first.output.splitlines() if text.startswith("submitted job")]
+    again = cli(*args, "--no-wait")
+    assert again.exit_code == 0, again.output
+    assert "submitted job" not in again.output
+    # the job still runs (planned as running) or has just written its shard (ingested now)
+    assert f"running in job {job}" in again.output or "ingested 1 shard(s)" in again.output, again.output
+    for _ in range(300):
+        if job not in (ln._slurm_queue() or set()):
+            break
+        time.sleep(1)
+    last = cli(*args)
+    assert last.exit_code == 0 and "submitted job" not in last.output, last.output
+    with Store(db) as store:
+        (run,) = store.runs()
+        assert run["details"]["scheduler"]["job_id"] == job and run["record"].training.budget.name == "quick"

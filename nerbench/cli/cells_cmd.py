@@ -129,7 +129,7 @@ def launch_eval(
             **how,
         )
     shards = ln.shard_dir(cells_dir)
-    plan = cl.plan(cells, shards, db, gpus_per_cell=gpus_per_cell)
+    plan = cl.plan(cells, shards, db, gpus_per_cell=gpus_per_cell, running=ln.running(cells_dir))
     out = wide_console()
     for text in ln.describe_plan(plan, on, settings):
         out.print(line(text), soft_wrap=True)
@@ -153,6 +153,15 @@ def launch_eval(
             line(
                 f"not waiting: when the jobs end, `nerbench ingest {shards}` loads their shards, or run this "
                 "command again (it ingests what is there and resubmits only what is missing)"
+            ),
+            soft_wrap=True,
+        )
+    if plan.running:
+        jobs = ", ".join(sorted({str(p.job) for p in plan.running}))
+        out.print(
+            line(
+                f"{len(plan.running)} cell(s) still run in an earlier launch's job(s) ({jobs}), not submitted again: "
+                "run this command again when they end to ingest their shards"
             ),
             soft_wrap=True,
         )

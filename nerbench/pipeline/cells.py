@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -48,7 +48,7 @@ PAPER_LLM_HEADS = ("generative", "token")
 PRIVATE_STAND_IN = ("ncbi_disease", "reddit_impacts")  # the public stand-in, and the paper's set
 SUITES = ("paper",)
 
-CellStatus = Literal["to run", "shard", "stored"]
+CellStatus = Literal["to run", "running", "shard", "stored"]
 
 
 class Cell(BaseModel):
@@ -295,6 +295,7 @@ class PlannedCell:
     seconds: float | None  # estimated on one GPU; None where no measured speed is stored
     note: str
     peak_seconds: float | None = None  # the cell's FLOPs at the reference GPU's bf16 peak (compute_bound)
+    job: str | None = None  # the job of an earlier launch that still runs the cell ("running")
 
 
 @dataclass(frozen=True)
@@ -306,6 +307,10 @@ class Plan:
     @property
     def to_run(self) -> list[PlannedCell]:
         return [p for p in self.cells if p.status == "to run"]
+
+    @property
+    def running(self) -> list[PlannedCell]:
+        return [p for p in self.cells if p.status == "running"]
 
     @property
     def gpu_hours(self) -> float:
@@ -451,9 +456,17 @@ def _peak_seconds(cell: Cell, budget: Budget | None, epochs: int | None, splits)
     return bound.seconds
 
 
-def plan(cells: Sequence[Cell], shard_dir: Path, db: Path, *, gpus_per_cell: int = 1) -> Plan:
-    """Each cell's status (shard there, run stored, or to run), what it trains, and its estimated
-    GPU time from the speeds stored GPU runs of the same model and head measured."""
+def plan(
+    cells: Sequence[Cell],
+    shard_dir: Path,
+    db: Path,
+    *,
+    gpus_per_cell: int = 1,
+    running: Mapping[str, str] | None = None,
+) -> Plan:
+    """Each cell's status (shard there, run stored, still running in the job `running` names for its
+    key, or to run), what it trains, and its estimated GPU time from the speeds stored GPU runs of
+    the same model and head measured."""
     speeds, stored = measured_speeds(db)
     stored_ids = {record.run_id for record, _ in stored}
     splits_cache: dict[tuple[str, str | None], Any] = {}
@@ -478,6 +491,9 @@ def plan(cells: Sequence[Cell], shard_dir: Path, db: Path, *, gpus_per_cell: int
                 if _matches(record, cell, budget, _device(cell)):
                     status, run_id = "stored", record.run_id
                     break
+        job = (running or {}).get(cell.key) if status == "to run" else None
+        if job is not None:
+            status = "running"  # submitted by an earlier launch, not ended: never submitted twice
         speed = speeds.get((cell.name or cell.model, cell.head or "token"))
         seconds, note, peak = None, "", None
         if speed is None or speed.predict is None or (work is not None and speed.train is None):
@@ -489,7 +505,7 @@ def plan(cells: Sequence[Cell], shard_dir: Path, db: Path, *, gpus_per_cell: int
             training = (work or 0) * (epochs or 0) / speed.train if work and speed.train else 0.0
             seconds = training + test * PROTOCOL.repeats / speed.predict
             note = f"from {speed.runs} stored GPU run(s) of {cell.model}"
-        planned.append(PlannedCell(cell, status, shard, run_id, trains, seconds, note, peak))
+        planned.append(PlannedCell(cell, status, shard, run_id, trains, seconds, note, peak, job))
     source = (
         f"measured speeds of {sum(s.runs for s in speeds.values())} stored GPU run(s) in {db}"
         if speeds

@@ -15,8 +15,10 @@ shards (JSON).
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -148,6 +150,67 @@ def shard_dir(folder: Path) -> Path:
     return Path(folder) / "shards"
 
 
+def ticket_dir(folder: Path) -> Path:
+    """One small JSON file per submitted cell: which job runs it (so a rerun does not submit it twice)."""
+    return Path(folder) / "jobs"
+
+
+def _write_tickets(report: LaunchReport) -> None:
+    folder = ticket_dir(report.folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    host = socket.gethostname()
+    for entry in report.submitted:
+        ticket = {"launcher": report.launcher, "job_id": entry.job_id, "host": host, "submitted": time.time()}
+        for cell in entry.cells:
+            path = folder / f"{cell.key}.json"
+            temporary = path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(ticket), encoding="utf-8")
+            os.replace(temporary, path)
+
+
+def _drop_tickets(folder: Path, cells: Sequence[Cell]) -> None:
+    for cell in cells:
+        (ticket_dir(folder) / f"{cell.key}.json").unlink(missing_ok=True)
+
+
+def _local_job_alive(job_id: str, host: str | None) -> bool:
+    """A local job is its submitit process, on the host that started it."""
+    if host != socket.gethostname() or not job_id.isdigit():
+        return False
+    try:
+        os.kill(int(job_id), 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    # A reused process id runs something else; an empty command line is a process being started.
+    cmdline = Path(f"/proc/{job_id}/cmdline")
+    try:
+        command = cmdline.read_bytes()
+    except OSError:
+        return True  # no /proc here: the process id is all there is to go by
+    return not command or b"submitit" in command
+
+
+def running(folder: Path) -> dict[str, str]:
+    """Cells that an earlier launch submitted and whose job has not ended: cell key -> job id.
+    A Slurm job counts while squeue lists it (or while squeue cannot answer: better to wait than to
+    run a cell twice); a local job while its process lives. A ticket that cannot be read is ignored."""
+    tickets = {}
+    for path in sorted(ticket_dir(folder).glob("*.json")):
+        try:
+            ticket = json.loads(path.read_text(encoding="utf-8"))
+            tickets[path.stem] = (str(ticket["launcher"]), str(ticket["job_id"]), ticket.get("host"))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    queue = _slurm_queue() if any(launcher == "slurm" for launcher, _, _ in tickets.values()) else None
+    alive = {}
+    for key, (launcher, job_id, host) in tickets.items():
+        if launcher == "slurm" and (queue is None or job_id in queue):
+            alive[key] = job_id if queue is not None else f"{job_id} (squeue did not answer: taken as running)"
+        elif launcher == "local" and _local_job_alive(job_id, host):
+            alive[key] = job_id
+    return alive
+
+
 def log_dir(folder: Path) -> Path:
     return Path(folder) / "logs"
 
@@ -170,6 +233,7 @@ def submit(plan: Plan, launcher: str, folder: Path, settings: ClusterSettings) -
         run_job, [[c.model_dump(mode="json") for c in group] for group in groups], [shards] * len(groups)
     )
     report.submitted = [Submitted(job, group) for job, group in zip(jobs, groups)]
+    _write_tickets(report)
     return report
 
 
@@ -227,6 +291,7 @@ def collect(
                 still.append(entry)
                 continue
             problem = _outcome(entry)
+            _drop_tickets(report.folder, entry.cells)
             shards = [c.shard_path(shard_dir(report.folder)) for c in entry.cells]
             written = [s for s in shards if s.is_file()]
             if written:
@@ -290,13 +355,20 @@ def describe_plan(plan: Plan, launcher: str, settings: ClusterSettings) -> list[
     from nerbench.pipeline.estimate import about
     from nerbench.protocol import PROTOCOL, price_for
 
-    counts = {status: sum(1 for p in plan.cells if p.status == status) for status in ("to run", "shard", "stored")}
+    statuses = ("to run", "running", "shard", "stored")
+    counts = {status: sum(1 for p in plan.cells if p.status == status) for status in statuses}
+    running = f"{counts['running']} still running in an earlier launch's jobs, " if counts["running"] else ""
     lines = [
-        f"cell plan ({launcher}): {len(plan.cells)} cells: {counts['to run']} to run, {counts['shard']} with a shard "
-        f"to ingest, {counts['stored']} already stored"
+        f"cell plan ({launcher}): {len(plan.cells)} cells: {counts['to run']} to run, {running}{counts['shard']} with "
+        f"a shard to ingest, {counts['stored']} already stored"
     ]
     for p in plan.cells:
-        status = {"to run": "to run", "shard": f"shard there ({p.run_id})", "stored": f"stored ({p.run_id})"}[p.status]
+        status = {
+            "to run": "to run",
+            "running": f"running in job {p.job}",
+            "shard": f"shard there ({p.run_id})",
+            "stored": f"stored ({p.run_id})",
+        }[p.status]
         lines.append(f"  [{status}] {p.cell.describe()}")
         lines.append(f"      trains: {p.trains}")
         if p.status != "to run":
