@@ -6,6 +6,7 @@ Every store here is TEST DATA (tests/_site_store.py): made-up runs, never publis
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import re
 from datetime import UTC, datetime
@@ -366,6 +367,22 @@ def test_cli_missing_database_is_a_clear_error(tmp_path):
     )
     assert result.exit_code != 0
     assert isinstance(result.exception, NerbenchError) and "no results database here" in str(result.exception)
+
+
+def test_the_garbage_collector_is_left_as_it_was_found(store, tmp_path, data_dir):
+    """The build turns the collector off while it reads and writes, and back on, errors or not."""
+    assert gc.isenabled()
+    build_site(store[0], tmp_path / "a", data_dir=data_dir, resamples=100, parallel=False)
+    assert gc.isenabled()
+    with pytest.raises(NerbenchError):
+        build_site(tmp_path / "none.duckdb", tmp_path / "b", data_dir=data_dir)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        build_site(store[0], tmp_path / "c", data_dir=data_dir, resamples=100, parallel=False)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_out_folder_that_is_not_a_site_is_never_deleted(store, tmp_path, data_dir):
