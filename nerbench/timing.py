@@ -133,10 +133,12 @@ def _own_cpu_seconds() -> float:
 class MachineLoad:
     """How busy the machine was during each timed pass: the share of all CPUs used by *other*
     processes (busy ticks minus this process' CPU time), the share stolen by a hypervisor, and the
-    one-minute load average after the pass. Linux only; elsewhere nothing is measured (None)."""
+    one-minute load average after the pass. Linux only; elsewhere nothing is measured (None).
+    Every pass gets an entry, so the entries line up with the passes; a pass shorter than one tick
+    of the kernel's CPU counters has its shares as None (too short to tell)."""
 
     def __init__(self) -> None:
-        self.passes: list[dict[str, float]] = []
+        self.passes: list[dict[str, float | None]] = []
         self._start: tuple[tuple[int, int, int], float] | None = None
         self._ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         self._cpus = os.cpu_count() or 1
@@ -152,13 +154,11 @@ class MachineLoad:
         (busy0, steal0, total0), own0 = self._start
         busy1, steal1, total1 = end
         total = total1 - total0
-        if total <= 0:
-            return
         own = (_own_cpu_seconds() - own0) * self._ticks
-        entry = {
-            "others_share": round(min(max((busy1 - busy0 - own) / total, 0.0), 1.0), 4),
-            "steal_share": round(min(max((steal1 - steal0) / total, 0.0), 1.0), 4),
-        }
+        entry: dict[str, float | None] = {"others_share": None, "steal_share": None}
+        if total > 0:
+            entry["others_share"] = round(min(max((busy1 - busy0 - own) / total, 0.0), 1.0), 4)
+            entry["steal_share"] = round(min(max((steal1 - steal0) / total, 0.0), 1.0), 4)
         try:
             entry["loadavg_1m"] = round(os.getloadavg()[0], 2)
         except OSError:
@@ -168,18 +168,23 @@ class MachineLoad:
     def report(self) -> dict[str, Any] | None:
         if not self.passes:
             return None
-        busy = any(p["others_share"] > BUSY_SHARE or p["steal_share"] > BUSY_SHARE for p in self.passes)
+        busy = any(_worst(p) > BUSY_SHARE for p in self.passes)
         return {"cpus": self._cpus, "busy_share": BUSY_SHARE, "busy": busy, "passes": list(self.passes)}
+
+
+def _worst(entry: dict[str, Any]) -> float:
+    """The larger of a pass's two shares (0 where the pass was too short to tell)."""
+    return max(entry.get("others_share") or 0.0, entry.get("steal_share") or 0.0)
 
 
 def busy_note(load: dict[str, Any] | None) -> str | None:
     """A plain warning when a run was timed on a busy machine, else None."""
     if not load or not load.get("busy"):
         return None
-    worst = max(load["passes"], key=lambda p: max(p["others_share"], p["steal_share"]))
-    stolen = f", {worst['steal_share']:.0%} stolen" if worst["steal_share"] > 0 else ""
+    worst = max(load["passes"], key=_worst)
+    stolen = f", {worst['steal_share']:.0%} stolen" if (worst["steal_share"] or 0) > 0 else ""
     return (
-        f"timed on a busy machine: other processes used {worst['others_share']:.0%} of its "
+        f"timed on a busy machine: other processes used {worst['others_share'] or 0:.0%} of its "
         f"{load['cpus']} CPUs during a timed pass{stolen}; the speed and cost understate the hardware "
         "(rerun with --force on an idle machine)"
     )

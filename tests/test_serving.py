@@ -224,6 +224,23 @@ def test_an_idle_machine_is_not_busy_and_steal_counts(monkeypatch):
     assert stolen.report()["busy"] and "stolen" in busy_note(stolen.report())
 
 
+def test_a_pass_shorter_than_a_tick_keeps_its_place_unmeasured(monkeypatch):
+    # the kernel's counters did not move in the second pass: it is stored, its shares unknown
+    _ticks(monkeypatch, [(0, 0, 0), (600, 0, 1000), (600, 0, 1000), (600, 0, 1000), (600, 0, 1000), (650, 0, 2000)])
+    load = MachineLoad()
+    for _ in range(3):
+        load.start()
+        load.stop()
+    report = load.report()
+    assert [p["others_share"] for p in report["passes"]] == [pytest.approx(0.6), None, pytest.approx(0.05)]
+    assert report["busy"] and "60%" in busy_note(report)
+    quiet = MachineLoad()
+    _ticks(monkeypatch, [(0, 0, 0), (0, 0, 0)])
+    quiet.start()
+    quiet.stop()
+    assert not quiet.report()["busy"] and busy_note(quiet.report()) is None
+
+
 def test_no_proc_stat_means_no_load_measured(monkeypatch):
     monkeypatch.setattr(timing_module, "_cpu_jiffies", lambda: None)
     load = MachineLoad()
