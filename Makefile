@@ -62,7 +62,8 @@ test: lint
 	PYTHON=$(BIN)/python sh tests/setup_browser.sh
 	# The cluster tests need a one-node Slurm (slurm-wlm, munge) and submitit; installed and started only when missing.
 	PYTHON=$(BIN)/python sh tests/setup_slurm.sh
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	# --durations: the slowest tests, printed, to keep the whole run well under 20 minutes.
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --durations=15
 
 clean:
 	rm -rf $(VENV) *.egg-info
