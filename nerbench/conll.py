@@ -3,6 +3,9 @@
 Reading also accepts multi-column files (the tag is the last column, the token the first), CRLF
 line endings, a UTF-8 byte order mark at the start of the file, `-DOCSTART-` lines and runs of
 blank lines. Every problem is reported as `file:line: what is wrong`.
+
+A CoNLL file may have a document sidecar beside it, `<stem>.docs`: the document id of each sentence,
+one a line (read here, with the file, so that scoring files needs no dataset registry).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from nerbench.errors import NerbenchError
+from nerbench.errors import NerbenchError, utf8_text
 
 DOCSTART = "-DOCSTART-"
 _BOM = "\ufeff"
@@ -145,6 +148,63 @@ def _decode(data: bytes, source: str) -> str:
         raise ConllError(
             f"{source}:{line}: not valid UTF-8 (byte 0x{data[err.start]:02x} at offset {err.start})"
         ) from None
+
+
+# ---------------------------------------------------------------- document sidecars
+
+DOCS_SUFFIX = ".docs"
+
+
+def documents_path(conll_path: Path) -> Path:
+    """The document sidecar of a CoNLL file: `<stem>.docs` beside it."""
+    conll_path = Path(conll_path)
+    return conll_path.with_name(conll_path.stem + DOCS_SUFFIX)
+
+
+def read_documents(conll_path: Path, n_sentences: int) -> tuple[str, ...] | None:
+    """The document id of each sentence of `conll_path`, from the sidecar beside it (None when
+    there is none). A sidecar that is there but does not fit is an error, never ignored."""
+    path = documents_path(conll_path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise NerbenchError(f"{path}: cannot read ({err.strerror or err})") from None
+    return parse_documents(data, path, n_sentences, Path(conll_path))
+
+
+def load_documents(path: Path, n_sentences: int, conll_path: Path | None = None) -> tuple[str, ...]:
+    """The document ids in an explicitly named sidecar (`--docs FILE`), which must exist."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise NerbenchError(f"{path}: file not found") from None
+    except OSError as err:
+        raise NerbenchError(f"{path}: cannot read ({err.strerror or err})") from None
+    return parse_documents(data, path, n_sentences, conll_path)
+
+
+def parse_documents(data: bytes, path: Path, n_sentences: int, conll_path: Path | None = None) -> tuple[str, ...]:
+    """One document id a line (UTF-8, LF, no header), exactly one line per sentence."""
+    text = utf8_text(data, str(path))
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the LF that ends the last line
+    gold = f"{conll_path} has" if conll_path is not None else "the gold file has"
+    if len(lines) != n_sentences:
+        line = min(len(lines), n_sentences) + 1
+        what = "one line per sentence expected" if len(lines) > n_sentences else "the file ends early"
+        raise NerbenchError(
+            f"{path}:{line}: {len(lines)} lines, but {gold} {n_sentences} sentences ({what}; one document id a line)"
+        )
+    for number, value in enumerate(lines, 1):
+        if not value.strip():
+            raise NerbenchError(f"{path}:{number}: empty document id")
+        if value != value.strip():
+            raise NerbenchError(f"{path}:{number}: document id {value!r} has surrounding whitespace (LF lines only)")
+    return tuple(lines)
 
 
 def format_conll(sentences: Iterable[Sentence], source: str = "<output>") -> str:

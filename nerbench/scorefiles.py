@@ -1,7 +1,7 @@
 """Scoring of prediction files against gold files (what `nerbench score` and `compare` run).
 
 The document id of each gold sentence comes from `--docs FILE`, else from the sidecar beside the
-gold file (`<stem>.docs`, as nerbench.datasets reads it); with one, the bootstrap and the paired
+gold file (`<stem>.docs`, read by nerbench.conll); with one, the bootstrap and the paired
 test resample documents, without one sentences.
 """
 
@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from nerbench import scoring
-from nerbench.conll import Sentence, read_conll
-from nerbench.datasets import check_labels, get_dataset, load_documents, read_documents
+from nerbench.conll import Sentence, load_documents, read_conll, read_documents
 from nerbench.errors import NerbenchError
 
 _P = ParamSpec("_P")
@@ -84,7 +83,12 @@ def score_files(
     """Score PRED against GOLD. With `dataset`, both files may use only that dataset's labels (a
     label outside them is refused with its file and line: it would count as an entity type of its
     own, and halve the macro F1), and per-type results follow the dataset's type order."""
-    info = get_dataset(dataset) if dataset is not None else None
+    info = None
+    if dataset is not None:
+        # The registry (and what it imports) loads only here: files alone are scored without it.
+        from nerbench.datasets import check_labels, get_dataset
+
+        info = get_dataset(dataset)
     gold, pred = read_conll(gold_path), read_conll(pred_path)
     if info is not None:
         check_labels(info, gold, gold_path)

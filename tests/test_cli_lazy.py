@@ -17,6 +17,8 @@ from nerbench.cli import commands
 
 HEAVY = ("torch", "transformers", "duckdb", "jinja2", "peft", "accelerate", "bitsandbytes")
 NOT_FOR_FILES = ("nerbench.store", "nerbench.comparison", "nerbench.record", "nerbench.pipeline", "nerbench.models")
+# The dataset registry (and its builds) loads for `score --dataset` only.
+NOT_WITHOUT_DATASET = ("nerbench.datasets", "nerbench.builds")
 # What prints tables and lines (rich, through nerbench.cli._util): `--json` prints neither.
 NOT_FOR_JSON = ("rich", "nerbench.cli._util")
 
@@ -78,13 +80,16 @@ def test_score_json_imports_only_what_it_uses(tmp_path):
     assert json.loads(out)["strict"]["f1"] == 0.5
     assert _heavy(modules) == [] and _printing(modules) == []
     assert "nerbench.cli.score_cmd" in modules and "nerbench.cli.eval_cmd" not in modules
+    assert not modules & set(NOT_WITHOUT_DATASET)
+    out, modules = _modules_after("score", gold, pred, "--json", "--bootstrap", "20", "--dataset", "bc5cdr")
+    assert json.loads(out)["strict"]["f1"] == 0.5 and "nerbench.datasets" in modules and _heavy(modules) == []
 
 
 def test_compare_of_files_imports_only_what_it_uses(tmp_path):
     gold, pred = _write(tmp_path / "g.conll", GOLD), _write(tmp_path / "p.conll", PRED)
     out, modules = _modules_after("compare", gold, gold, pred, "--json", "--resamples", "20")
     assert json.loads(out)["delta"] == pytest.approx(0.5)
-    assert _heavy(modules) == [] and _printing(modules) == []
+    assert _heavy(modules) == [] and _printing(modules) == [] and not modules & set(NOT_WITHOUT_DATASET)
 
 
 def test_the_score_commands_default_store_is_the_stores():
