@@ -11,9 +11,8 @@ byte-identical.
 from __future__ import annotations
 
 import contextlib
-import csv
+import functools
 import gc
-import io
 import json
 import multiprocessing
 import os
@@ -31,7 +30,7 @@ from typing import Any
 import duckdb
 import jinja2
 import numpy as np
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from nerbench import __version__
 from nerbench.datasets import DEFAULT_SUITE, LONG_ENTITY_TOKENS, REGISTRY, Split, load_split, statistics
@@ -40,7 +39,25 @@ from nerbench.protocol import PROTOCOL, price_table
 from nerbench.safe_text import shown as one_line
 from nerbench.scoring import LENGTH_BUCKETS
 from nerbench.site_compare import RESAMPLES, SIGNIFICANCE, TrackPage, pages
-from nerbench.site_data import Cell, Model, Run, StoreData, read_cells, read_store, slug
+from nerbench.site_data import Model, StoreData, read_store, score_cells, slug
+from nerbench.site_html import (
+    ci,
+    dataset_href,
+    dataset_row,
+    f1ci,
+    f3,
+    family,
+    hardware,
+    model_href,
+    model_results,
+    overview_row,
+    pretty_json,
+    pts,
+    run_cards,
+    seeds,
+    sort_key,
+    usd,
+)
 from nerbench.site_runs import (
     budget_cell,
     load_text,
@@ -48,6 +65,7 @@ from nerbench.site_runs import (
     overview_reproduction,
     parameters,
     parameters_text,
+    remembered,
     reproduction_mark,
     training_of,
 )
@@ -180,6 +198,7 @@ _PARQUET_TYPES = {
 OVERVIEW_ROWS = 200
 DATASET_ROWS = 100
 CHART_POINTS = 40
+MODEL_CHUNK = 64  # model pages a job: small enough for the two processes to finish together
 
 
 @dataclass(frozen=True)
@@ -447,86 +466,6 @@ def _dataset_info(name: str, split: Split | None) -> dict[str, Any]:
 # --------------------------------------------------------------------------- formatting
 
 
-def f3(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3f}"
-
-
-def ci(bounds: tuple[float, float] | None) -> str:
-    return "" if bounds is None else f"[{bounds[0]:.3f}, {bounds[1]:.3f}]"
-
-
-def usd(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:.4g}"
-
-
-def pts(value: float | None) -> str:
-    """A signed difference of two F1 fractions (one scale everywhere: no percentages)."""
-    return "—" if value is None else f"{value:+.3f}"
-
-
-def sort_key(value: float | None) -> str:
-    return "" if value is None else repr(float(value))
-
-
-# Small pieces of markup used thousands of times on big stores: Python functions are several times
-# faster than Jinja macros. Every value from the store goes through escape().
-
-
-def hardware(run: Run) -> Markup:
-    if run.timing is None:
-        out = '<span class="mark offref" title="no timing stored">no timing</span>'
-    elif run.reference_hardware:
-        out = f'<span class="mark ref" title="{escape(run.device_name or "")}">ref</span>'
-    else:
-        out = (
-            f'<span class="mark offref" title="{escape(run.device_name or "")}">not ref · '
-            f"{escape(run.device_class or '?')}</span>"
-        )
-    if run.self_reported:
-        out += ' <span class="mark self">self-reported</span>'
-    if run.timed_busy:
-        out += f' <span class="mark busy" title="{escape(load_text(run))}">busy</span>'
-    return Markup(out)
-
-
-def seeds(run: Run) -> Markup:
-    """The mean and spread over seeds, where the shown run's configuration has several."""
-    spread = run.seed_spread
-    if spread is None:
-        return Markup("")
-    mean, sd, n = spread
-    return Markup(f' <span class="seeds" title="strict F1 over {n} seeds">{n} seeds: {mean:.3f} ± {sd:.3f}</span>')
-
-
-def family(name: str) -> Markup:
-    return Markup(f'<span class="family {escape(name)}">{"LLM" if name == "llm" else escape(name)}</span>')
-
-
-def f1ci(value: float | None, bounds: tuple[float, float] | None) -> Markup:
-    return Markup(f3(value) + (f' <span class="ci">{ci(bounds)}</span>' if bounds else ""))
-
-
-def score_cells(cells: dict[str, Cell], keys: Iterable[str]) -> Markup:
-    """The cells of one run's row in a per-type or per-length table: F1, with precision, recall and
-    the gold count on hover. A dataset page's three such tables hold about 30 cells a run."""
-    out = []
-    for key in keys:
-        c = cells.get(key)
-        if c is None:
-            out.append('<td class="num">—</td>')
-        else:
-            out.append(
-                f'<td class="num" title="P {c.precision:.3f}, R {c.recall:.3f}, {c.n_gold} gold">{c.f1:.3f}</td>'
-            )
-    return Markup("".join(out))
-
-
-def pretty_json(value: Any) -> str:
-    # One line per document, wrapped by the page (CSS pre-wrap): without `indent` json uses its C
-    # encoder, several times faster on stores with thousands of runs.
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str, separators=(", ", ": "))
-
-
 def not_in_paper(name: str) -> str | None:
     """Why a registered dataset that the paper did not use is here (its registry note), e.g. that
     NCBI-disease stands in for the private Reddit-Impacts; None for the paper's own sets."""
@@ -562,7 +501,10 @@ def _environment(templates: Path) -> jinja2.Environment:
         parameters_text=parameters_text,
         not_in_paper=not_in_paper,
         f1ci=f1ci,
-        score_cells=score_cells,
+        dataset_row=dataset_row,
+        overview_row=overview_row,
+        model_results=model_results,
+        run_cards=run_cards,
         reproduction_mark=reproduction_mark,
         overview_reproduction=overview_reproduction,
         slug=slug,
@@ -570,8 +512,8 @@ def _environment(templates: Path) -> jinja2.Environment:
         paper=PAPER,
         significance=SIGNIFICANCE,
         long_tokens=LONG_ENTITY_TOKENS,
-        model_href=lambda model_id: f"models/{slug(model_id)}.html",
-        dataset_href=lambda name: f"datasets/{slug(name)}.html",
+        model_href=model_href,
+        dataset_href=dataset_href,
     )
     return env
 
@@ -681,26 +623,30 @@ def _forks(parallel: bool) -> bool:
     return parallel and "fork" in multiprocessing.get_all_start_methods() and (os.cpu_count() or 1) >= 2
 
 
-class _Queue:
-    """Hands out the model pages in chunks to whichever process is free: this one, and its forked
-    worker once its paired tests are done (a counter in shared memory), so that neither waits long
-    for the other."""
+class _Jobs:
+    """Hands out the jobs of a build to whichever process is free: this one, and its forked worker
+    once its own part is done (through a counter in shared memory), so that neither waits long for
+    the other. A job writes its pages and returns how many."""
 
-    CHUNK = 64
-
-    def __init__(self, items: list[Any], shared: bool) -> None:
-        self.items = items
+    def __init__(self, jobs: list[Callable[[], int]], shared: bool) -> None:
+        self.jobs = jobs
         self.next = multiprocessing.get_context("fork").Value("q", 0) if shared else None
         self.local = 0
 
-    def take(self) -> list[Any]:
+    def _take(self) -> int:
         if self.next is None:
-            start, self.local = self.local, self.local + self.CHUNK
-        else:
-            with self.next.get_lock():
-                start = self.next.value
-                self.next.value = start + self.CHUNK
-        return self.items[start : start + self.CHUNK]
+            self.local += 1
+            return self.local - 1
+        with self.next.get_lock():
+            self.next.value += 1
+            return self.next.value - 1
+
+    def run(self) -> int:
+        """Do jobs until none are left; the pages written."""
+        pages = 0
+        while (index := self._take()) < len(self.jobs):
+            pages += self.jobs[index]()
+        return pages
 
 
 def _start(task: Callable[[], Any], parallel: bool) -> Callable[[], Any]:
@@ -739,9 +685,9 @@ def build_site(
 ) -> BuildReport:
     """Render the whole site into `out` (replacing what a previous build left there).
 
-    With `parallel`, a forked process reads the test splits and runs the paired tests while this one
-    writes the other pages and the downloads; then both write model pages until none are left (the
-    output is the same).
+    With `parallel`, a forked process reads the test splits, runs the paired tests and writes the
+    pages that need them while this one writes the downloads, the overview and model pages; then
+    both write model pages until none are left (the output is the same).
     `assets` replaces nerbench's own templates/ and static/ (site_assets). `built_at` is the build
     time every page states (build_time: else SOURCE_DATE_EPOCH, else now).
     """
@@ -751,8 +697,8 @@ def build_site(
     # The garbage collector is off while the store is read and the site written: its passes walked
     # the runs read (kept to the end) again and again and found next to nothing to free, a tenth of
     # the build's time at 1,000 submissions. What it would have freed is freed once it is back on.
-    with _collector_off():
-        data = read_store(db, cells=False)  # the cells are read once the worker (which needs none) is forked
+    with _collector_off(), remembered():  # remembered: each run's training summary made once
+        data = read_store(db)
         paper = paper_results(paper_file)
         env = _environment(assets / "templates")
         columns = data.datasets
@@ -775,39 +721,17 @@ def build_site(
             "results_context": results_context(data),
         }
 
-        def write(name: str, template: str, **context: Any) -> None:
+        def write(name: str, template: str, **context: Any) -> int:
             root = "../" * name.count("/")
             html = env.get_template(template).render(root=root, page=name, **common, **context)
             (out / name).write_text(html, encoding="utf-8")
+            return 1
 
-        queue = _Queue(list(data.models.values()), shared=_forks(parallel))
-
-        def model_pages() -> int:
-            written = 0
-            while chunk := queue.take():
-                for model in chunk:
-                    environments = [run.environment for run in model.runs]
-                    same = environments[0] and all(e == environments[0] for e in environments)
-                    write(
-                        f"models/{model.slug}.html",
-                        "model.html",
-                        model=model,
-                        shared_environment=environments[0] if same else None,
-                    )
-                written += len(chunk)
-            return written
-
-        # The worker reads the test splits and runs the paired tests, then writes model pages; this
-        # process writes every other page meanwhile, then model pages too, until none are left.
-        worker = _start(lambda: (_analyse(data, db, data_dir, suite, resamples, seed), model_pages()), parallel)
-        if previous is not None:
-            _delete(previous)
-        overview = [_overview_row(m, columns) for m in data.models.values()]
-        overview.sort(key=_rank)
+        # The cost charts' points: dataset pages draw them, and so does the cost page.
         charts = {}
         for dataset in suite:
             shown = [m.shown[dataset] for m in data.models.values() if dataset in m.shown]
-            points = _points(
+            charts[dataset] = _points(
                 (
                     r.f1,
                     r.cost_per_1k,
@@ -820,41 +744,21 @@ def build_site(
                 )
                 for r in shown
             )
-            charts[dataset] = points
-        overall_points = _points(
-            (
-                row["macro_f1"],
-                row["cost"],
-                row["model"].id,
-                f"models/{row['model'].slug}.html",
-                row["model"].family,
-                row["reference"],
-                None,  # a mean over datasets: no interval is stored for it
-                row["busy"],
-            )
-            for row in overview
-        )
         drawn = {dataset: shown_points(points) for dataset, points in charts.items()}
-        overall_drawn = shown_points(overall_points)
-        overall = chart(overall_drawn, title="Macro F1 over datasets against cost", y_label="macro strict F1")
 
-        def dataset_tables(dataset: str) -> Markup:
-            """The tables of a dataset page, DATASET_ROWS runs (best first) a page: the pages after the
-            first are written now, the first (with the chart) returned for its page."""
+        def dataset_pages(dataset: str, info: dict[str, Any], question: Any) -> int:
+            """A dataset's page and the pages of the rest of its runs, DATASET_ROWS runs (best first) a page."""
             runs = sorted(
                 (m.shown[dataset] for m in data.models.values() if dataset in m.shown),
                 key=lambda r: (r.f1 is None, -(r.f1 or 0), r.model_id),
             )
-            order = REGISTRY[dataset].entity_types if dataset in REGISTRY else ()
-            types = sorted(
-                {t for r in runs for t in r.per_type}, key=lambda t: (order.index(t) if t in order else len(order), t)
-            )
+            types, cells = score_cells(db, runs, REGISTRY[dataset].entity_types if dataset in REGISTRY else ())
             base = slug(dataset)
-            first = Markup("")
+            written = 0
             for chunk, pager in paged(
                 runs, DATASET_ROWS, lambda n: f"{base}.html" if n == 1 else f"{base}-runs-{n}.html"
             ):
-                html = Markup(  # autoescaped output of the template
+                tables = Markup(  # autoescaped output of the template
                     env.get_template("dataset_tables.html").render(
                         root="../",
                         name=dataset,
@@ -864,70 +768,120 @@ def build_site(
                         buckets=LENGTH_BUCKETS,
                         points=charts[dataset],
                         drawn=len(drawn[dataset]),
-                        sizes={run.model_id: parameters(data.models[run.model_id]) for run in chunk},
+                        models=data.models,
+                        cells=cells,
                         chart=chart(drawn[dataset], title=f"Strict F1 against cost on {dataset}", root="../")
                         if pager.number == 1
                         else Markup(""),
                     )
                 )
-                if pager.number == 1:
-                    first = html
-                else:
-                    write(
-                        f"datasets/{pager.hrefs[pager.number - 1]}",
-                        "dataset_runs.html",
-                        dataset_name=dataset,
-                        tables=html,
-                    )
-            return first
+                if pager.number > 1:
+                    name = f"datasets/{pager.hrefs[pager.number - 1]}"
+                    written += write(name, "dataset_runs.html", dataset_name=dataset, tables=tables)
+                    continue
+                written += write(
+                    f"datasets/{base}.html",
+                    "dataset.html",
+                    dataset=info,
+                    tables=tables,
+                    question=question,
+                    paper_rows=[r for r in paper_rows if r["dataset"] == dataset],
+                )
+            return written
 
-        read_cells(db, [run for model in data.models.values() for run in model.shown.values()])
-        rows = _result_rows(data)
-        write("downloads.html", "downloads.html", n_rows=len(rows), columns=RESULT_COLUMNS, column_notes=COLUMN_NOTES)
-        _write_downloads(out / "data", rows)
-        del rows
-        # The tables of the dataset pages need no paired test: rendered while the worker runs.
-        tables = {dataset: dataset_tables(dataset) for dataset in suite}
-        _write_cost_points(out / "data", overall_points, charts)
-        filters = _filters(overview)
-        for chunk, pager in paged(overview, OVERVIEW_ROWS, lambda n: "index.html" if n == 1 else f"overview-{n}.html"):
-            write(
-                pager.hrefs[pager.number - 1],
-                "index.html",
-                columns=columns,
-                rows=chunk,
-                pager=pager,
-                paper_rows=paper_rows,
-                filters=filters,
+        def analysis() -> int:
+            """The pages that need the paired tests (or the test splits), done by the worker."""
+            tracks, infos = _analyse(data, db, data_dir, suite, resamples, seed)
+            default = next((t for t in tracks if t.default), None)
+            written = 0
+            for track in tracks:
+                written += write(track.href, "compare.html", page_track=track, tracks=tracks, resamples=resamples)
+            if default is None:  # an empty store: the page still exists and says so
+                written += write("compare.html", "compare.html", page_track=None, tracks=tracks, resamples=resamples)
+            written += write("about.html", "about.html", datasets=[infos[d] for d in suite], prices=price_table())
+            for dataset in suite:
+                question = next((q for q in default.questions if q.dataset == dataset), None) if default else None
+                written += dataset_pages(dataset, infos[dataset], question)
+            return written
+
+        def downloads() -> int:
+            rows = _result_rows(data)
+            _write_downloads(out / "data", rows)
+            return write(
+                "downloads.html", "downloads.html", n_rows=len(rows), columns=RESULT_COLUMNS, column_notes=COLUMN_NOTES
             )
-        write(
-            "cost.html",
-            "cost.html",
-            overall=overall,
-            overall_points=overall_points,
-            overall_drawn=len(overall_drawn),
-            charts=[
-                (d, charts[d], chart(drawn[d], title=f"Strict F1 against cost on {d}"), len(drawn[d])) for d in suite
-            ],
+
+        def overview_and_cost() -> int:
+            """The overview's pages, the cost page and every point of its charts."""
+            overview = [_overview_row(m, columns) for m in data.models.values()]
+            overview.sort(key=_rank)
+            overall_points = _points(
+                (
+                    row["macro_f1"],
+                    row["cost"],
+                    row["model"].id,
+                    f"models/{row['model'].slug}.html",
+                    row["model"].family,
+                    row["reference"],
+                    None,  # a mean over datasets: no interval is stored for it
+                    row["busy"],
+                )
+                for row in overview
+            )
+            overall_drawn = shown_points(overall_points)
+            overall = chart(overall_drawn, title="Macro F1 over datasets against cost", y_label="macro strict F1")
+            _write_cost_points(out / "data", overall_points, charts)
+            filters = _filters(overview)
+            written = 0
+            for chunk, pager in paged(
+                overview, OVERVIEW_ROWS, lambda n: "index.html" if n == 1 else f"overview-{n}.html"
+            ):
+                written += write(
+                    pager.hrefs[pager.number - 1],
+                    "index.html",
+                    columns=columns,
+                    rows=chunk,
+                    pager=pager,
+                    paper_rows=paper_rows,
+                    filters=filters,
+                )
+            return written + write(
+                "cost.html",
+                "cost.html",
+                overall=overall,
+                overall_points=overall_points,
+                overall_drawn=len(overall_drawn),
+                charts=[
+                    (d, charts[d], chart(drawn[d], title=f"Strict F1 against cost on {d}"), len(drawn[d]))
+                    for d in suite
+                ],
+            )
+
+        def model_pages(models: list[Model]) -> int:
+            for model in models:
+                environments = [run.environment for run in model.runs]
+                same = environments[0] and all(e == environments[0] for e in environments)
+                write(
+                    f"models/{model.slug}.html",
+                    "model.html",
+                    model=model,
+                    shared_environment=environments[0] if same else None,
+                )
+            return len(models)
+
+        models = list(data.models.values())
+        chunks = [models[i : i + MODEL_CHUNK] for i in range(0, len(models), MODEL_CHUNK)]
+        jobs = _Jobs(
+            [downloads, overview_and_cost, *[functools.partial(model_pages, chunk) for chunk in chunks]],
+            shared=_forks(parallel),
         )
-        model_pages()
-        tracks, dataset_infos = worker()[0]
-        default = next((t for t in tracks if t.default), None)
-        for track in tracks:
-            write(track.href, "compare.html", page_track=track, tracks=tracks, resamples=resamples)
-        if default is None:  # an empty store: the page still exists and says so
-            write("compare.html", "compare.html", page_track=None, tracks=tracks, resamples=resamples)
-        write("about.html", "about.html", datasets=[dataset_infos[d] for d in suite], prices=price_table())
-        for dataset in suite:
-            write(
-                f"datasets/{slug(dataset)}.html",
-                "dataset.html",
-                dataset=dataset_infos[dataset],
-                tables=tables[dataset],
-                question=next((q for q in default.questions if q.dataset == dataset), None) if default else None,
-                paper_rows=[r for r in paper_rows if r["dataset"] == dataset],
-            )
-    pages = sum(1 for _ in out.rglob("*.html"))
+        # The worker reads the test splits, runs the paired tests and writes the pages that need
+        # them (the comparison, the datasets), then takes jobs; this process takes jobs meanwhile.
+        worker = _start(lambda: analysis() + jobs.run(), parallel)
+        if previous is not None:
+            _delete(previous)
+        pages = jobs.run()
+        pages += worker()
     return BuildReport(out=out, index=out / "index.html", pages=pages, models=len(data.models), runs=len(data.runs))
 
 
@@ -946,18 +900,14 @@ COST_POINT_COLUMNS = (
 def _write_cost_points(folder: Path, overall: list[Point], charts: dict[str, list[Point]]) -> None:
     """Every point of every cost chart (a chart draws only the frontier and the best CHART_POINTS):
     chart "macro" holds each model's macro F1, the others a dataset's strict F1."""
-    from nerbench.safe_text import csv_cell
-
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COST_POINT_COLUMNS)
+    rows = []
     for name, points in [("macro", overall), *charts.items()]:
         for p in sorted(points, key=lambda p: (-p.f1, p.cost, p.label)):
             low, high = p.f1_ci if p.f1_ci else (None, None)
-            writer.writerow(
-                csv_cell(value) for value in (name, p.label, p.family, p.reference, p.f1, low, high, p.cost)
-            )
-    (folder / "cost_points.csv").write_text(buffer.getvalue(), encoding="utf-8")
+            rows.append((name, p.label, p.family, p.reference, p.f1, low, high, p.cost))
+    columns = {name: [row[i] for row in rows] for i, name in enumerate(COST_POINT_COLUMNS)}
+    types = {name: "DOUBLE" for name in COST_POINT_COLUMNS[4:]} | {"reference_hardware": "BOOLEAN"}
+    _write_table(folder, {"cost_points.csv": "csv"}, columns, types)
 
 
 def _objects(values: list[Any]) -> np.ndarray:
@@ -968,8 +918,8 @@ def _objects(values: list[Any]) -> np.ndarray:
 
 
 def _csv_column(name: str, kind: str) -> str:
-    """A column of results.csv: texts made safe, booleans as Python's csv module wrote them (DuckDB
-    writes doubles as Python's repr does)."""
+    """A column of a CSV download: texts made safe, booleans as Python's csv module writes them
+    (DuckDB writes doubles as Python's repr does)."""
     if kind == "VARCHAR":
         return f"in_csv.{name}"
     if kind == "BOOLEAN":
@@ -977,39 +927,42 @@ def _csv_column(name: str, kind: str) -> str:
     return name
 
 
-def _write_downloads(folder: Path, rows: list[dict[str, Any]]) -> None:
-    """results.csv, .json and .parquet, one row per run (the columns of RESULT_COLUMNS), written by
-    DuckDB from one table: building 50,000 rows of text in Python took seconds."""
+def _write_table(folder: Path, files: dict[str, str], columns: dict[str, list[Any]], types: dict[str, str]) -> None:
+    """Write one table (equal-length columns; a column's type in `types`, else text) into each of
+    `files` (name: "csv", "json" or "parquet") with DuckDB: building tens of thousands of rows of
+    text in Python took seconds."""
     from nerbench.safe_text import csv_cell
 
-    types = {name: _PARQUET_TYPES.get(name, "VARCHAR") for name in RESULT_COLUMNS}
-    stored = {name: _objects([row[name] for row in rows]) for name in RESULT_COLUMNS}
+    kinds = {name: types.get(name, "VARCHAR") for name in columns}
+    stored = {name: _objects(values) for name, values in columns.items()}
     # Ids and device names come from submissions: no CSV cell may run as a spreadsheet formula
-    # (nerbench.safe_text.csv_cell); each distinct text is made safe once. The JSON and Parquet
-    # downloads carry the values as stored.
-    safe = {
-        text: csv_cell(text)
-        for name, kind in types.items()
-        if kind == "VARCHAR"
-        for text in set(stored[name])
-        if isinstance(text, str)
-    }
-    in_csv = {
-        name: _objects([safe.get(v, v) for v in stored[name]]) for name, kind in types.items() if kind == "VARCHAR"
-    }
+    # (nerbench.safe_text.csv_cell); each distinct text is made safe once. JSON and Parquet carry
+    # the values as stored.
+    texts = [name for name, kind in kinds.items() if kind == "VARCHAR"]
+    safe = {text: csv_cell(text) for name in texts for text in set(columns[name]) if isinstance(text, str)}
+    in_csv = {name: _objects([safe.get(v, v) for v in columns[name]]) for name in texts}
     conn = duckdb.connect()
     try:
         conn.register("stored", stored)
         conn.register("in_csv", in_csv)
-        typed = ", ".join(f"CAST(stored.{name} AS {kind}) AS {name}" for name, kind in types.items())
-        conn.execute(f"CREATE TABLE results AS SELECT {typed} FROM stored")
-        cells = ", ".join(_csv_column(name, kind) for name, kind in types.items())
-        for name, query, options in (
-            ("results.csv", f"SELECT {cells} FROM results POSITIONAL JOIN in_csv", "FORMAT csv"),
-            ("results.json", "FROM results", "FORMAT json, ARRAY true"),
-            ("results.parquet", "FROM results", "FORMAT parquet"),
-        ):
+        typed = ", ".join(f"CAST(stored.{name} AS {kind}) AS {name}" for name, kind in kinds.items())
+        conn.execute(f"CREATE TABLE written AS SELECT {typed} FROM stored")
+        cells = ", ".join(_csv_column(name, kind) for name, kind in kinds.items())
+        queries = {
+            "csv": (f"SELECT {cells} FROM written POSITIONAL JOIN in_csv", "FORMAT csv"),
+            "json": ("FROM written", "FORMAT json, ARRAY true"),  # one row per line
+            "parquet": ("FROM written", "FORMAT parquet"),
+        }
+        for name, form in files.items():
+            query, options = queries[form]
             target = str(folder / name).replace("'", "''")
             conn.execute(f"COPY ({query}) TO '{target}' ({options})")
     finally:
         conn.close()
+
+
+def _write_downloads(folder: Path, rows: list[dict[str, Any]]) -> None:
+    """results.csv, .json and .parquet: one row per run, the columns of RESULT_COLUMNS."""
+    columns = {name: [row[name] for row in rows] for name in RESULT_COLUMNS}
+    files = {"results.csv": "csv", "results.json": "json", "results.parquet": "parquet"}
+    _write_table(folder, files, columns, _PARQUET_TYPES)

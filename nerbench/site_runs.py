@@ -15,6 +15,8 @@ is said here too: a run timed on a busy machine is marked, and a run whose load 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,9 +114,34 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+# While a site is built (`remembered`), each run's summary is made once: its model page, its dataset
+# table, the overview and the downloads all ask for it. Keyed by the run object, kept alive with it.
+_remembered: dict[int, tuple[Run, TrainingSummary]] | None = None
+
+
+@contextlib.contextmanager
+def remembered() -> Iterator[None]:
+    """training_of remembers each run's summary until the block ends."""
+    global _remembered
+    outer, _remembered = _remembered, {}
+    try:
+        yield
+    finally:
+        _remembered = outer
+
+
 def training_of(run: Run) -> TrainingSummary:
     """How `run`'s model was trained, from its record (and, for nerbench's own runs, the training
     record kept in its details)."""
+    if _remembered is None:
+        return _training_of(run)
+    known = _remembered.get(id(run))
+    if known is None or known[0] is not run:
+        known = _remembered[id(run)] = (run, _training_of(run))
+    return known[1]
+
+
+def _training_of(run: Run) -> TrainingSummary:
     record = run.record
     if record.training is not None:
         training, recipe = record.training, record.training.recipe

@@ -23,7 +23,7 @@ from nerbench.cli import _register, app
 from nerbench.errors import NerbenchError
 from nerbench.safe_text import csv_cell
 from nerbench.site import COLUMN_NOTES, RESULT_COLUMNS, build_site, build_time, paper_results, size_class
-from nerbench.site_data import read_cells, read_store, slug
+from nerbench.site_data import read_store, score_cells, slug
 from nerbench.site_svg import Point, chart, label_box, pareto, place_labels
 from nerbench.store import Store
 
@@ -113,7 +113,7 @@ def test_two_builds_are_byte_identical(store, site, data_dir, tmp_path, monkeypa
     # And with the model pages handed out one at a time to both processes.
     import nerbench.site as site_module
 
-    monkeypatch.setattr(site_module._Queue, "CHUNK", 1)
+    monkeypatch.setattr(site_module, "MODEL_CHUNK", 1)
     shared = tmp_path / "shared"
     build_site(store[0], shared, data_dir=data_dir)
     first, second, third = _files(site), _files(again), _files(shared)
@@ -148,12 +148,10 @@ def test_every_internal_link_resolves_and_nothing_is_fetched_from_elsewhere(site
 
 
 def test_the_site_reads_the_scores_the_scorer_stored(store):
-    """read_store pivots the metrics table in SQL and read_cells adds the per-type and per-length
-    cells later (the site's worker needs none): every number is the one the scorer computed."""
+    """read_store pivots the metrics table in SQL and score_cells has DuckDB format the cells of the
+    per-type and per-length tables: every number is the one the scorer computed."""
     path, expected = store
-    data = read_store(path, cells=False)
-    assert not any(r.per_type or r.per_length or r.paper_buckets for r in data.runs)
-    read_cells(path, data.runs)
+    data = read_store(path)
     assert len(data.runs) == len(expected)
     for run in data.runs:
         scores = expected[(run.model_id, run.dataset)]
@@ -165,16 +163,27 @@ def test_the_site_reads_the_scores_the_scorer_stored(store):
             tuple(scores.ci95_paper_buckets["3+"]),
         )
         assert run.schemes == {name: getattr(scores, name).f1 for name in ("strict", "exact", "partial", "type")}
-        for cells, prfs in (
-            (run.per_type, scores.per_type),
-            (run.per_length, scores.per_length),
-            (run.paper_buckets, scores.paper_buckets),
-        ):
-            assert cells == {k: (p.precision, p.recall, p.f1, p.n_gold) for k, p in prfs.items()}
-    full = read_store(path)
-    assert [(r.per_type, r.per_length, r.paper_buckets) for r in full.runs] == [
-        (r.per_type, r.per_length, r.paper_buckets) for r in data.runs
-    ]
+
+    def cell(prf) -> str:
+        return f'<td class="num" title="P {prf.precision:.3f}, R {prf.recall:.3f}, {prf.n_gold} gold">{prf.f1:.3f}</td>'
+
+    runs = [r for r in data.runs if r.dataset == "ncbi_disease"]
+    # Disease first, as the registry orders it; a type the registry does not know after it.
+    types, cells = score_cells(path, runs, ("Disease",))
+    assert types == ["Disease"]
+    for run in runs:
+        scores = expected[(run.model_id, run.dataset)]
+        assert cells[run.run_id] == [
+            "".join(cell(scores.per_type[t]) for t in types),
+            "".join(cell(scores.per_length[b]) for b in ("1", "2", "3+")),
+            "".join(cell(scores.paper_buckets[b]) for b in ("1", "2", "3+")),
+        ]
+    # Runs of two datasets: a type absent from a run is a dash; so are the runs of another dataset.
+    both = runs + [r for r in data.runs if r.dataset == "biored"]
+    types, cells = score_cells(path, both, ("Disease", "ChemicalEntity"))
+    assert types[:2] == ["Disease", "ChemicalEntity"] and len(types) > 3 and types[2:] == sorted(types[2:])
+    assert all(row[0].count("<td") == len(types) for row in cells.values())
+    assert '<td class="num">—</td>' in cells[runs[0].run_id][0]
 
 
 def test_the_three_downloads_hold_the_same_rows(site, submitted_site):
