@@ -4,7 +4,9 @@ a PEFT adapter on it (adapter_id + adapter_revision).
 Nothing of nerbench is patched. Offline, the weights come from a hub cache in a temporary folder,
 laid out as huggingface_hub lays it out (blobs/, snapshots/<commit>/, refs/main), which
 huggingface_hub's own constants point at (it reads HF_HUB_CACHE and HF_HUB_OFFLINE once, at
-import). refs/main always names other weights than the pinned commit, so a revision that
+import). Online, a local stand-in for the hub serves the repositories and `reproduce` runs in a
+subprocess whose environment names it and an empty cache: what is downloaded is what a real
+download fetches. refs/main always names other weights than the pinned commit, so a revision that
 is not passed through changes the tags. Tiny random models (allow_random_init, tests only).
 """
 
@@ -14,10 +16,16 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import shutil
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import torch
@@ -341,3 +349,112 @@ def test_a_revision_missing_from_the_cache_is_named(hub, data_dir, tmp_path, mon
     err = _cli(_reproduce_argv(submission, tmp_path, data_dir), monkeypatch, capsys)
     assert expected in err
     assert not (tmp_path / "site.duckdb").exists()
+
+
+# ----------------------------------------------------------------------------- online, downloaded
+
+
+class _StandInHub(BaseHTTPRequestHandler):
+    """The hub endpoints snapshot_download uses for a pinned commit: the file list of a commit
+    (GET /api/models/<id>/tree/<commit>) and each file (HEAD and GET /<id>/resolve/<commit>/<path>).
+    `repos` maps (repo id, commit) to a folder; every request is logged as (method, id, commit, path)."""
+
+    repos: dict[tuple[str, str], Path] = {}
+    log: list[tuple[str, str, str, str | None]] = []
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._answer(head=False)
+
+    def do_HEAD(self) -> None:
+        self._answer(head=True)
+
+    def _answer(self, *, head: bool) -> None:
+        path = unquote(urlsplit(self.path).path)
+        if tree := re.fullmatch(r"/api/models/([^/]+/[^/]+)/tree/([^/]+)", path):
+            self.log.append(("tree", tree[1], tree[2], None))
+            folder = self.repos.get((tree[1], tree[2]))
+            if folder is not None:
+                listing = [
+                    {"type": "file", "path": p.name, "size": p.stat().st_size, "oid": _git_sha1(p.read_bytes())}
+                    for p in sorted(folder.iterdir())
+                ]
+                return self._send(json.dumps(listing).encode(), {"Content-Type": "application/json"}, head)
+        elif file := re.fullmatch(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path):
+            self.log.append(("HEAD" if head else "GET", file[1], file[2], file[3]))
+            folder = self.repos.get((file[1], file[2]))
+            if folder is not None and (folder / file[3]).is_file():
+                data = (folder / file[3]).read_bytes()
+                return self._send(data, {"X-Repo-Commit": file[2], "ETag": f'"{_git_sha1(data)}"'}, head)
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _send(self, body: bytes, headers: dict[str, str], head: bool) -> None:
+        self.send_response(200)
+        for key, value in (headers | {"Content-Length": str(len(body))}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+
+def _git_sha1(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+@pytest.fixture
+def stand_in_hub(hub) -> Iterator[str]:
+    """The hub at http://127.0.0.1:<port>, holding the repositories at their pinned commits only."""
+    _StandInHub.repos = {(BASE, REVISION): hub.repos / "base", (ADAPTER, ADAPTER_REVISION): hub.repos / "adapter"}
+    _StandInHub.log = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _StandInHub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join()
+
+
+REPRODUCE = """
+import json, sys, torch
+from pathlib import Path
+from nerbench.pipeline.reproduce import reproduce
+torch.set_num_threads(1)
+submission, db, data_dir, runs = map(Path, sys.argv[1:])
+(done,) = reproduce(submission, db=db, data_dir=data_dir, device="cpu", runs_dir=runs, allow_random_init=True)
+print(json.dumps(done.link))
+"""
+
+
+def test_a_hub_adapter_downloads_what_it_loads_at_the_pinned_commits(hub, stand_in_hub, data_dir, tmp_path):
+    # A fresh machine: an empty cache, the hub reachable. The adapter is served as `nerbench train`
+    # wrote it (its training.json says how the head reads words) beside a pickle and tokenizer code.
+    cache = tmp_path / "cache"
+    env = {k: v for k, v in os.environ.items() if k not in {"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"}} | {
+        "HF_ENDPOINT": stand_in_hub,
+        "HF_HUB_CACHE": str(cache),
+        "HF_HOME": str(tmp_path / "hf-home"),  # no token of this machine's, no modules cache outside
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+    }
+    submission = hub.with_weights(hub.adapter_submission, tmp_path, ADAPTER_WEIGHTS)
+    args = [submission, tmp_path / "site.duckdb", data_dir, tmp_path / "runs"]
+    done = subprocess.run(
+        [sys.executable, "-c", REPRODUCE, *map(str, args)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    link = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (link["agreement"], link["differing_tags"], link["reproduced"]) == (1.0, 0, True)
+
+    ours = [entry for entry in _StandInHub.log if entry[1] in (BASE, ADAPTER)]  # not other libraries' look-ups
+    assert {(repo, commit) for _, repo, commit, _ in ours} == {(BASE, REVISION), (ADAPTER, ADAPTER_REVISION)}
+    fetched = {repo: {path for method, r, _, path in ours if method == "GET" and r == repo} for repo in (BASE, ADAPTER)}
+    assert {"adapter_model.safetensors", "adapter_config.json", "training.json"} <= fetched[ADAPTER]
+    assert {"model.safetensors", "config.json"} <= fetched[BASE]
+    assert not [p for paths in fetched.values() for p in paths if p.endswith((".bin", ".py"))]
+    assert not hub.touched.exists()
+    for repo, commit in ((BASE, REVISION), (ADAPTER, ADAPTER_REVISION)):  # the cache holds what was fetched
+        snapshot = cache / repo_folder_name(repo_id=repo, repo_type="model") / "snapshots" / commit
+        assert {p.name for p in snapshot.iterdir()} == fetched[repo]

@@ -195,6 +195,9 @@ def _hub_adapter(adapter_id: str, revision: str | None, base_id: str) -> Path:
                     "adapter_model.safetensors",
                     "tokenizer*",
                     "special_tokens_map.json",
+                    # written by `nerbench train` beside the adapter: the head's label order, window,
+                    # word position and base quantization are read from it (without it, other tags)
+                    "training.json",
                 ],
             )
         )
