@@ -255,6 +255,8 @@ def test_a_hub_adapter_is_reproduced_on_its_pinned_base(hub, data_dir, tmp_path,
     assert run["details"]["reproduces"] == link and run["record"].head == "token"
     weights = run["record"].weights
     assert weights.source == "adapter" and weights.base is not None
+    # the adapter is named by its hub id and pinned commit, not by the cache folder it was fetched to
+    assert (weights.name, weights.hf_id, weights.revision) == (ADAPTER, ADAPTER, ADAPTER_REVISION)
     assert (weights.base.source, weights.base.hf_id, weights.base.revision) == ("hub", BASE, REVISION)
     assert not hub.touched.exists()
 

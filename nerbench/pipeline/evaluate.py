@@ -17,6 +17,7 @@ already stored is skipped, so an interrupted eval resumes where it stopped.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -97,16 +98,31 @@ def _quiet(_: str) -> None:
     pass
 
 
+_HUB_SNAPSHOT = re.compile(r"models--(?P<org>[^/]+?)--(?P<name>[^/]+)/snapshots/(?P<revision>[0-9a-f]{40})/?$")
+
+
+def hub_origin(path: str | Path) -> tuple[str, str] | None:
+    """The hub id and commit of a folder that is a snapshot in a Hugging Face cache
+    (`models--org--name/snapshots/<commit>`), as `reproduce` fetches a submission's adapter; else None."""
+    match = _HUB_SNAPSHOT.search(Path(path).as_posix())
+    return (f"{match['org']}/{match['name']}", match["revision"]) if match else None
+
+
 def weights_of(ref) -> Weights:
     """The weights' identity in the run record. A registry entry is pinned by the catalogue (its
     package or hub revision); anything else by the digest of its safetensors files. Folders are
-    named by their last part only: where they happen to be is no part of what was evaluated."""
+    named by their last part only: where they happen to be is no part of what was evaluated; a
+    folder that is a hub snapshot is named by its hub id and commit."""
     name = Path(ref.name).name if ref.source in ("folder", "adapter") else ref.name
+    hf_id, revision = ref.hf_id, ref.revision
+    origin = hub_origin(ref.path) if ref.source in ("folder", "adapter") and hf_id is None else None
+    if origin is not None:
+        name, (hf_id, revision) = origin[0], origin
     return Weights(
         name=name,
         source=ref.source,
-        hf_id=ref.hf_id,
-        revision=ref.revision,
+        hf_id=hf_id,
+        revision=revision,
         registry_id=ref.meta.id if ref.meta else None,
         package=ref.meta.package.requirement if ref.meta and ref.meta.package else None,
         sha256=None if ref.source == "registry" else weights_sha256(ref.path),
