@@ -54,6 +54,7 @@ from nerbench.site_html import (
     pretty_json,
     pts,
     run_cards,
+    score_rows,
     seeds,
     sort_key,
     usd,
@@ -502,6 +503,7 @@ def _environment(templates: Path) -> jinja2.Environment:
         not_in_paper=not_in_paper,
         f1ci=f1ci,
         dataset_row=dataset_row,
+        score_rows=score_rows,
         overview_row=overview_row,
         model_results=model_results,
         run_cards=run_cards,
@@ -554,7 +556,7 @@ def site_assets(root: Path | None = None) -> Path:
 
 def _set_aside(out: Path) -> Path | None:
     """Move a previous build out of the way (into a new hidden folder beside it, returned; _delete
-    removes it); refuse to touch a folder that is not one (a mistyped --out)."""
+    removes it once the new one is written); refuse to touch a folder that is not one (a mistyped --out)."""
     if not out.exists():
         return None
     if not out.is_dir():
@@ -572,6 +574,25 @@ def _set_aside(out: Path) -> Path | None:
         _delete(out)
         return None
     return holder
+
+
+@contextlib.contextmanager
+def _replacing(out: Path) -> Iterator[None]:
+    """`out` made an empty folder for the block to write a site into: a previous build is moved
+    aside, put back if the block fails, else deleted once the new site is written (ext4 makes a new
+    file slowly while many were deleted in the last minutes, as it scans past their inodes: 0.4 ms
+    a file here instead of 0.05)."""
+    previous = _set_aside(out)
+    try:
+        yield
+    except BaseException:
+        if previous is not None:
+            shutil.rmtree(out, ignore_errors=True)
+            (previous / "site").rename(out)
+            previous.rmdir()
+        raise
+    if previous is not None:
+        _delete(previous)
 
 
 def _delete(folder: Path) -> None:
@@ -700,189 +721,211 @@ def build_site(
     with _collector_off(), remembered():  # remembered: each run's training summary made once
         data = read_store(db)
         paper = paper_results(paper_file)
-        env = _environment(assets / "templates")
-        columns = data.datasets
-        suite = list(DEFAULT_SUITE) + [d for d in data.datasets if d not in DEFAULT_SUITE]
-        paper_rows = sorted(paper.get("rows", []), key=lambda r: (r["dataset"], r["model"]))
-
-        previous = _set_aside(out)
-        (out / "models").mkdir(parents=True)
-        (out / MARKER).write_text("written by `nerbench site build`; the next build replaces this folder\n", "utf-8")
-        (out / "datasets").mkdir()
-        (out / "data").mkdir()
-        shutil.copytree(assets / "static", out / "static")
-        common = {
-            "n_models": len(data.models),
-            "n_runs": len(data.runs),
-            "paper_results": paper,
-            "built": built.strftime("%Y-%m-%d %H:%M:%S UTC"),
-            "built_iso": built.isoformat().replace("+00:00", "Z"),
-            "version": __version__,
-            "results_context": results_context(data),
-        }
-
-        def write(name: str, template: str, **context: Any) -> int:
-            root = "../" * name.count("/")
-            html = env.get_template(template).render(root=root, page=name, **common, **context)
-            (out / name).write_text(html, encoding="utf-8")
-            return 1
-
-        # The cost charts' points: dataset pages draw them, and so does the cost page.
-        charts = {}
-        for dataset in suite:
-            shown = [m.shown[dataset] for m in data.models.values() if dataset in m.shown]
-            charts[dataset] = _points(
-                (
-                    r.f1,
-                    r.cost_per_1k,
-                    r.model_id,
-                    f"models/{slug(r.model_id)}.html",
-                    r.family,
-                    r.reference_hardware,
-                    r.f1_ci,
-                    r.timed_busy is True,
-                )
-                for r in shown
+        with _replacing(out):
+            pages = _write_site(
+                data,
+                db,
+                out,
+                paper,
+                assets,
+                built,
+                data_dir=data_dir,
+                resamples=resamples,
+                seed=seed,
+                parallel=parallel,
             )
-        drawn = {dataset: shown_points(points) for dataset, points in charts.items()}
-
-        def dataset_pages(dataset: str, info: dict[str, Any], question: Any) -> int:
-            """A dataset's page and the pages of the rest of its runs, DATASET_ROWS runs (best first) a page."""
-            runs = sorted(
-                (m.shown[dataset] for m in data.models.values() if dataset in m.shown),
-                key=lambda r: (r.f1 is None, -(r.f1 or 0), r.model_id),
-            )
-            types, cells = score_cells(db, runs, REGISTRY[dataset].entity_types if dataset in REGISTRY else ())
-            base = slug(dataset)
-            written = 0
-            for chunk, pager in paged(
-                runs, DATASET_ROWS, lambda n: f"{base}.html" if n == 1 else f"{base}-runs-{n}.html"
-            ):
-                tables = Markup(  # autoescaped output of the template
-                    env.get_template("dataset_tables.html").render(
-                        root="../",
-                        name=dataset,
-                        runs=chunk,
-                        pager=pager,
-                        types=types,
-                        buckets=LENGTH_BUCKETS,
-                        points=charts[dataset],
-                        drawn=len(drawn[dataset]),
-                        models=data.models,
-                        cells=cells,
-                        chart=chart(drawn[dataset], title=f"Strict F1 against cost on {dataset}", root="../")
-                        if pager.number == 1
-                        else Markup(""),
-                    )
-                )
-                if pager.number > 1:
-                    name = f"datasets/{pager.hrefs[pager.number - 1]}"
-                    written += write(name, "dataset_runs.html", dataset_name=dataset, tables=tables)
-                    continue
-                written += write(
-                    f"datasets/{base}.html",
-                    "dataset.html",
-                    dataset=info,
-                    tables=tables,
-                    question=question,
-                    paper_rows=[r for r in paper_rows if r["dataset"] == dataset],
-                )
-            return written
-
-        def analysis() -> int:
-            """The pages that need the paired tests (or the test splits), done by the worker."""
-            tracks, infos = _analyse(data, db, data_dir, suite, resamples, seed)
-            default = next((t for t in tracks if t.default), None)
-            written = 0
-            for track in tracks:
-                written += write(track.href, "compare.html", page_track=track, tracks=tracks, resamples=resamples)
-            if default is None:  # an empty store: the page still exists and says so
-                written += write("compare.html", "compare.html", page_track=None, tracks=tracks, resamples=resamples)
-            written += write("about.html", "about.html", datasets=[infos[d] for d in suite], prices=price_table())
-            for dataset in suite:
-                question = next((q for q in default.questions if q.dataset == dataset), None) if default else None
-                written += dataset_pages(dataset, infos[dataset], question)
-            return written
-
-        def downloads() -> int:
-            rows = _result_rows(data)
-            _write_downloads(out / "data", rows)
-            return write(
-                "downloads.html", "downloads.html", n_rows=len(rows), columns=RESULT_COLUMNS, column_notes=COLUMN_NOTES
-            )
-
-        def overview_and_cost() -> int:
-            """The overview's pages, the cost page and every point of its charts."""
-            overview = [_overview_row(m, columns) for m in data.models.values()]
-            overview.sort(key=_rank)
-            overall_points = _points(
-                (
-                    row["macro_f1"],
-                    row["cost"],
-                    row["model"].id,
-                    f"models/{row['model'].slug}.html",
-                    row["model"].family,
-                    row["reference"],
-                    None,  # a mean over datasets: no interval is stored for it
-                    row["busy"],
-                )
-                for row in overview
-            )
-            overall_drawn = shown_points(overall_points)
-            overall = chart(overall_drawn, title="Macro F1 over datasets against cost", y_label="macro strict F1")
-            _write_cost_points(out / "data", overall_points, charts)
-            filters = _filters(overview)
-            written = 0
-            for chunk, pager in paged(
-                overview, OVERVIEW_ROWS, lambda n: "index.html" if n == 1 else f"overview-{n}.html"
-            ):
-                written += write(
-                    pager.hrefs[pager.number - 1],
-                    "index.html",
-                    columns=columns,
-                    rows=chunk,
-                    pager=pager,
-                    paper_rows=paper_rows,
-                    filters=filters,
-                )
-            return written + write(
-                "cost.html",
-                "cost.html",
-                overall=overall,
-                overall_points=overall_points,
-                overall_drawn=len(overall_drawn),
-                charts=[
-                    (d, charts[d], chart(drawn[d], title=f"Strict F1 against cost on {d}"), len(drawn[d]))
-                    for d in suite
-                ],
-            )
-
-        def model_pages(models: list[Model]) -> int:
-            for model in models:
-                environments = [run.environment for run in model.runs]
-                same = environments[0] and all(e == environments[0] for e in environments)
-                write(
-                    f"models/{model.slug}.html",
-                    "model.html",
-                    model=model,
-                    shared_environment=environments[0] if same else None,
-                )
-            return len(models)
-
-        models = list(data.models.values())
-        chunks = [models[i : i + MODEL_CHUNK] for i in range(0, len(models), MODEL_CHUNK)]
-        jobs = _Jobs(
-            [downloads, overview_and_cost, *[functools.partial(model_pages, chunk) for chunk in chunks]],
-            shared=_forks(parallel),
-        )
-        # The worker reads the test splits, runs the paired tests and writes the pages that need
-        # them (the comparison, the datasets), then takes jobs; this process takes jobs meanwhile.
-        worker = _start(lambda: analysis() + jobs.run(), parallel)
-        if previous is not None:
-            _delete(previous)
-        pages = jobs.run()
-        pages += worker()
     return BuildReport(out=out, index=out / "index.html", pages=pages, models=len(data.models), runs=len(data.runs))
+
+
+def _write_site(
+    data: StoreData,
+    db: Path,
+    out: Path,
+    paper: dict[str, Any],
+    assets: Path,
+    built: datetime,
+    *,
+    data_dir: Path | None,
+    resamples: int,
+    seed: int,
+    parallel: bool,
+) -> int:
+    """Write every page, download and asset into `out` (an empty folder); returns the pages written."""
+    env = _environment(assets / "templates")
+    columns = data.datasets
+    suite = list(DEFAULT_SUITE) + [d for d in data.datasets if d not in DEFAULT_SUITE]
+    paper_rows = sorted(paper.get("rows", []), key=lambda r: (r["dataset"], r["model"]))
+
+    (out / "models").mkdir(parents=True)
+    (out / MARKER).write_text("written by `nerbench site build`; the next build replaces this folder\n", "utf-8")
+    (out / "datasets").mkdir()
+    (out / "data").mkdir()
+    shutil.copytree(assets / "static", out / "static")
+    common = {
+        "n_models": len(data.models),
+        "n_runs": len(data.runs),
+        "paper_results": paper,
+        "built": built.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "built_iso": built.isoformat().replace("+00:00", "Z"),
+        "version": __version__,
+        "results_context": results_context(data),
+    }
+
+    def write(name: str, template: str, **context: Any) -> int:
+        root = "../" * name.count("/")
+        html = env.get_template(template).render(root=root, page=name, **common, **context)
+        (out / name).write_text(html, encoding="utf-8")
+        return 1
+
+    # The cost charts' points: dataset pages draw them, and so does the cost page.
+    charts = {}
+    for dataset in suite:
+        shown = [m.shown[dataset] for m in data.models.values() if dataset in m.shown]
+        charts[dataset] = _points(
+            (
+                r.f1,
+                r.cost_per_1k,
+                r.model_id,
+                f"models/{slug(r.model_id)}.html",
+                r.family,
+                r.reference_hardware,
+                r.f1_ci,
+                r.timed_busy is True,
+            )
+            for r in shown
+        )
+    drawn = {dataset: shown_points(points) for dataset, points in charts.items()}
+
+    def dataset_pages(dataset: str, info: dict[str, Any], question: Any) -> int:
+        """A dataset's page and the pages of the rest of its runs, DATASET_ROWS runs (best first) a page."""
+        runs = sorted(
+            (m.shown[dataset] for m in data.models.values() if dataset in m.shown),
+            key=lambda r: (r.f1 is None, -(r.f1 or 0), r.model_id),
+        )
+        types, cells = score_cells(db, runs, REGISTRY[dataset].entity_types if dataset in REGISTRY else ())
+        base = slug(dataset)
+        written = 0
+        for chunk, pager in paged(runs, DATASET_ROWS, lambda n: f"{base}.html" if n == 1 else f"{base}-runs-{n}.html"):
+            tables = Markup(  # autoescaped output of the template
+                env.get_template("dataset_tables.html").render(
+                    root="../",
+                    name=dataset,
+                    runs=chunk,
+                    pager=pager,
+                    types=types,
+                    buckets=LENGTH_BUCKETS,
+                    points=charts[dataset],
+                    drawn=len(drawn[dataset]),
+                    models=data.models,
+                    cells=cells,
+                    chart=chart(drawn[dataset], title=f"Strict F1 against cost on {dataset}", root="../")
+                    if pager.number == 1
+                    else Markup(""),
+                )
+            )
+            if pager.number > 1:
+                name = f"datasets/{pager.hrefs[pager.number - 1]}"
+                written += write(name, "dataset_runs.html", dataset_name=dataset, tables=tables)
+                continue
+            written += write(
+                f"datasets/{base}.html",
+                "dataset.html",
+                dataset=info,
+                tables=tables,
+                question=question,
+                paper_rows=[r for r in paper_rows if r["dataset"] == dataset],
+            )
+        return written
+
+    def analysis() -> int:
+        """The pages that need the paired tests (or the test splits), done by the worker."""
+        tracks, infos = _analyse(data, db, data_dir, suite, resamples, seed)
+        default = next((t for t in tracks if t.default), None)
+        written = 0
+        for track in tracks:
+            written += write(track.href, "compare.html", page_track=track, tracks=tracks, resamples=resamples)
+        if default is None:  # an empty store: the page still exists and says so
+            written += write("compare.html", "compare.html", page_track=None, tracks=tracks, resamples=resamples)
+        written += write("about.html", "about.html", datasets=[infos[d] for d in suite], prices=price_table())
+        for dataset in suite:
+            question = next((q for q in default.questions if q.dataset == dataset), None) if default else None
+            written += dataset_pages(dataset, infos[dataset], question)
+        return written
+
+    def downloads() -> int:
+        rows = _result_rows(data)
+        _write_downloads(out / "data", rows)
+        return write(
+            "downloads.html", "downloads.html", n_rows=len(rows), columns=RESULT_COLUMNS, column_notes=COLUMN_NOTES
+        )
+
+    def overview_and_cost() -> int:
+        """The overview's pages, the cost page and every point of its charts."""
+        overview = [_overview_row(m, columns) for m in data.models.values()]
+        overview.sort(key=_rank)
+        overall_points = _points(
+            (
+                row["macro_f1"],
+                row["cost"],
+                row["model"].id,
+                f"models/{row['model'].slug}.html",
+                row["model"].family,
+                row["reference"],
+                None,  # a mean over datasets: no interval is stored for it
+                row["busy"],
+            )
+            for row in overview
+        )
+        overall_drawn = shown_points(overall_points)
+        overall = chart(overall_drawn, title="Macro F1 over datasets against cost", y_label="macro strict F1")
+        _write_cost_points(out / "data", overall_points, charts)
+        filters = _filters(overview)
+        written = 0
+        for chunk, pager in paged(overview, OVERVIEW_ROWS, lambda n: "index.html" if n == 1 else f"overview-{n}.html"):
+            written += write(
+                pager.hrefs[pager.number - 1],
+                "index.html",
+                columns=columns,
+                rows=chunk,
+                pager=pager,
+                paper_rows=paper_rows,
+                filters=filters,
+            )
+        return written + write(
+            "cost.html",
+            "cost.html",
+            overall=overall,
+            overall_points=overall_points,
+            overall_drawn=len(overall_drawn),
+            charts=[
+                (d, charts[d], chart(drawn[d], title=f"Strict F1 against cost on {d}"), len(drawn[d])) for d in suite
+            ],
+        )
+
+    def model_pages(models: list[Model]) -> int:
+        for model in models:
+            environments = [run.environment for run in model.runs]
+            same = environments[0] and all(e == environments[0] for e in environments)
+            write(
+                f"models/{model.slug}.html",
+                "model.html",
+                model=model,
+                shared_environment=environments[0] if same else None,
+            )
+        return len(models)
+
+    models = list(data.models.values())
+    chunks = [models[i : i + MODEL_CHUNK] for i in range(0, len(models), MODEL_CHUNK)]
+    jobs = _Jobs(
+        [downloads, overview_and_cost, *[functools.partial(model_pages, chunk) for chunk in chunks]],
+        shared=_forks(parallel),
+    )
+    # The worker reads the test splits, runs the paired tests and writes the pages that need
+    # them (the comparison, the datasets), then takes jobs; this process takes jobs meanwhile.
+    worker = _start(lambda: analysis() + jobs.run(), parallel)
+    pages = jobs.run()
+    pages += worker()
+    return pages
 
 
 COST_POINT_COLUMNS = (

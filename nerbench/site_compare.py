@@ -17,6 +17,7 @@ import statistics
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from nerbench import scoring
@@ -115,13 +116,15 @@ class Entry:
         return [r.run_id for r in self.runs]
 
     def _mean(self, values: list[float | None]) -> float | None:
+        if len(values) == 1:  # one seed (most entries): its value, as fmean would give it
+            return values[0]
         return statistics.fmean(v for v in values if v is not None) if all(v is not None for v in values) else None
 
     def _sd(self, values: list[float | None]) -> float | None:
         present = [v for v in values if v is not None]
         return statistics.stdev(present) if len(present) > 1 and len(present) == len(values) else None
 
-    @property
+    @cached_property  # best() asks for it of every candidate, twice
     def f1(self) -> float | None:
         return self._mean([r.f1 for r in self.runs])
 
@@ -145,7 +148,7 @@ class Entry:
     def long_f1_ci(self) -> tuple[float, float] | None:
         return self.first.long_f1_ci if self.seeds == 1 else None
 
-    @property
+    @cached_property
     def dev_f1(self) -> float | None:
         return self._mean([r.dev_f1 for r in self.runs])
 
@@ -392,10 +395,11 @@ def pages(
     of each dataset (None where it is not available)."""
     parameters = {m.id: _parameters(m.meta) for m in data.models.values()}
     by_track: dict[Track, dict[str, list[Run]]] = {}
+    families: dict[str, set[str]] = {d: set() for d in datasets}
     for run in data.runs:
-        if run.dataset in datasets:
+        if run.dataset in families:
             by_track.setdefault(run.track, {}).setdefault(run.dataset, []).append(run)
-    families = {d: {r.family for r in data.runs if r.dataset == d} for d in datasets}
+            families[run.dataset].add(run.family)
     out: list[TrackPage] = []
     testable: list[tuple[Question, Split]] = []
     for track in sorted(by_track, key=lambda t: t.authority):

@@ -9,13 +9,16 @@ escape(); None is shown as a dash, as the templates' finalize does.
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from typing import Any
 
 from markupsafe import Markup, escape
 
 from nerbench.site_data import Model, Run, slug
 from nerbench.site_runs import (
+    TrainingSummary,
     load_text,
     overview_reproduction,
     parameters,
@@ -23,6 +26,25 @@ from nerbench.site_runs import (
     reproduction_mark,
     training_of,
 )
+from nerbench.tracks import Track
+
+_SPECIAL = re.compile("[&<>\"']")
+
+
+def _e(text: str) -> str:
+    """escape(text) for a plain str: it runs a million times on a big store, where most texts need
+    nothing escaped and making a Markup object of each cost as much as the escaping."""
+    return escape(text) if _SPECIAL.search(text) else text
+
+
+@functools.cache
+def _track(track: Track) -> str:
+    return _e(track.label)
+
+
+@functools.cache
+def _short(summary: TrainingSummary) -> str:
+    return _e(summary.short)
 
 
 def f3(value: float | None) -> str:
@@ -65,38 +87,55 @@ def dataset_href(name: str) -> str:
     return f"datasets/{slug(name)}.html"
 
 
-def hardware(run: Run) -> Markup:
+def _hardware(run: Run) -> str:
     if run.timing is None:
         out = '<span class="mark offref" title="no timing stored">no timing</span>'
     elif run.reference_hardware:
-        out = f'<span class="mark ref" title="{escape(run.device_name or "")}">ref</span>'
+        out = f'<span class="mark ref" title="{_e(run.device_name or "")}">ref</span>'
     else:
         out = (
-            f'<span class="mark offref" title="{escape(run.device_name or "")}">not ref · '
-            f"{escape(run.device_class or '?')}</span>"
+            f'<span class="mark offref" title="{_e(run.device_name or "")}">not ref · '
+            f"{_e(run.device_class or '?')}</span>"
         )
     if run.self_reported:
         out += ' <span class="mark self">self-reported</span>'
     if run.timed_busy:
-        out += f' <span class="mark busy" title="{escape(load_text(run))}">busy</span>'
-    return Markup(out)
+        out += f' <span class="mark busy" title="{_e(load_text(run))}">busy</span>'
+    return out
+
+
+def hardware(run: Run) -> Markup:
+    return Markup(_hardware(run))
+
+
+def _seeds(run: Run) -> str:
+    spread = run.seed_spread if len(run.seed_runs) > 1 else None
+    if spread is None:
+        return ""
+    mean, sd, n = spread
+    return f' <span class="seeds" title="strict F1 over {n} seeds">{n} seeds: {mean:.3f} ± {sd:.3f}</span>'
 
 
 def seeds(run: Run) -> Markup:
     """The mean and spread over seeds, where the shown run's configuration has several."""
-    spread = run.seed_spread
-    if spread is None:
-        return Markup("")
-    mean, sd, n = spread
-    return Markup(f' <span class="seeds" title="strict F1 over {n} seeds">{n} seeds: {mean:.3f} ± {sd:.3f}</span>')
+    return Markup(_seeds(run))
+
+
+@functools.cache
+def _family(name: str) -> str:
+    return f'<span class="family {_e(name)}">{"LLM" if name == "llm" else _e(name)}</span>'
 
 
 def family(name: str) -> Markup:
-    return Markup(f'<span class="family {escape(name)}">{"LLM" if name == "llm" else escape(name)}</span>')
+    return Markup(_family(name))
+
+
+def _f1ci(value: float | None, bounds: tuple[float, float] | None) -> str:
+    return f3(value) + (f' <span class="ci">{ci(bounds)}</span>' if bounds else "")
 
 
 def f1ci(value: float | None, bounds: tuple[float, float] | None) -> Markup:
-    return Markup(f3(value) + (f' <span class="ci">{ci(bounds)}</span>' if bounds else ""))
+    return Markup(_f1ci(value, bounds))
 
 
 def _speed(run: Run) -> str:
@@ -107,18 +146,26 @@ def _speed(run: Run) -> str:
 def dataset_row(run: Run, model: Model, root: str) -> Markup:
     """A run's row in the table of all models of its dataset page."""
     return Markup(
-        f'<tr><th scope="row"><a href="{root}{escape(model_href(run.model_id))}">{escape(run.model_id)}</a></th>\n'
-        f"<td>{family(run.family)}</td><td>{escape(run.head)}</td>\n"
-        f'<td class="num">{f1ci(run.f1, run.f1_ci)}{seeds(run)}</td><td class="num">{f3(run.precision)}</td>'
+        f'<tr><th scope="row"><a href="{root}{_e(model_href(run.model_id))}">{_e(run.model_id)}</a></th>\n'
+        f"<td>{_family(run.family)}</td><td>{_e(run.head)}</td>\n"
+        f'<td class="num">{_f1ci(run.f1, run.f1_ci)}{_seeds(run)}</td><td class="num">{f3(run.precision)}</td>'
         f'<td class="num">{f3(run.recall)}</td>\n'
         f'<td class="num">{f3(run.schemes.get("exact"))}</td><td class="num">{f3(run.schemes.get("partial"))}</td>'
         f'<td class="num">{f3(run.schemes.get("type"))}</td>\n'
-        f'<td class="num">{f1ci(run.long_f1, run.long_f1_ci)}</td>'
-        f'<td class="num">{f1ci(run.paper_long_f1, run.paper_long_f1_ci)}</td>\n'
+        f'<td class="num">{_f1ci(run.long_f1, run.long_f1_ci)}</td>'
+        f'<td class="num">{_f1ci(run.paper_long_f1, run.paper_long_f1_ci)}</td>\n'
         f'<td class="num">{_speed(run)}</td>\n'
         f'<td class="num">{usd(run.cost_per_1k)}</td><td class="num">{parameters_text(parameters(model))}</td>'
-        f'<td class="budget">{escape(training_of(run).short)}</td><td>{hardware(run)}</td>'
-        f'<td class="track">{escape(run.track.label)}</td><td><code>{escape(run.run_id)}</code></td></tr>\n'
+        f'<td class="budget">{_short(training_of(run))}</td><td>{_hardware(run)}</td>'
+        f'<td class="track">{_track(run.track)}</td><td><code>{_e(run.run_id)}</code></td></tr>\n'
+    )
+
+
+def score_rows(runs: list[Run], cells: dict[str, list[Markup]], kind: int) -> Markup:
+    """The rows of a dataset page's per-type (kind 0), per-length (1) or paper-bucket (2) table:
+    each run's cells from site_data.score_cells."""
+    return Markup(
+        "".join(f'<tr><th scope="row">{_e(run.model_id)}</th>{cells[run.run_id][kind]}</tr>\n' for run in runs)
     )
 
 
@@ -128,40 +175,40 @@ def overview_row(row: dict[str, Any], rank: int, columns: list[str]) -> Markup:
     cells = []
     for dataset, run in zip(columns, row["cells"]):
         if run is None:
-            cells.append(f'<td class="num missing" data-dataset="{escape(dataset)}" data-sort="">—</td>\n')
+            cells.append(f'<td class="num missing" data-dataset="{_e(dataset)}" data-sort="">—</td>\n')
         else:
             cells.append(
-                f'<td class="num" data-dataset="{escape(dataset)}" data-sort="{sort_key(run.f1)}" '
+                f'<td class="num" data-dataset="{_e(dataset)}" data-sort="{sort_key(run.f1)}" '
                 f'title="95% CI {ci(run.f1_ci)}">{f3(run.f1)}</td>\n'
             )
     macro = row["macro_f1"]
     covered = "" if macro is not None else f' title="run on {row["covered"]} of {len(columns)} datasets"'
     count = row["parameters"]
     size = f' title="{count:,} parameters">{parameters_text(count)}' if count else ' title="not stated">—'
-    budget_title = f' title="{escape(row["budget_title"])}"' if row["budget_title"] else ""
+    budget_title = f' title="{_e(row["budget_title"])}"' if row["budget_title"] else ""
     if row["reference"]:
         mark = '<span class="mark ref">ref</span>'
     else:
-        classes = f" · {escape('+'.join(row['classes']))}" if row["classes"] else ""
+        classes = f" · {_e('+'.join(row['classes']))}" if row["classes"] else ""
         mark = f'<span class="mark offref">not ref{classes}</span>'
     self_reported = ' <span class="mark self">self-reported</span>' if row["self_reported"] else ""
-    busy = f' <span class="mark busy" title="{escape(row["busy_title"])}">busy</span>' if row["busy"] else ""
+    busy = f' <span class="mark busy" title="{_e(row["busy_title"])}">busy</span>' if row["busy"] else ""
     return Markup(
-        f'<tr data-family="{escape(model.family)}" data-rank="{rank}" data-track="{escape("|".join(row["tracks"]))}" '
-        f'data-size="{escape(row["size_class"])}" data-licence="{escape(row["licence"])}">\n'
-        f'<th scope="row" data-sort="{escape(model.id)}">'
-        f'<a href="{escape(model_href(model.id))}">{escape(model.id)}</a>\n'
-        f'<span class="sub">{family(model.family)} {escape(model.heads)}</span></th>\n'
+        f'<tr data-family="{_e(model.family)}" data-rank="{rank}" data-track="{_e("|".join(row["tracks"]))}" '
+        f'data-size="{_e(row["size_class"])}" data-licence="{_e(row["licence"])}">\n'
+        f'<th scope="row" data-sort="{_e(model.id)}">'
+        f'<a href="{_e(model_href(model.id))}">{_e(model.id)}</a>\n'
+        f'<span class="sub">{_family(model.family)} {_e(model.heads)}</span></th>\n'
         + "".join(cells)
         + f'<td class="num" data-sort="{sort_key(macro)}"{covered}>{f3(macro)}</td>\n'
         f'<td class="num" data-sort="{sort_key(row["long_f1"])}">{f3(row["long_f1"])}</td>\n'
         f'<td class="num" data-sort="{sort_key(row["cost"])}">{usd(row["cost"])}</td>\n'
         f'<td class="num" data-sort="{sort_key(count)}"{size}</td>\n'
-        f'<td class="budget" data-sort="{escape(row["budget"])}"{budget_title}>{escape(row["budget"])}</td>\n'
-        f'<td class="timing" data-sort="{"a" if row["reference"] else "b"}{escape(", ".join(row["devices"]))}">'
+        f'<td class="budget" data-sort="{_e(row["budget"])}"{budget_title}>{_e(row["budget"])}</td>\n'
+        f'<td class="timing" data-sort="{"a" if row["reference"] else "b"}{_e(", ".join(row["devices"]))}">'
         f"{mark}{self_reported}{overview_reproduction(model)}\n"
-        f'{busy} <span class="device">{escape("; ".join(row["devices"]))} '
-        f"({escape(', '.join(row['sources']))})</span></td>\n"
+        f'{busy} <span class="device">{_e("; ".join(row["devices"]))} '
+        f"({_e(', '.join(row['sources']))})</span></td>\n"
         "</tr>\n"
     )
 
@@ -171,14 +218,14 @@ def model_results(model: Model, root: str) -> Markup:
     rows = []
     for dataset, run in sorted(model.shown.items(), key=lambda item: item[0].lower()):
         rows.append(
-            f'<tr><th scope="row"><a href="{root}{escape(dataset_href(dataset))}">{escape(dataset)}</a></th>\n'
-            f'<td class="num">{f1ci(run.f1, run.f1_ci)}{seeds(run)}</td>'
-            f'<td class="num">{f1ci(run.long_f1, run.long_f1_ci)}</td>'
-            f'<td class="num">{f1ci(run.paper_long_f1, run.paper_long_f1_ci)}</td>\n'
+            f'<tr><th scope="row"><a href="{root}{_e(dataset_href(dataset))}">{_e(dataset)}</a></th>\n'
+            f'<td class="num">{_f1ci(run.f1, run.f1_ci)}{_seeds(run)}</td>'
+            f'<td class="num">{_f1ci(run.long_f1, run.long_f1_ci)}</td>'
+            f'<td class="num">{_f1ci(run.paper_long_f1, run.paper_long_f1_ci)}</td>\n'
             f'<td class="num">{_speed(run)}</td>\n'
-            f'<td class="num">{usd(run.cost_per_1k)}</td><td class="budget">{escape(training_of(run).short)}</td>'
-            f'<td>{hardware(run)}{reproduction_mark(run, model)}</td><td class="track">{escape(run.track.label)}</td>'
-            f"<td>{escape(run.source)}</td></tr>\n"
+            f'<td class="num">{usd(run.cost_per_1k)}</td><td class="budget">{_short(training_of(run))}</td>'
+            f'<td>{_hardware(run)}{reproduction_mark(run, model)}</td><td class="track">{_track(run.track)}</td>'
+            f"<td>{_e(run.source)}</td></tr>\n"
         )
     return Markup("".join(rows))
 
@@ -207,7 +254,7 @@ def _timing_rows(run: Run, t: dict[str, Any]) -> str:
         "—"
         if p50 is None
         else f"{p50:.4f} / {t.get('batch_latency_p95_s'):.4f} s (batch {shown(t.get('batch_size'))}, "
-        f"{escape(t.get('precision') or '?')})"
+        f"{_e(t.get('precision') or '?')})"
     )
     peak = t.get("peak_memory_bytes")
     memory = f"{peak / 2**20:.1f} MiB ({shown(t.get('memory_kind'))})" if peak else "—"
@@ -223,11 +270,11 @@ def _timing_rows(run: Run, t: dict[str, Any]) -> str:
         if price:
             cost_text += f" at ${escape(price)} per device-hour: {shown(source)}"
         elif source:
-            cost_text += f" ({escape(source)})"
+            cost_text += f" ({_e(source)})"
     return (
-        f'<tr><th scope="row">Device</th><td>{escape(t.get("device_name") or "—")} × '
-        f"{escape(t.get('num_devices') or '?')} {hardware(run)}</td></tr>\n"
-        f'<tr><th scope="row">Machine load</th><td>{escape(load_text(run))}</td></tr>\n'
+        f'<tr><th scope="row">Device</th><td>{_e(t.get("device_name") or "—")} × '
+        f"{escape(t.get('num_devices') or '?')} {_hardware(run)}</td></tr>\n"
+        f'<tr><th scope="row">Machine load</th><td>{_e(load_text(run))}</td></tr>\n'
         f'<tr><th scope="row">{"Median wall time" if repeats is not None else "Wall time"}</th>'
         f"<td>{wall_text}</td></tr>\n"
         f'<tr><th scope="row">Throughput</th><td>{speed_text}</td></tr>\n'
@@ -248,35 +295,35 @@ def run_cards(model: Model, shared_environment: dict[str, Any] | None) -> Markup
         trained = training_of(run)
         declared = ' <span class="mark self">declared by the submitter</span>' if trained.declared else ""
         rate = f"; learning rate {trained.learning_rate:g}" if trained.learning_rate is not None else ""
-        notes = f'<tr><th scope="row">Notes</th><td>{escape(trained.notes)}</td></tr>' if trained.notes else ""
+        notes = f'<tr><th scope="row">Notes</th><td>{_e(trained.notes)}</td></tr>' if trained.notes else ""
         if run.timing:
             timing = _timing_rows(run, run.timing)
         else:
             timing = '<tr><th scope="row">Timing</th><td class="empty">none stored for this run</td></tr>\n'
         details = (
             "<details><summary>Training regime and run details (alignment, parse counts)</summary>"
-            f"<pre>{escape(pretty_json(run.details))}</pre></details>"
+            f"<pre>{_e(pretty_json(run.details))}</pre></details>"
             if run.details
             else ""
         )
         environment = (
-            f"<details><summary>Environment</summary><pre>{escape(pretty_json(run.environment))}</pre></details>"
+            f"<details><summary>Environment</summary><pre>{_e(pretty_json(run.environment))}</pre></details>"
             if run.environment and not shared_environment
             else ""
         )
         cards.append(
-            f'<section class="run" id="run-{escape(run.run_id)}">\n'
-            f"<h3>{escape(run.dataset)}/{escape(run.split)} · run <code>{escape(run.run_id)}</code>"
+            f'<section class="run" id="run-{_e(run.run_id)}">\n'
+            f"<h3>{_e(run.dataset)}/{_e(run.split)} · run <code>{_e(run.run_id)}</code>"
             f"{seed}{superseded}</h3>\n"
-            f'<p class="detail">Track: {escape(run.track.label)}.{reproduction_mark(run, model)}</p>\n'
-            f'<p class="detail">Stored {escape(run.created_at)} UTC from {escape(run.source)}{modified}.\n'
-            f"Test file sha256 <code>{escape(run.dataset_sha256)}</code>.</p>\n"
+            f'<p class="detail">Track: {_track(run.track)}.{reproduction_mark(run, model)}</p>\n'
+            f'<p class="detail">Stored {_e(run.created_at)} UTC from {_e(run.source)}{modified}.\n'
+            f"Test file sha256 <code>{_e(run.dataset_sha256)}</code>.</p>\n"
             '<table class="data stats timing">\n<tbody>\n'
-            f'<tr><th scope="row">Training</th><td>{escape(trained.regime_text)}{declared}</td></tr>\n'
-            f'<tr><th scope="row">Budget</th><td>profile {escape(trained.profile_text)}; training sentences '
-            f"{escape(trained.sentences_text)}; {escape(trained.epochs_text)}{rate}</td></tr>\n"
+            f'<tr><th scope="row">Training</th><td>{_e(trained.regime_text)}{declared}</td></tr>\n'
+            f'<tr><th scope="row">Budget</th><td>profile {_e(trained.profile_text)}; training sentences '
+            f"{_e(trained.sentences_text)}; {_e(trained.epochs_text)}{rate}</td></tr>\n"
             f"{notes}{timing}</tbody>\n</table>\n"
-            f"<details><summary>Configuration</summary><pre>{escape(pretty_json(run.record.model_dump(mode='json')))}"
+            f"<details><summary>Configuration</summary><pre>{_e(pretty_json(run.record.model_dump(mode='json')))}"
             f"</pre></details>\n{details}{environment}</section>\n"
         )
     return Markup("".join(cards))

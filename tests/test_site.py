@@ -378,6 +378,25 @@ def test_cli_missing_database_is_a_clear_error(tmp_path):
     assert isinstance(result.exception, NerbenchError) and "no results database here" in str(result.exception)
 
 
+def test_a_failed_build_puts_the_previous_site_back(store, tmp_path, data_dir, monkeypatch):
+    import nerbench.site as site_module
+
+    out = tmp_path / "site"
+    build_site(store[0], out, data_dir=data_dir, resamples=100, parallel=False)
+    before = _files(out)
+
+    def broken(data, db, folder, *args, **kwargs):
+        (folder / "models").mkdir(parents=True)
+        (folder / "models" / "half.html").write_text("half a build")
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(site_module, "_write_site", broken)
+    with pytest.raises(RuntimeError, match="the disk is full"):
+        build_site(store[0], out, data_dir=data_dir)
+    assert _files(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["site"]  # nothing left beside it
+
+
 def test_the_garbage_collector_is_left_as_it_was_found(store, tmp_path, data_dir):
     """The build turns the collector off while it reads and writes, and back on, errors or not."""
     assert gc.isenabled()
