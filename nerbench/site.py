@@ -49,11 +49,10 @@ from nerbench.site_html import (
     family,
     hardware,
     model_href,
-    model_results,
+    model_sections,
     overview_row,
     pretty_json,
     pts,
-    run_cards,
     score_rows,
     seeds,
     sort_key,
@@ -71,6 +70,7 @@ from nerbench.site_runs import (
     training_of,
 )
 from nerbench.site_svg import Point, chart, pareto
+from nerbench.tracks import Track
 
 # The templates and the stylesheet ship inside the package (nerbench/site_assets/{templates,static},
 # package data in pyproject.toml), so that an installed nerbench builds the site without the repository.
@@ -390,51 +390,60 @@ def _rank(row: dict[str, Any]) -> tuple:
     return (not complete, score is None, -(score or 0.0), row["model"].id)
 
 
-def _result_rows(data: StoreData) -> list[dict[str, Any]]:
+def _result_columns(data: StoreData) -> dict[str, list[Any]]:
+    """The downloads' columns (RESULT_COLUMNS), one value per stored run: a tuple a run, turned
+    into columns at the end (a dict a run cost twice as much on 50,000 runs)."""
     rows = []
+    labels: dict[Track, str] = {}
     for run in data.runs:
         timing = run.timing or {}
         trained = training_of(run)
+        model = data.models[run.model_id]
+        f1_ci, long_ci = run.f1_ci or (None, None), run.long_f1_ci or (None, None)
+        track = run.track
+        if track not in labels:
+            labels[track] = track.label
         rows.append(
-            {
-                "run_id": run.run_id,
-                "model_id": run.model_id,
-                "family": run.family,
-                "head": run.head,
-                "dataset": run.dataset,
-                "split": run.split,
-                "source": run.source,
-                "self_reported": run.self_reported,
-                "shown": data.models[run.model_id].shown.get(run.dataset) is run,
-                "created_at": run.created_at,
-                "dataset_sha256": run.dataset_sha256,
-                "precision": run.precision,
-                "recall": run.recall,
-                "f1": run.f1,
-                "f1_ci_low": run.f1_ci[0] if run.f1_ci else None,
-                "f1_ci_high": run.f1_ci[1] if run.f1_ci else None,
-                "long_f1": run.long_f1,
-                "long_f1_ci_low": run.long_f1_ci[0] if run.long_f1_ci else None,
-                "long_f1_ci_high": run.long_f1_ci[1] if run.long_f1_ci else None,
-                "sentences_per_second": timing.get("sentences_per_second"),
-                "cost_per_split_usd": timing.get("cost_usd"),
-                "cost_per_1k_sentences_usd": timing.get("cost_per_1k_sentences_usd"),
-                "device_name": timing.get("device_name"),
-                "num_devices": timing.get("num_devices"),
-                "reference_hardware": run.reference_hardware,
-                "timed_busy": run.timed_busy,
-                "track": run.track.label,
-                "dev_f1": run.dev_f1,
-                "seed": run.seed,
-                "parameters": parameters(data.models[run.model_id]),
-                "training_regime": trained.regime,
-                "budget_profile": trained.profile,
-                "train_sentences": trained.train_sentences,
-                "epochs": trained.epochs,
-                "training_declared": trained.declared,
-            }
+            (
+                run.run_id,
+                run.model_id,
+                run.family,
+                run.head,
+                run.dataset,
+                run.split,
+                run.source,
+                run.self_reported,
+                model.shown.get(run.dataset) is run,
+                run.created_at,
+                run.dataset_sha256,
+                run.precision,
+                run.recall,
+                run.f1,
+                f1_ci[0],
+                f1_ci[1],
+                run.long_f1,
+                long_ci[0],
+                long_ci[1],
+                timing.get("sentences_per_second"),
+                timing.get("cost_usd"),
+                timing.get("cost_per_1k_sentences_usd"),
+                timing.get("device_name"),
+                timing.get("num_devices"),
+                run.reference_hardware,
+                run.timed_busy,
+                labels[track],
+                run.dev_f1,
+                run.seed,
+                parameters(model),
+                trained.regime,
+                trained.profile,
+                trained.train_sentences,
+                trained.epochs,
+                trained.declared,
+            )
         )
-    return rows
+    columns = list(zip(*rows)) or [() for _ in RESULT_COLUMNS]
+    return {name: list(values) for name, values in zip(RESULT_COLUMNS, columns, strict=True)}
 
 
 # --------------------------------------------------------------------------- datasets
@@ -505,8 +514,7 @@ def _environment(templates: Path) -> jinja2.Environment:
         dataset_row=dataset_row,
         score_rows=score_rows,
         overview_row=overview_row,
-        model_results=model_results,
-        run_cards=run_cards,
+        model_sections=model_sections,
         reproduction_mark=reproduction_mark,
         overview_reproduction=overview_reproduction,
         slug=slug,
@@ -853,10 +861,9 @@ def _write_site(
         return written
 
     def downloads() -> int:
-        rows = _result_rows(data)
-        _write_downloads(out / "data", rows)
+        _write_table(out / "data", DOWNLOADS, _result_columns(data), _PARQUET_TYPES)
         return write(
-            "downloads.html", "downloads.html", n_rows=len(rows), columns=RESULT_COLUMNS, column_notes=COLUMN_NOTES
+            "downloads.html", "downloads.html", n_rows=len(data.runs), columns=RESULT_COLUMNS, column_notes=COLUMN_NOTES
         )
 
     def overview_and_cost() -> int:
@@ -1004,8 +1011,9 @@ def _write_table(folder: Path, files: dict[str, str], columns: dict[str, list[An
         conn.close()
 
 
+DOWNLOADS = {"results.csv": "csv", "results.json": "json", "results.parquet": "parquet"}
+
+
 def _write_downloads(folder: Path, rows: list[dict[str, Any]]) -> None:
-    """results.csv, .json and .parquet: one row per run, the columns of RESULT_COLUMNS."""
-    columns = {name: [row[name] for row in rows] for name in RESULT_COLUMNS}
-    files = {"results.csv": "csv", "results.json": "json", "results.parquet": "parquet"}
-    _write_table(folder, files, columns, _PARQUET_TYPES)
+    """The downloads of these rows (a dict a run, keyed by RESULT_COLUMNS)."""
+    _write_table(folder, DOWNLOADS, {name: [row[name] for row in rows] for name in RESULT_COLUMNS}, _PARQUET_TYPES)

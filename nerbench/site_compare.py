@@ -14,7 +14,6 @@ the p-values of one page are Holm-adjusted across its datasets.
 from __future__ import annotations
 
 import statistics
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -259,33 +258,43 @@ class TrackPage:
 
 def entries(runs: list[Run], parameters: Mapping[str, int | None]) -> list[Entry]:
     """Group one track's runs on one dataset into entries (newest run per seed)."""
-    ordered = sorted(runs, key=lambda r: (r.created_at, r.run_id), reverse=True)
-    # Runs of one configuration share their model id, so a model's only run is a group of its own:
-    # the record is serialized (seed_group, serving_group) only for models with several runs here,
-    # which spares tens of thousands of serializations on a store of 10,000 submissions.
-    several = {model_id for model_id, n in Counter(r.model_id for r in ordered).items() if n > 1}
-    groups: dict[tuple[str, str], dict[int | None, Run]] = {}
-    for run in ordered:
-        key = (run.model_id, seed_group(run) if run.model_id in several else "")
-        groups.setdefault(key, {}).setdefault(run.seed, run)
-    every = []
-    for by_seed in groups.values():
-        runs_of = sorted(by_seed.values(), key=lambda r: (r.seed is None, r.seed or 0))
-        every.append(Entry(runs_of, parameters.get(runs_of[0].model_id)))
+    by_model: dict[str, list[Run]] = {}
+    for run in runs:
+        by_model.setdefault(run.model_id, []).append(run)
+    out = []
+    for model_id, own in by_model.items():
+        out += _model_entries(own, parameters.get(model_id))
+    return out
+
+
+def _model_entries(runs: list[Run], parameters: int | None) -> list[Entry]:
+    """One model's entries. Runs of one configuration share their model id, so a model's only run
+    is an entry of its own: the record is serialized (seed_group, serving_group) only for models with
+    several runs, which spares tens of thousands of serializations on a store of 10,000 submissions."""
+    if len(runs) == 1:
+        every = [Entry(runs, parameters)]
+    else:
+        groups: dict[str, dict[int | None, Run]] = {}
+        for run in sorted(runs, key=lambda r: (r.created_at, r.run_id), reverse=True):
+            groups.setdefault(seed_group(run), {}).setdefault(run.seed, run)
+        every = [
+            Entry(sorted(by_seed.values(), key=lambda r: (r.seed is None, r.seed or 0)), parameters)
+            for by_seed in groups.values()
+        ]
     # A configuration served both ways is one candidate: the paper's serving ("as-trained"), with the
     # deployed runs beside it; a configuration stored only as deployed is a candidate of its own.
-    several = {model_id for model_id, n in Counter(e.model_id for e in every).items() if n > 1}
-    by_config: dict[tuple[str, str], dict[str, Entry]] = {}
+    by_config: dict[str, dict[str, Entry]] = {}
     for entry in every:
-        key = (entry.model_id, serving_group(entry.first) if entry.model_id in several else "")
-        by_config.setdefault(key, {})[entry.serving] = entry
+        by_config.setdefault(serving_group(entry.first) if len(every) > 1 else "", {})[entry.serving] = entry
     out = []
     for served in by_config.values():
         trained, deployed = served.get("as-trained"), served.get("as-deployed")
         if trained is not None:
             trained.deployed = deployed
-        out.append(trained or deployed)
-    return [e for e in out if e is not None]
+            out.append(trained)
+        elif deployed is not None:
+            out.append(deployed)
+    return out
 
 
 def best(candidates: list[Entry], family: str) -> tuple[Entry | None, str]:

@@ -213,10 +213,13 @@ def overview_row(row: dict[str, Any], rank: int, columns: list[str]) -> Markup:
     )
 
 
-def model_results(model: Model, root: str) -> Markup:
-    """The rows of a model page's results table: its shown run on each dataset."""
+def model_sections(model: Model, root: str, shared_environment: dict[str, Any] | None) -> tuple[Markup, Markup]:
+    """A model page's results table rows (its shown run on each dataset) and its card of every
+    stored run; each run's hardware marks and reproduction mark made once for both."""
+    marks = {id(run): (_hardware(run), reproduction_mark(run, model)) for run in model.runs}
     rows = []
     for dataset, run in sorted(model.shown.items(), key=lambda item: item[0].lower()):
+        hardware, reproduced = marks[id(run)]
         rows.append(
             f'<tr><th scope="row"><a href="{root}{_e(dataset_href(dataset))}">{_e(dataset)}</a></th>\n'
             f'<td class="num">{_f1ci(run.f1, run.f1_ci)}{_seeds(run)}</td>'
@@ -224,13 +227,13 @@ def model_results(model: Model, root: str) -> Markup:
             f'<td class="num">{_f1ci(run.paper_long_f1, run.paper_long_f1_ci)}</td>\n'
             f'<td class="num">{_speed(run)}</td>\n'
             f'<td class="num">{usd(run.cost_per_1k)}</td><td class="budget">{_short(training_of(run))}</td>'
-            f'<td>{_hardware(run)}{reproduction_mark(run, model)}</td><td class="track">{_track(run.track)}</td>'
+            f'<td>{hardware}{reproduced}</td><td class="track">{_track(run.track)}</td>'
             f"<td>{_e(run.source)}</td></tr>\n"
         )
-    return Markup("".join(rows))
+    return Markup("".join(rows)), _run_cards(model, shared_environment, marks)
 
 
-def _timing_rows(run: Run, t: dict[str, Any]) -> str:
+def _timing_rows(run: Run, t: dict[str, Any], hardware: str) -> str:
     """The timing part of a run card's table (a run with a timing row)."""
     repeats, warmup = t.get("repeats"), t.get("warmup_batches")
     wall = t.get("wall_seconds")
@@ -273,7 +276,7 @@ def _timing_rows(run: Run, t: dict[str, Any]) -> str:
             cost_text += f" ({_e(source)})"
     return (
         f'<tr><th scope="row">Device</th><td>{_e(t.get("device_name") or "—")} × '
-        f"{escape(t.get('num_devices') or '?')} {_hardware(run)}</td></tr>\n"
+        f"{escape(t.get('num_devices') or '?')} {hardware}</td></tr>\n"
         f'<tr><th scope="row">Machine load</th><td>{_e(load_text(run))}</td></tr>\n'
         f'<tr><th scope="row">{"Median wall time" if repeats is not None else "Wall time"}</th>'
         f"<td>{wall_text}</td></tr>\n"
@@ -284,20 +287,30 @@ def _timing_rows(run: Run, t: dict[str, Any]) -> str:
     )
 
 
-def run_cards(model: Model, shared_environment: dict[str, Any] | None) -> Markup:
+@functools.cache
+def _training_rows(trained: TrainingSummary) -> str:
+    """A run card's rows on training: the same for every run trained alike (summaries are interned)."""
+    declared = ' <span class="mark self">declared by the submitter</span>' if trained.declared else ""
+    rate = f"; learning rate {trained.learning_rate:g}" if trained.learning_rate is not None else ""
+    notes = f'<tr><th scope="row">Notes</th><td>{_e(trained.notes)}</td></tr>' if trained.notes else ""
+    return (
+        f'<tr><th scope="row">Training</th><td>{_e(trained.regime_text)}{declared}</td></tr>\n'
+        f'<tr><th scope="row">Budget</th><td>profile {_e(trained.profile_text)}; training sentences '
+        f"{_e(trained.sentences_text)}; {_e(trained.epochs_text)}{rate}</td></tr>\n{notes}"
+    )
+
+
+def _run_cards(model: Model, shared_environment: dict[str, Any] | None, marks: dict[int, tuple[str, Markup]]) -> Markup:
     """A model page's card of every stored run: where and how it was run, trained and timed, and its
     record, details and environment as stored."""
     cards = []
     for run in model.runs:
+        hardware, reproduced = marks[id(run)]
         seed = f" · seed {escape(run.seed)}" if run.seed is not None else ""
         superseded = ' <span class="mark">superseded</span>' if run not in model.shown[run.dataset].seed_runs else ""
         modified = "; <strong>scored against a modified test file</strong>" if run.modified else ""
-        trained = training_of(run)
-        declared = ' <span class="mark self">declared by the submitter</span>' if trained.declared else ""
-        rate = f"; learning rate {trained.learning_rate:g}" if trained.learning_rate is not None else ""
-        notes = f'<tr><th scope="row">Notes</th><td>{_e(trained.notes)}</td></tr>' if trained.notes else ""
         if run.timing:
-            timing = _timing_rows(run, run.timing)
+            timing = _timing_rows(run, run.timing, hardware)
         else:
             timing = '<tr><th scope="row">Timing</th><td class="empty">none stored for this run</td></tr>\n'
         details = (
@@ -315,14 +328,11 @@ def run_cards(model: Model, shared_environment: dict[str, Any] | None) -> Markup
             f'<section class="run" id="run-{_e(run.run_id)}">\n'
             f"<h3>{_e(run.dataset)}/{_e(run.split)} · run <code>{_e(run.run_id)}</code>"
             f"{seed}{superseded}</h3>\n"
-            f'<p class="detail">Track: {_track(run.track)}.{reproduction_mark(run, model)}</p>\n'
+            f'<p class="detail">Track: {_track(run.track)}.{reproduced}</p>\n'
             f'<p class="detail">Stored {_e(run.created_at)} UTC from {_e(run.source)}{modified}.\n'
             f"Test file sha256 <code>{_e(run.dataset_sha256)}</code>.</p>\n"
             '<table class="data stats timing">\n<tbody>\n'
-            f'<tr><th scope="row">Training</th><td>{_e(trained.regime_text)}{declared}</td></tr>\n'
-            f'<tr><th scope="row">Budget</th><td>profile {_e(trained.profile_text)}; training sentences '
-            f"{_e(trained.sentences_text)}; {_e(trained.epochs_text)}{rate}</td></tr>\n"
-            f"{notes}{timing}</tbody>\n</table>\n"
+            f"{_training_rows(training_of(run))}{timing}</tbody>\n</table>\n"
             f"<details><summary>Configuration</summary><pre>{_e(pretty_json(run.record.model_dump(mode='json')))}"
             f"</pre></details>\n{details}{environment}</section>\n"
         )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from markupsafe import Markup, escape
@@ -36,7 +37,8 @@ NOT_STATED = "not stated"
 
 @dataclass(frozen=True)
 class TrainingSummary:
-    """What the site says about how one run's model was trained."""
+    """What the site says about how one run's model was trained. Its texts are made once (cached
+    properties; the frozen fields cannot change under them)."""
 
     regime: str | None  # a key of REGIMES; None: not stated
     profile: str | None  # the budget: "paper", "quick", "custom", or a submission's declared profile
@@ -49,7 +51,7 @@ class TrainingSummary:
     declared: bool  # stated by a submitter, not recorded by nerbench
     notes: str = ""  # a submission's own words (untrusted text: escaped where shown)
 
-    @property
+    @cached_property
     def regime_text(self) -> str:
         if self.regime is None:
             return NOT_STATED
@@ -58,17 +60,17 @@ class TrainingSummary:
             text += f" r={self.lora[0]}, alpha={self.lora[1]}"
         return text
 
-    @property
+    @cached_property
     def profile_text(self) -> str:
         if self.profile is None:
             return "none" if self.regime == "none" else NOT_STATED
         return self.profile
 
-    @property
+    @cached_property
     def sentences_text(self) -> str:
         return NOT_STATED if self.train_sentences is None else f"{self.train_sentences:,}"
 
-    @property
+    @cached_property
     def epochs_text(self) -> str:
         if self.epochs is not None:
             text = f"{self.epochs} epoch{'s' if self.epochs != 1 else ''}"
@@ -79,7 +81,7 @@ class TrainingSummary:
             return f"up to {self.max_epochs} epoch{'s' if self.max_epochs != 1 else ''}"
         return "no epochs" if self.regime == "none" else f"epochs {NOT_STATED}"
 
-    @property
+    @cached_property
     def short(self) -> str:
         """One cell of a table: profile · sentences · epochs, each only where known."""
         if self.regime == "none":
@@ -93,7 +95,7 @@ class TrainingSummary:
             parts.append(f"≤{self.max_epochs} ep.")
         return " · ".join(parts)
 
-    @property
+    @cached_property
     def text(self) -> str:
         """One sentence for a model page or a run card."""
         if self.regime == "none":
@@ -115,19 +117,22 @@ def _int(value: Any) -> int | None:
 
 
 # While a site is built (`remembered`), each run's summary is made once: its model page, its dataset
-# table, the overview and the downloads all ask for it. Keyed by the run object, kept alive with it.
+# table, the overview and the downloads all ask for it. Keyed by the run object, kept alive with it;
+# equal summaries are one object, so that their texts are made once.
 _remembered: dict[int, tuple[Run, TrainingSummary]] | None = None
+_interned: dict[TrainingSummary, TrainingSummary] = {}
 
 
 @contextlib.contextmanager
 def remembered() -> Iterator[None]:
     """training_of remembers each run's summary until the block ends."""
-    global _remembered
-    outer, _remembered = _remembered, {}
+    global _remembered, _interned
+    outer, _remembered = (_remembered, _interned), {}
+    _interned = {}
     try:
         yield
     finally:
-        _remembered = outer
+        _remembered, _interned = outer
 
 
 def training_of(run: Run) -> TrainingSummary:
@@ -137,7 +142,8 @@ def training_of(run: Run) -> TrainingSummary:
         return _training_of(run)
     known = _remembered.get(id(run))
     if known is None or known[0] is not run:
-        known = _remembered[id(run)] = (run, _training_of(run))
+        summary = _training_of(run)
+        known = _remembered[id(run)] = (run, _interned.setdefault(summary, summary))
     return known[1]
 
 
@@ -284,7 +290,7 @@ class Reproduction:
         where = {"reference": "the reference H100", "GPU": "a GPU", "CPU": "a CPU"}.get(self.run.track.hardware)
         return f"{where} ({self.run.device_name})" if where and self.run.device_name else where or NOT_STATED
 
-    @property
+    @cached_property
     def text(self) -> str:
         said = "reproduced" if self.reproduced else "not reproduced"
         return f"{said} on {self.hardware}, agreement {self.agreement:.1%}, ΔF1 {self.f1_delta:+.3f}"
