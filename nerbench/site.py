@@ -39,7 +39,7 @@ from nerbench.protocol import PROTOCOL, price_table
 from nerbench.safe_text import shown as one_line
 from nerbench.scoring import LENGTH_BUCKETS
 from nerbench.site_compare import RESAMPLES, SIGNIFICANCE, TrackPage, pages
-from nerbench.site_data import Model, StoreData, read_store, score_cells, slug
+from nerbench.site_data import Model, Run, StoreData, read_store, score_cells, slug
 from nerbench.site_html import (
     ci,
     dataset_href,
@@ -804,13 +804,15 @@ def _write_site(
         )
     drawn = {dataset: shown_points(points) for dataset, points in charts.items()}
 
-    def dataset_pages(dataset: str, info: dict[str, Any], question: Any) -> int:
+    def dataset_pages(
+        dataset: str,
+        runs: list[Run],
+        types: list[str],
+        cells: dict[str, list[Markup]],
+        info: dict[str, Any],
+        question: Any,
+    ) -> int:
         """A dataset's page and the pages of the rest of its runs, DATASET_ROWS runs (best first) a page."""
-        runs = sorted(
-            (m.shown[dataset] for m in data.models.values() if dataset in m.shown),
-            key=lambda r: (r.f1 is None, -(r.f1 or 0), r.model_id),
-        )
-        types, cells = score_cells(db, runs, REGISTRY[dataset].entity_types if dataset in REGISTRY else ())
         base = slug(dataset)
         written = 0
         for chunk, pager in paged(runs, DATASET_ROWS, lambda n: f"{base}.html" if n == 1 else f"{base}-runs-{n}.html"):
@@ -855,9 +857,17 @@ def _write_site(
         if default is None:  # an empty store: the page still exists and says so
             written += write("compare.html", "compare.html", page_track=None, tracks=tracks, resamples=resamples)
         written += write("about.html", "about.html", datasets=[infos[d] for d in suite], prices=price_table())
-        for dataset in suite:
+        ranked = {
+            dataset: sorted(
+                (m.shown[dataset] for m in data.models.values() if dataset in m.shown),
+                key=lambda r: (r.f1 is None, -(r.f1 or 0), r.model_id),
+            )
+            for dataset in suite
+        }
+        orders = [REGISTRY[dataset].entity_types if dataset in REGISTRY else () for dataset in suite]
+        for dataset, (types, cells) in zip(suite, score_cells(db, list(zip(ranked.values(), orders)))):
             question = next((q for q in default.questions if q.dataset == dataset), None) if default else None
-            written += dataset_pages(dataset, infos[dataset], question)
+            written += dataset_pages(dataset, ranked[dataset], types, cells, infos[dataset], question)
         return written
 
     def downloads() -> int:

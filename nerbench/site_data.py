@@ -16,7 +16,7 @@ import hashlib
 import json
 import re
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -308,12 +308,15 @@ def _read(conn: duckdb.DuckDBPyConnection) -> StoreData:
     return StoreData(models=models, datasets=sorted({r.dataset for r in runs.values()}), runs=all_runs)
 
 
-def score_cells(db: Path, runs: list[Run], order: Sequence[str]) -> tuple[list[str], dict[str, list[Markup]]]:
-    """The score cells of a dataset page's per-type, per-length and paper-bucket tables: the entity
-    types present (in `order`, the registry's, then by name), and for each run its three rows of
-    cells (strict F1, with precision, recall and the gold count on hover; a dash where a run has no
-    score), formatted by DuckDB: 50,000 runs hold 1.5 million cells, which Python took seconds to
-    read and format. Only numbers go into them."""
+def score_cells(
+    db: Path, datasets: list[tuple[list[Run], Sequence[str]]]
+) -> Iterator[tuple[list[str], dict[str, list[Markup]]]]:
+    """The score cells of the per-type, per-length and paper-bucket tables of dataset pages, one
+    dataset after the other (its runs and the registry's order of its entity types): the entity types
+    present (in that order, then by name), and for each run its three rows of cells (strict F1, with
+    precision, recall and the gold count on hover; a dash where a run has no score), formatted by
+    DuckDB: 50,000 runs hold 1.5 million cells, which Python took seconds to read and format. Only
+    numbers go into them. One connection for all: a new one reads the metrics table anew."""
     cells = f"""
         SELECT run_id,
                CASE WHEN scheme = '{PAPER_BUCKETS}' THEN 2 WHEN length_bucket = '{ALL}' THEN 0 ELSE 1 END AS kind,
@@ -324,35 +327,41 @@ def score_cells(db: Path, runs: list[Run], order: Sequence[str]) -> tuple[list[s
         WHERE run_id IN (SELECT unnest($runs)) AND (
             (scheme = 'strict' AND (entity_type = '{ALL}') <> (length_bucket = '{ALL}'))
             OR (scheme = '{PAPER_BUCKETS}' AND entity_type = '{ALL}' AND length_bucket <> '{ALL}'))"""
-    ids = [run.run_id for run in runs]
     conn = _connect(db)
     try:
-        found = conn.execute(f"SELECT DISTINCT key FROM ({cells}) WHERE kind = 0", {"runs": ids}).fetchall()
-        types = sorted((t for (t,) in found), key=lambda t: (order.index(t) if t in order else len(order), t))
-        columns = [(0, t, i) for i, t in enumerate(types)] + [
-            (kind, bucket, i) for kind in (1, 2) for i, bucket in enumerate(LENGTH_BUCKETS)
-        ]
-        rows = conn.execute(
-            f"""
-            WITH cells AS ({cells}),
-                 columns AS (SELECT unnest($kinds) AS kind, unnest($keys) AS key, unnest($places) AS place)
-            SELECT r.run_id, c.kind, string_agg(coalesce(x.html, '<td class="num">—</td>'), '' ORDER BY c.place)
-            FROM (SELECT unnest($runs) AS run_id) r CROSS JOIN columns c
-                 LEFT JOIN cells x ON x.run_id = r.run_id AND x.kind = c.kind AND x.key = c.key
-            GROUP BY r.run_id, c.kind""",
-            {
-                "runs": ids,
-                "kinds": [kind for kind, _, _ in columns],
-                "keys": [key for _, key, _ in columns],
-                "places": [place for _, _, place in columns],
-            },
-        ).fetchall()
+        for runs, order in datasets:
+            yield _cells_of(conn, cells, [run.run_id for run in runs], order)
     finally:
         conn.close()
-    out = {run_id: [Markup(""), Markup(""), Markup("")] for run_id in ids}
-    for run_id, kind, html in rows:
-        out[run_id][kind] = Markup(html)
+
+
+def _cells_of(
+    conn: duckdb.DuckDBPyConnection, cells: str, ids: list[str], order: Sequence[str]
+) -> tuple[list[str], dict[str, list[Markup]]]:
+    """One dataset's types and cells (score_cells)."""
+    found = conn.execute(f"SELECT DISTINCT key FROM ({cells}) WHERE kind = 0", {"runs": ids}).fetchall()
+    types = sorted((t for (t,) in found), key=lambda t: (order.index(t) if t in order else len(order), t))
+    # One row a run: each table's cells in column order, a dash where the run has no score (an
+    # aggregate per column: string_agg with ORDER BY took twice as long).
+    params: dict[str, Any] = {"runs": ids}
+    rows: list[list[str]] = [[], [], []]
+    for kind, keys in enumerate((types, LENGTH_BUCKETS, LENGTH_BUCKETS)):
+        for key in keys:
+            params[f"k{len(params)}"] = key
+            rows[kind].append(
+                f"coalesce(any_value(html) FILTER (WHERE kind = {kind} AND key = $k{len(params) - 1}), '{_DASH}')"
+            )
+    select = ", ".join(" || ".join(row) if row else "''" for row in rows)
+    found_rows = conn.execute(f"SELECT run_id, {select} FROM ({cells}) GROUP BY run_id", params).fetchall()
+    # A run without any of these scores (stored before they were): dashes throughout.
+    empty = [Markup(_DASH * len(keys)) for keys in (types, LENGTH_BUCKETS, LENGTH_BUCKETS)]
+    out = {run_id: empty for run_id in ids}
+    for run_id, *html in found_rows:
+        out[run_id] = [Markup(h) for h in html]
     return types, out
+
+
+_DASH = '<td class="num">—</td>'
 
 
 # What a serving condition changes in a run's record (nerbench.record.Serving): the same checkpoint

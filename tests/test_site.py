@@ -6,6 +6,7 @@ Every store here is TEST DATA (tests/_site_store.py): made-up runs, never publis
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gc
 import json
 import re
@@ -169,7 +170,7 @@ def test_the_site_reads_the_scores_the_scorer_stored(store):
 
     runs = [r for r in data.runs if r.dataset == "ncbi_disease"]
     # Disease first, as the registry orders it; a type the registry does not know after it.
-    types, cells = score_cells(path, runs, ("Disease",))
+    ((types, cells),) = score_cells(path, [(runs, ("Disease",))])
     assert types == ["Disease"]
     for run in runs:
         scores = expected[(run.model_id, run.dataset)]
@@ -180,10 +181,15 @@ def test_the_site_reads_the_scores_the_scorer_stored(store):
         ]
     # Runs of two datasets: a type absent from a run is a dash; so are the runs of another dataset.
     both = runs + [r for r in data.runs if r.dataset == "biored"]
-    types, cells = score_cells(path, both, ("Disease", "ChemicalEntity"))
+    ((types, cells),) = score_cells(path, [(both, ("Disease", "ChemicalEntity"))])
     assert types[:2] == ["Disease", "ChemicalEntity"] and len(types) > 3 and types[2:] == sorted(types[2:])
     assert all(row[0].count("<td") == len(types) for row in cells.values())
     assert '<td class="num">—</td>' in cells[runs[0].run_id][0]
+    # A run with none of these scores stored (an older run): a dash in every column.
+    older = dataclasses.replace(runs[0], run_id="not-stored")
+    ((_, cells),) = score_cells(path, [([runs[0], older], ("Disease",))])
+    dash = '<td class="num">—</td>'
+    assert cells["not-stored"] == [dash, dash * 3, dash * 3]
 
 
 def test_the_three_downloads_hold_the_same_rows(site, submitted_site):
