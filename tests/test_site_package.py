@@ -131,3 +131,21 @@ def test_missing_assets_leave_the_out_folder_untouched(tmp_path):
         with pytest.raises(NerbenchError, match=r"templates and stylesheet are missing .*Nothing was written"):
             build_site(db, out, data_dir=tmp_path / "no-data", assets=broken)
         assert _files(out) == before
+
+
+@pytest.mark.parametrize(("set_before", "threads"), [(None, 1), ("2", 2)])
+def test_the_site_command_runs_with_one_blas_thread_unless_told_otherwise(set_before, threads):
+    """nerbench.blas_threads, imported by the command before numpy loads: the build's worker
+    multiplies small matrices, where a second OpenBLAS thread only burnt the other process's CPU."""
+    pytest.importorskip("threadpoolctl")
+    code = (
+        "import nerbench.cli.site_cmd\n"
+        "from threadpoolctl import threadpool_info\n"
+        "print(sorted({i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'}))"
+    )
+    env = {name: value for name, value in os.environ.items() if name != "OPENBLAS_NUM_THREADS"}
+    if set_before is not None:
+        env["OPENBLAS_NUM_THREADS"] = set_before
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"[{threads}]"

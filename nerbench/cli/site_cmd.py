@@ -5,6 +5,7 @@ from typing import Annotated
 
 import typer
 
+import nerbench.blas_threads  # noqa: F401  (first: it must run before numpy loads)
 from nerbench.cli._util import DataDir, Db, plain_console
 from nerbench.safe_text import shown
 from nerbench.site import DEFAULT_OUT, build_site
