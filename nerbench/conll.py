@@ -71,14 +71,17 @@ def parse_conll(text: str | bytes, source: str = "<text>") -> list[Sentence]:
             gc.enable()
 
 
+_TWO_TABS = re.compile(r"\t[^\t\n]*\t")
+
+
 def _parse_plain(text: str) -> list[Sentence] | None:
     """The common file, read a sentence at a time with string methods: every token line is exactly
     `token<TAB>tag` with a valid tag, one empty line between sentences, no -DOCSTART-. None for
     anything else (other columns, spaces for tabs, runs of blank lines, whitespace-only lines, a
     problem to report), which `_parse_lines` then reads line by line: it stays the one definition
     of the format and of its error messages."""
-    if DOCSTART in text:
-        return None
+    if DOCSTART in text or _TWO_TABS.search(text):
+        return None  # a line of several tabs: with a line of none, the count per sentence below adds up
     body = text.lstrip("\n")
     line = len(text) - len(body) + 1  # of the sentence's first line
     sentences: list[Sentence] = []

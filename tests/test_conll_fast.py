@@ -30,6 +30,9 @@ _LINES = st.sampled_from(
         "-DOCSTART- -X- O",
         "n\tO\r",
         "\u00a0\tO",
+        "O",
+        "B-X",
+        "p\tO\tO",
     ]
 )
 
@@ -54,3 +57,14 @@ def test_a_plain_file_takes_the_fast_path():
     assert conll._parse_plain(text) == conll._parse_lines(text, "f") == conll.parse_conll(text)
     assert [s.line for s in conll._parse_plain(text)] == [1, 4]
     assert conll._parse_plain("A O\n") is None  # spaces for tabs: read line by line
+
+
+def test_lines_of_two_tabs_and_of_none_are_not_read_as_pairs():
+    # three columns then one: as many tabs as lines, yet no line is `token<TAB>tag`
+    for text in ("Aspirin\tO\tO\nB-Chemical\n", "a\nb\tO\tO\n", "a\tO\tO\nb\tO\nc\n\nx\tO\n"):
+        assert conll._parse_plain(text) is None
+        assert _outcome(lambda t: conll.parse_conll(t, "f"), text)[0] == "error"
+    assert _outcome(lambda t: conll.parse_conll(t, "f"), "Aspirin\tO\tO\nB-Chemical\n") == (
+        "error",
+        "f:2: missing tag (expected token<TAB>tag, got 'B-Chemical')",
+    )
