@@ -5,6 +5,7 @@ through `sys.modules`."""
 
 import inspect
 import json
+import os
 import subprocess
 import sys
 
@@ -131,3 +132,15 @@ def test_scoring_files_leaves_the_garbage_collector_as_it_found_it(tmp_path):
     with pytest.raises(Exception, match="file not found"):
         score_files(str(tmp_path / "missing.conll"), pred)
     assert gc.isenabled()
+
+
+def test_score_gives_numpy_one_blas_thread_only_where_it_loads_numpy_and_the_user_did_not_choose():
+    def threads(code: str, **env: str) -> str:
+        clean = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"} | env
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clean, check=True)
+        return done.stdout.strip()
+
+    ask = "import os\nimport nerbench.cli.score_cmd\nprint(os.environ.get('OPENBLAS_NUM_THREADS'))"
+    assert threads(ask) == "1"
+    assert threads(ask, OPENBLAS_NUM_THREADS="3") == "3"
+    assert threads("import numpy\n" + ask) == "None"  # numpy already loaded: its threads are left as they are

@@ -7,13 +7,21 @@ nerbench.cli._util) when a table or a line is printed, so --json imports none of
 """
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
-import typer
+# The scorer does no linear algebra, yet numpy starts OpenBLAS's worker threads as it loads, and on
+# a small machine they only spin beside a process this short. So where this command is the first to
+# load numpy (a `nerbench score` or `compare` process), numpy gets one thread, unless the user chose.
+if "numpy" not in sys.modules:
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from nerbench.cli._options import DataDir, Db, Json
-from nerbench.scorefiles import compare_files, score_files
+import typer  # noqa: E402
+
+from nerbench.cli._options import DataDir, Db, Json  # noqa: E402
+from nerbench.scorefiles import compare_files, score_files  # noqa: E402
 
 # nerbench.store.DEFAULT_DB, named here without importing the store (tests/test_cli_lazy.py keeps them equal).
 DEFAULT_DB = Path("nerbench.duckdb")
