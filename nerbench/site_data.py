@@ -18,7 +18,6 @@ import re
 import statistics
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -177,10 +176,6 @@ class StoreData:
     runs: list[Run]  # all runs, sorted by dataset, model, newest first
 
 
-def _iso(value: Any) -> str:
-    return value.isoformat(timespec="seconds") if isinstance(value, datetime) else str(value)
-
-
 def _rows(conn: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
     cursor = conn.execute(sql)
     names = [d[0] for d in cursor.description]
@@ -234,9 +229,11 @@ def _read(conn: duckdb.DuckDBPyConnection) -> StoreData:
     runs: dict[str, Run] = {}
     rows = conn.execute(
         "SELECT r.run_id, r.model_id, m.family, r.dataset, r.split, r.source, r.self_reported, r.modified, "
-        "r.created_at, r.dataset_sha256, r.config, r.details, o.* EXCLUDE (run_id) "
-        f"FROM runs r JOIN models m ON m.id = r.model_id LEFT JOIN ({_overall_sql()}) o USING (run_id) "
-        "WHERE r.status = 'complete'"
+        "strftime(r.created_at, '%Y-%m-%dT%H:%M:%S') AS created, r.dataset_sha256, r.config, r.details, "
+        f"o.* EXCLUDE (run_id) FROM runs r JOIN models m ON m.id = r.model_id "
+        f"LEFT JOIN ({_overall_sql()}) o USING (run_id) WHERE r.status = 'complete' "
+        # StoreData.runs' order (by dataset, model, newest first, run id): strings compare as in Python
+        "ORDER BY r.dataset, r.model_id, created DESC, r.run_id"
     ).fetchall()
     for (
         run_id,
@@ -264,7 +261,7 @@ def _read(conn: duckdb.DuckDBPyConnection) -> StoreData:
             source=source,
             self_reported=bool(self_reported),
             modified=bool(modified),
-            created_at=_iso(created),
+            created_at=created,
             dataset_sha256=sha,
             record=RunRecord.model_validate_json(config),
             details=json.loads(details) if details else None,
@@ -292,10 +289,7 @@ def _read(conn: duckdb.DuckDBPyConnection) -> StoreData:
     models: dict[str, Model] = {}
     for row in _rows(conn, "SELECT id, family, meta FROM models ORDER BY id"):
         models[row["id"]] = Model(row["id"], row["family"], json.loads(row["meta"]), slug(row["id"]))
-    # Stable sorts, least significant key first: (dataset, model, newest first, run id).
-    all_runs = sorted(runs.values(), key=lambda r: r.run_id)
-    all_runs.sort(key=lambda r: r.created_at, reverse=True)
-    all_runs.sort(key=lambda r: (r.dataset, r.model_id))
+    all_runs = list(runs.values())  # in the query's order
     ordered = sorted(runs.values(), key=lambda r: (r.dataset, r.model_id, r.created_at, r.run_id), reverse=True)
     for run in ordered:  # newest first: the first run seen per dataset is the one shown
         model = models[run.model_id]
