@@ -11,9 +11,10 @@ first), so that 10,000 submissions take a minute or two instead of hours.
     NERBENCH_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_site.py --submissions 1000
     NERBENCH_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_site.py --submissions 10000 --repeats 1
 
-It prints the store's size, and for each build its wall time, CPU time and peak memory (each build
-runs in a fresh process, so the peak is the build's own: the main process and its forked worker,
-measured apart), and the largest page and the largest download it wrote.
+It prints the store's size, and for each build its wall time, CPU time and peak memory, and the
+largest page and the largest download it wrote. Each build is `nerbench site build` run in a fresh
+process, the command the first thing imported (so its wall time includes loading the command's
+modules), and the peak is the build's own: the main process and its forked worker, measured apart.
 
 Targets (issue 19): the store at most 150 MiB per 1,000 submissions; the build from 10,000
 submissions under 10 s with peak memory under 2 GiB, no page over 1 MB; from 1,000 under 3 s.
@@ -26,7 +27,6 @@ import hashlib
 import json
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -40,7 +40,6 @@ import duckdb
 from nerbench import __version__, scoring
 from nerbench.datasets import DEFAULT_SUITE, get_dataset, load_split
 from nerbench.record import Bootstrap, RunRecord, Submitted, Weights
-from nerbench.site import build_site
 from nerbench.store import METRIC_FIELDS, PackedPredictions, RunResult, Store, canonical_json, predictions_sha256
 
 DEVICES = (  # (device name, reference hardware, USD per device-hour, sentences per second)
@@ -256,33 +255,37 @@ PAGE_BYTES = 1_000_000
 MEMORY_BYTES = 2 * 2**30
 
 
-def _build_once(db: Path, out: Path, data_dir: Path | None) -> None:
-    """One build in this (fresh) process; prints one JSON line of what it measured."""
-    began = time.perf_counter()
-    report = build_site(db, out, data_dir=data_dir)
-    wall = time.perf_counter() - began
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+# One build in a fresh interpreter, as a user runs it: `nerbench site build` is the first thing
+# imported (it sets up the process before numpy loads). Prints one JSON line of what it measured.
+BUILD_ONCE = """
+import json, resource, sys, time
+from nerbench.cli import app
+began = time.perf_counter()
+app(["site", "build", "--db", sys.argv[1], "--out", sys.argv[2], *sys.argv[3:]], standalone_mode=False)
+wall = time.perf_counter() - began
+own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({
+    "wall": wall,
+    "cpu_main": own.ru_utime + own.ru_stime,
+    "cpu_worker": children.ru_utime + children.ru_stime,
+    # ru_maxrss is in KiB on Linux: this process's peak, and its forked worker's
+    "peak_main": own.ru_maxrss * 1024,
+    "peak_worker": children.ru_maxrss * 1024,
+}))
+"""
+
+
+def _written(out: Path) -> dict:
+    """The pages and downloads a build wrote."""
     files = [(path.stat().st_size, path.relative_to(out).as_posix()) for path in out.rglob("*") if path.is_file()]
     pages = [item for item in files if item[1].endswith(".html")]
     downloads = [item for item in files if item[1].startswith("data/")]
-    print(
-        json.dumps(
-            {
-                "wall": wall,
-                "cpu_main": own.ru_utime + own.ru_stime,
-                "cpu_worker": children.ru_utime + children.ru_stime,
-                # ru_maxrss is in KiB on Linux: this process's peak, and its forked worker's
-                "peak_main": own.ru_maxrss * 1024,
-                "peak_worker": children.ru_maxrss * 1024,
-                "pages": report.pages,
-                "models": report.models,
-                "runs": report.runs,
-                "largest_page": max(pages, default=(0, "-")),
-                "largest_download": max(downloads, default=(0, "-")),
-                "site_bytes": sum(size for size, _ in files),
-            }
-        )
-    )
+    return {
+        "pages": len(pages),
+        "largest_page": max(pages, default=(0, "-")),
+        "largest_download": max(downloads, default=(0, "-")),
+        "site_bytes": sum(size for size, _ in files),
+    }
 
 
 def _mib(size: float) -> str:
@@ -300,11 +303,7 @@ def main() -> None:
         default=None,
         help="Keep the generated store in this file and reuse it when it exists (filling takes minutes).",
     )
-    parser.add_argument("--build-once", nargs=2, type=Path, metavar=("DB", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.build_once:
-        _build_once(*args.build_once, args.data_dir)
-        return
     folder = Path(tempfile.mkdtemp(prefix="nerbench-bench-site-"))
     try:
         db = args.store or folder / "generated-test-data.duckdb"
@@ -318,7 +317,10 @@ def main() -> None:
         Store(db).close()  # migrated to the current schema, if an older nerbench wrote it
         conn = duckdb.connect(str(db), read_only=True)
         try:
-            (submissions,) = conn.execute("SELECT count(DISTINCT model_id) FROM runs").fetchone() or (0,)
+            (submissions, runs) = conn.execute("SELECT count(DISTINCT model_id), count(*) FROM runs").fetchone() or (
+                0,
+                0,
+            )
         finally:
             conn.close()
         wal = db.with_name(db.name + ".wal")
@@ -333,20 +335,20 @@ def main() -> None:
             sys.exit(0 if store_ok else 1)
         builds = []
         for repeat in range(args.repeats):
-            command = [sys.executable, __file__, "--build-once", str(db), str(folder / "site")]
+            command = [sys.executable, "-c", BUILD_ONCE, str(db), str(folder / "site")]
             if args.data_dir is not None:
                 command += ["--data-dir", str(args.data_dir)]
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 sys.exit(f"build {repeat + 1} failed:\n{done.stderr}")
-            b = json.loads(done.stdout.strip().splitlines()[-1])
+            b = json.loads(done.stdout.strip().splitlines()[-1]) | _written(folder / "site")
             builds.append(b)
             # The worker is forked after the store is read and runs beside the main process: on an
             # idle 2-core machine the wall time lies between the larger of the two CPU times and their sum.
             print(
                 f"build {repeat + 1}: {b['wall']:.2f} s wall; CPU {b['cpu_main']:.2f} s main, {b['cpu_worker']:.2f} s "
                 f"worker; peak memory {_mib(b['peak_main'])} main, {_mib(b['peak_worker'])} worker "
-                f"({b['pages']} pages, {b['models']} models, {b['runs']} runs, {_mib(b['site_bytes'])} in all)"
+                f"({b['pages']} pages, {submissions} models, {runs} runs, {_mib(b['site_bytes'])} in all)"
             )
         times = sorted(b["wall"] for b in builds)
         median = times[len(times) // 2]
