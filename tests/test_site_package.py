@@ -133,19 +133,22 @@ def test_missing_assets_leave_the_out_folder_untouched(tmp_path):
         assert _files(out) == before
 
 
-@pytest.mark.parametrize(("set_before", "threads"), [(None, 1), ("2", 2)])
-def test_the_site_command_runs_with_one_blas_thread_unless_told_otherwise(set_before, threads):
-    """nerbench.blas_threads, imported by the command before numpy loads: the build's worker
-    multiplies small matrices, where a second OpenBLAS thread only burnt the other process's CPU."""
+def test_site_build_gives_numpy_one_blas_thread_where_it_loads_numpy_and_the_user_did_not_choose():
+    """The build's worker multiplies small matrices, where a second OpenBLAS thread only burnt the
+    other process's CPU: nerbench.cli.site_cmd sets one thread before numpy loads."""
     pytest.importorskip("threadpoolctl")
-    code = (
-        "import nerbench.cli.site_cmd\n"
+
+    def threads(code: str, **env: str) -> str:
+        clean = {name: value for name, value in os.environ.items() if name != "OPENBLAS_NUM_THREADS"} | env
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clean, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    count = (
         "from threadpoolctl import threadpool_info\n"
         "print(sorted({i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'}))"
     )
-    env = {name: value for name, value in os.environ.items() if name != "OPENBLAS_NUM_THREADS"}
-    if set_before is not None:
-        env["OPENBLAS_NUM_THREADS"] = set_before
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"[{threads}]"
+    assert threads("import nerbench.cli.site_cmd\n" + count) == "[1]"
+    assert threads("import nerbench.cli.site_cmd\n" + count, OPENBLAS_NUM_THREADS="2") == "[2]"
+    # numpy loaded before the command: its threads are left as they are
+    assert threads("import numpy\nimport nerbench.cli.site_cmd\n" + count) == threads("import numpy\n" + count)
