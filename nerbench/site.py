@@ -39,7 +39,7 @@ from nerbench.protocol import PROTOCOL, price_table
 from nerbench.safe_text import shown as one_line
 from nerbench.scoring import LENGTH_BUCKETS
 from nerbench.site_compare import RESAMPLES, SIGNIFICANCE, TrackPage, pages
-from nerbench.site_data import Model, Run, StoreData, read_store, score_cells, slug
+from nerbench.site_data import Model, Run, StoreData, read_store, score_cells, slug, track_label
 from nerbench.site_html import (
     ci,
     dataset_href,
@@ -70,7 +70,6 @@ from nerbench.site_runs import (
     training_of,
 )
 from nerbench.site_svg import Point, chart, pareto
-from nerbench.tracks import Track
 
 # The templates and the stylesheet ship inside the package (nerbench/site_assets/{templates,static},
 # package data in pyproject.toml), so that an installed nerbench builds the site without the repository.
@@ -356,7 +355,7 @@ def _overview_row(model: Model, datasets: list[str]) -> dict[str, Any]:
         "busy": any(run.timed_busy for run in runs),
         "busy_title": "; ".join(f"{run.dataset}: {load_text(run)}" for run in runs if run.timed_busy),
         "sources": sorted({run.source for run in runs}),
-        "tracks": sorted({run.track.label for run in runs}),
+        "tracks": sorted({track_label(run.track) for run in runs}),
         "size_class": size_class(parameters(model)),
         "licence": licence if isinstance(licence, str) and licence else "not stated",
     }
@@ -394,15 +393,11 @@ def _result_columns(data: StoreData) -> dict[str, list[Any]]:
     """The downloads' columns (RESULT_COLUMNS), one value per stored run: a tuple a run, turned
     into columns at the end (a dict a run cost twice as much on 50,000 runs)."""
     rows = []
-    labels: dict[Track, str] = {}
     for run in data.runs:
         timing = run.timing or {}
         trained = training_of(run)
         model = data.models[run.model_id]
         f1_ci, long_ci = run.f1_ci or (None, None), run.long_f1_ci or (None, None)
-        track = run.track
-        if track not in labels:
-            labels[track] = track.label
         rows.append(
             (
                 run.run_id,
@@ -431,7 +426,7 @@ def _result_columns(data: StoreData) -> dict[str, list[Any]]:
                 timing.get("num_devices"),
                 run.reference_hardware,
                 run.timed_busy,
-                labels[track],
+                track_label(run.track),
                 run.dev_f1,
                 run.seed,
                 parameters(model),

@@ -145,7 +145,8 @@ class Run:
     def timed_busy(self) -> bool | None:
         """True: timed on a busy machine; False: the load was measured and the machine was not busy;
         None: not measured (never taken for idle)."""
-        return self.load["busy"] if self.load is not None else None
+        load = self.load
+        return load["busy"] if load is not None else None
 
     @property
     def train_sentences(self) -> int | None:
@@ -153,6 +154,11 @@ class Run:
         sentences = training.get("sentences") if isinstance(training, dict) else None
         count = sentences.get("train") if isinstance(sentences, dict) else None
         return count if isinstance(count, int) else None
+
+
+@functools.cache  # a track's label is asked for on every row of every table
+def track_label(track: Track) -> str:
+    return track.label
 
 
 @dataclass

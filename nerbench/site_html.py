@@ -16,7 +16,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from nerbench.site_data import Model, Run, slug
+from nerbench.site_data import Model, Run, slug, track_label
 from nerbench.site_runs import (
     TrainingSummary,
     load_text,
@@ -39,7 +39,7 @@ def _e(text: str) -> str:
 
 @functools.cache
 def _track(track: Track) -> str:
-    return _e(track.label)
+    return _e(track_label(track))
 
 
 @functools.cache
