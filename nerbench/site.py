@@ -614,6 +614,18 @@ def _delete(folder: Path) -> None:
     shutil.rmtree(folder)
 
 
+def _write_file(path: Path, text: str) -> None:
+    """A page as UTF-8, through os.write: Path.write_text's text layer cost a quarter of the time of
+    writing a model page (10,000 of them)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        data = memoryview(text.encode("utf-8"))
+        while data:
+            data = data[os.write(fd, data) :]
+    finally:
+        os.close(fd)
+
+
 def _analyse(
     data: StoreData, db: Path, data_dir: Path | None, suite: list[str], resamples: int, seed: int
 ) -> tuple[list[TrackPage], dict[str, dict[str, Any]]]:
@@ -776,8 +788,7 @@ def _write_site(
 
     def write(name: str, template: str, **context: Any) -> int:
         root = "../" * name.count("/")
-        html = env.get_template(template).render(root=root, page=name, **common, **context)
-        (out / name).write_text(html, encoding="utf-8")
+        _write_file(out / name, env.get_template(template).render(root=root, page=name, **common, **context))
         return 1
 
     # The cost charts' points: dataset pages draw them, and so does the cost page.
