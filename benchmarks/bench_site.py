@@ -335,13 +335,16 @@ def main() -> None:
             sys.exit(0 if store_ok else 1)
         builds = []
         for repeat in range(args.repeats):
-            command = [sys.executable, "-c", BUILD_ONCE, str(db), str(folder / "site")]
+            # A new folder each time: replacing an earlier build also deletes it (after writing the
+            # new one), and on ext4 files are made slowly for minutes after many were deleted.
+            site = folder / f"site-{repeat + 1}"
+            command = [sys.executable, "-c", BUILD_ONCE, str(db), str(site)]
             if args.data_dir is not None:
                 command += ["--data-dir", str(args.data_dir)]
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 sys.exit(f"build {repeat + 1} failed:\n{done.stderr}")
-            b = json.loads(done.stdout.strip().splitlines()[-1]) | _written(folder / "site")
+            b = json.loads(done.stdout.strip().splitlines()[-1]) | _written(site)
             builds.append(b)
             # The worker is forked after the store is read and runs beside the main process: on an
             # idle 2-core machine the wall time lies between the larger of the two CPU times and their sum.
