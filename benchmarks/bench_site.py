@@ -15,6 +15,8 @@ It prints the store's size, and for each build its wall time, CPU time and peak 
 largest page and the largest download it wrote. Each build is `nerbench site build` run in a fresh
 process, the command the first thing imported (so its wall time includes loading the command's
 modules), and the peak is the build's own: the main process and its forked worker, measured apart.
+Before each build it times a fixed Python loop (the CPU check): on a shared virtual machine the
+speed of a CPU varies by half from one minute to the next.
 
 Targets (issue 19): the store at most 150 MiB per 1,000 submissions; the build from 10,000
 submissions under 10 s with peak memory under 2 GiB, no page over 1 MB; from 1,000 under 3 s.
@@ -288,6 +290,15 @@ def _written(out: Path) -> dict:
     }
 
 
+def _cpu_check() -> float:
+    """Seconds a fixed pure-Python loop takes here now: on a shared virtual machine the speed of a
+    CPU varies by half from one minute to the next, which says how to read a build's wall time."""
+    began, total = time.perf_counter(), 0
+    for i in range(10_000_000):
+        total += i
+    return time.perf_counter() - began
+
+
 def _mib(size: float) -> str:
     return f"{size / 2**20:.1f} MiB"
 
@@ -341,6 +352,7 @@ def main() -> None:
             command = [sys.executable, "-c", BUILD_ONCE, str(db), str(site)]
             if args.data_dir is not None:
                 command += ["--data-dir", str(args.data_dir)]
+            check = _cpu_check()
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 sys.exit(f"build {repeat + 1} failed:\n{done.stderr}")
@@ -351,7 +363,8 @@ def main() -> None:
             print(
                 f"build {repeat + 1}: {b['wall']:.2f} s wall; CPU {b['cpu_main']:.2f} s main, {b['cpu_worker']:.2f} s "
                 f"worker; peak memory {_mib(b['peak_main'])} main, {_mib(b['peak_worker'])} worker "
-                f"({b['pages']} pages, {submissions} models, {runs} runs, {_mib(b['site_bytes'])} in all)"
+                f"({b['pages']} pages, {submissions} models, {runs} runs, {_mib(b['site_bytes'])} in all; "
+                f"CPU check before it {check:.2f} s)"
             )
         times = sorted(b["wall"] for b in builds)
         median = times[len(times) // 2]
