@@ -174,6 +174,12 @@ class Model:
     def heads(self) -> str:
         return ", ".join(sorted({run.head for run in self.shown.values()})) or "—"
 
+    @cached_property
+    def rerun(self) -> bool:
+        """Whether one of its runs links a re-run of a submission (details "reproduces"): where none
+        does, its pages need not look for a reproduction run by run."""
+        return any(isinstance(run.details, dict) and "reproduces" in run.details for run in self.runs)
+
 
 @dataclass
 class StoreData:

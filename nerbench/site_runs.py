@@ -314,7 +314,7 @@ def reproduction(run: Run, model: Model) -> Reproduction | None:
     if own is not None:
         return own
     submitted = run.record.submission
-    if submitted is None:
+    if submitted is None or not model.rerun:
         return None
     for other in model.runs:  # newest first
         found = _link(other) if other.dataset == run.dataset else None
