@@ -12,7 +12,7 @@ from seqeval.metrics.sequence_labeling import get_entities
 from nerbench import scoring
 from nerbench.conll import read_conll
 from nerbench.errors import NerbenchError
-from nerbench.site_data import read_store
+from nerbench.site_data import read_store, score_cells
 from nerbench.store import MIGRATIONS, Store
 
 from _site_store import ENCODER, make_store
@@ -272,6 +272,10 @@ def test_the_site_reads_the_paper_buckets(tmp_path, data_dir):
     scores = expected[(ENCODER, "ncbi_disease")]
     assert run.paper_long_f1 == pytest.approx(scores.paper_long_f1)
     assert run.paper_long_f1_ci == pytest.approx(scores.ci95_paper_buckets["3+"])
-    assert set(run.paper_buckets) == set(BUCKETS)
     assert run.long_f1 == pytest.approx(scores.long_f1)  # nerbench's own, read as before
-    assert set(run.per_length) == set(BUCKETS)
+    # the dataset page's per-length and paper-bucket tables: one cell per bucket, each its F1
+    ((_, cells),) = score_cells(tmp_path / "site.duckdb", [([run], ("Disease",))])
+    _, per_length, paper = cells[run.run_id]
+    for row, prfs in ((per_length, scores.per_length), (paper, scores.paper_buckets)):
+        assert row.count("<td") == len(BUCKETS)
+        assert all(f">{prfs[b].f1:.3f}</td>" in row for b in BUCKETS)
