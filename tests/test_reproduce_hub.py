@@ -37,11 +37,11 @@ from nerbench import cli
 from nerbench.datasets import get_dataset, load_split
 from nerbench.models.llm_training import train_llm
 from nerbench.models.registry import resolve_model
-from nerbench.pipeline import evaluate as ev
 from nerbench.pipeline import reproduce as rp
 from nerbench.recipes import LLMRecipe
 from nerbench.store import Store
-from nerbench.submissions import TOML_NAME, package, validate
+from nerbench.submissions import TOML_NAME, validate
+from tests._submitted import packaged
 from tests._tiny_llm import save_tiny
 from tests._tiny_models import NCBI_LABELS, save_tiny_bert
 
@@ -130,18 +130,7 @@ ADAPTER_WEIGHTS = (
 
 def _submission(root: Path, model: str, revision: str, name: str, data_dir: Path) -> Path:
     """A submission packaged from a stored run of `model` (predicted from the hub cache)."""
-    options = ev.EvalOptions(
-        datasets=("ncbi_disease",),
-        data_dir=data_dir,
-        db=root / "made.duckdb",
-        runs_dir=root / "runs",
-        device="cpu",
-        revision=revision,
-        name=name,
-        allow_random_init=True,
-    )
-    (outcome,) = ev.evaluate(model, options)
-    return package([outcome.run_id], root / "submissions" / f"{name}-cpu", root / "made.duckdb")
+    return packaged(root, model, f"{name}-cpu", name, data_dir, revision=revision)
 
 
 def _train_adapter(out: Path, data_dir: Path) -> Path:

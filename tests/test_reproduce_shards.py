@@ -18,12 +18,12 @@ from nerbench import scoring
 from nerbench import shards as sh
 from nerbench.cli import _register, app
 from nerbench.datasets import load_split
-from nerbench.pipeline import evaluate as ev
 from nerbench.pipeline import reproduce as rp
 from nerbench.record import RunRecord
 from nerbench.site import build_site
 from nerbench.store import Store, predictions_sha256
-from nerbench.submissions import TOML_NAME, ingest, package
+from nerbench.submissions import ingest
+from tests._submitted import naming_local_weights, packaged
 from tests._tiny_models import NCBI_LABELS, save_tiny_bert
 from tests.test_workflows import _fake_checkout, _outputs, _run_step, _step, _workflow
 
@@ -37,21 +37,8 @@ def submitted(tmp_path_factory, data_dir) -> Path:
     copied into its weights/ folder, as its weights: reproducible on a CPU in seconds."""
     root = tmp_path_factory.mktemp("submitted")
     checkpoint = save_tiny_bert(root / "minilm-token", NCBI_LABELS)
-    options = ev.EvalOptions(
-        datasets=("ncbi_disease",),
-        data_dir=data_dir,
-        db=root / "made.duckdb",
-        runs_dir=root / "runs",
-        device="cpu",
-        name=MODEL,
-        allow_random_init=True,
-    )
-    (outcome,) = ev.evaluate(str(checkpoint), options)
-    folder = package([outcome.run_id], root / "submissions" / SUBMISSION, root / "made.duckdb")
-    shutil.copytree(checkpoint, folder / "weights" / "minilm")
-    with open(folder / TOML_NAME, "a", encoding="utf-8") as toml:
-        toml.write('\n[weights]\npath = "weights/minilm"\n')
-    return folder
+    folder = packaged(root, str(checkpoint), SUBMISSION, MODEL, data_dir)
+    return naming_local_weights(folder, checkpoint)
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,13 @@ from typer.testing import CliRunner
 from nerbench import shards as sh
 from nerbench.cli import _register, app
 from nerbench.errors import NerbenchError
-from nerbench.pipeline import evaluate as ev
 from nerbench.pipeline import reproduce as rp
 from nerbench.record import Submitted
 from nerbench.site import build_site
 from nerbench.store import Store
-from nerbench.submissions import TOML_NAME, ingest, package, validate
+from nerbench.submissions import TOML_NAME, ingest, validate
 from nerbench.tracks import track_of
+from tests._submitted import naming_local_weights, packaged
 from tests._tiny_models import NCBI_LABELS, save_tiny_bert
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"
@@ -34,21 +34,8 @@ def submitted(tmp_path_factory, data_dir) -> Path:
     (copied into its weights/ folder) as its weights."""
     root = tmp_path_factory.mktemp("reproduce")
     checkpoint = save_tiny_bert(root / "minilm-token", NCBI_LABELS)  # MiniLM's tokenizer, a tiny random BERT
-    options = ev.EvalOptions(
-        datasets=("ncbi_disease",),
-        data_dir=data_dir,
-        db=root / "made.duckdb",
-        runs_dir=root / "runs",
-        device="cpu",
-        name="minilm-reproduce",
-        allow_random_init=True,
-    )
-    (outcome,) = ev.evaluate(str(checkpoint), options)
-    folder = package([outcome.run_id], root / "submissions" / SUBMISSION, root / "made.duckdb")
-    shutil.copytree(checkpoint, folder / "weights" / "minilm")
-    with open(folder / TOML_NAME, "a", encoding="utf-8") as toml:
-        toml.write('\n[weights]\npath = "weights/minilm"\n')
-    return folder
+    folder = packaged(root, str(checkpoint), SUBMISSION, "minilm-reproduce", data_dir)
+    return naming_local_weights(folder, checkpoint)
 
 
 def test_a_local_minilm_submission_is_reproduced_on_cpu_and_shown_as_such(submitted, data_dir, tmp_path):
