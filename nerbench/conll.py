@@ -40,15 +40,19 @@ def is_valid_tag(tag: str) -> bool:
     return _VALID_TAG.fullmatch(tag) is not None
 
 
+def _read(path: Path, error: type[NerbenchError] = NerbenchError) -> bytes:
+    """The file's bytes; a missing or unreadable file is `error`, naming it."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{path}: file not found") from None
+    except OSError as err:
+        raise error(f"{path}: cannot read ({err.strerror or err})") from None
+
+
 def read_conll(path: str | os.PathLike) -> list[Sentence]:
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ConllError(f"{path}: file not found") from None
-    except OSError as err:
-        raise ConllError(f"{path}: cannot read ({err.strerror or err})") from None
-    return parse_conll(data, str(path))
+    return parse_conll(_read(path, ConllError), str(path))
 
 
 def parse_conll(text: str | bytes, source: str = "<text>") -> list[Sentence]:
@@ -168,25 +172,15 @@ def read_documents(conll_path: Path, n_sentences: int) -> tuple[str, ...] | None
     """The document id of each sentence of `conll_path`, from the sidecar beside it (None when
     there is none). A sidecar that is there but does not fit is an error, never ignored."""
     path = documents_path(conll_path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    if not path.exists():
         return None
-    except OSError as err:
-        raise NerbenchError(f"{path}: cannot read ({err.strerror or err})") from None
-    return parse_documents(data, path, n_sentences, Path(conll_path))
+    return parse_documents(_read(path), path, n_sentences, Path(conll_path))
 
 
 def load_documents(path: Path, n_sentences: int, conll_path: Path | None = None) -> tuple[str, ...]:
     """The document ids in an explicitly named sidecar (`--docs FILE`), which must exist."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise NerbenchError(f"{path}: file not found") from None
-    except OSError as err:
-        raise NerbenchError(f"{path}: cannot read ({err.strerror or err})") from None
-    return parse_documents(data, path, n_sentences, conll_path)
+    return parse_documents(_read(path), path, n_sentences, conll_path)
 
 
 def parse_documents(data: bytes, path: Path, n_sentences: int, conll_path: Path | None = None) -> tuple[str, ...]:
