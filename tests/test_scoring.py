@@ -234,6 +234,23 @@ def test_long_gold_entity_needs_one_percent_overlap_for_partial_credit():
     assert_agrees(gold, two_tokens)
 
 
+def test_more_tags_than_one_byte_codes_score_the_same():
+    # Codes are one byte each while a corpus has under 256 distinct tags; past that they widen.
+    # 200 types give 401 tags: the same entities, with the types renamed from gold's, score alike.
+    gold = [[f"B-T{i}", f"I-T{i}", "O"] for i in range(200)]
+    pred = [list(tags) for tags in gold]
+    pred[7] = ["B-T8", "I-T8", "O"]  # wrong type
+    pred[9] = ["B-T9", "O", "O"]  # short
+    s = scoring.score(gold, pred, bootstrap=0)
+    assert (s.strict.tp, s.strict.n_pred, s.strict.n_gold) == (198, 200, 200)
+    assert len(s.per_type) == 200
+    assert s.per_type["T7"] == scoring.PRF.from_counts(0, 0, 1)
+    assert s.per_type["T8"] == scoring.PRF.from_counts(1, 2, 1)
+    assert_agrees(gold, pred)
+    with pytest.raises(NerbenchError, match=r"predictions: invalid tag 'X-1' at sentence 200, token 3"):
+        scoring.score(gold, pred[:-1] + [["B-T199", "I-T199", "X-1"]])
+
+
 # ----------------------------------------------------------------------------- hand-checked cases
 
 
