@@ -820,12 +820,38 @@ def compare_seeds(
     units: Sequence[str] | None = None,
 ) -> Comparison:
     """Paired comparison of two models with one or more seed runs each (every run a list of tag
-    sequences over the same gold).
+    sequences over the same gold): strict F1, or long-entity F1 with `long_only`.
+
+    It is one of `compare_metrics`' two comparisons, so each has the same numbers whether it is
+    asked for alone or with the other.
+    """
+    return compare_metrics(gold, seeds_a, seeds_b, resamples=resamples, seed=seed, units=units)[
+        "long_f1" if long_only else "f1"
+    ]
+
+
+COMPARED_METRICS = ("f1", "long_f1")  # strict F1 over all entities, and over entities of >= 3 tokens
+
+
+def compare_metrics(
+    gold: Sequence[Sequence[str]],
+    seeds_a: Sequence[Sequence[Sequence[str]]],
+    seeds_b: Sequence[Sequence[Sequence[str]]],
+    *,
+    resamples: int = 10000,
+    seed: int = 0,
+    units: Sequence[str] | None = None,
+) -> dict[str, Comparison]:
+    """Paired comparisons of strict F1 and long-entity F1 (COMPARED_METRICS) of two models with one
+    or more seed runs each.
 
     Each side's row of a unit (sentence, or document when `units` is given) is the mean over its
     seeds of (tp, n_pred); gold counts are shared. So the point estimate is the F1 pooled over the
     seeds, the bootstrap resamples units jointly for every seed, and approximate randomization
-    swaps a unit's averaged rows between the sides.
+    swaps a unit's averaged rows between the sides. Each run is matched once for both metrics;
+    each metric draws its resamples and swaps from `seed`, over the distinct rows of its own counts
+    (rows of both metrics together are several times as many distinct ones, and the draws cost
+    in proportion to them).
     """
     if resamples <= 0:
         raise NerbenchError("compare needs at least one resample")
@@ -834,26 +860,56 @@ def compare_seeds(
             raise NerbenchError(f"{name}: no predictions (give one list of tag sequences per seed)")
         if any(len(run) and isinstance(run[0], str) for run in runs):
             raise NerbenchError(f"{name}: give one list of tag sequences per seed, not a single run's tags")
-    n_sentences = len(gold)
-    unit = _units(units, n_sentences)
+    unit = _units(units, len(gold))
     long = len(LENGTH_BUCKETS) - 1
 
-    def side(runs) -> tuple[np.ndarray, np.ndarray]:
-        """(mean tp, mean n_pred) per unit over the runs, and the gold counts per unit."""
-        summed, gold_rows = None, None
+    def side(runs) -> np.ndarray:
+        """Per unit: mean (tp, n_pred) over the runs, then the gold count; all entities, then long ones."""
+        summed = None
         for run in runs:
             m = _match(gold, run, ())
-            gold_mask, pred_mask = (m.g_bucket == long, m.p_bucket == long) if long_only else (None, None)
-            rows = _per_sentence(m, gold_mask, pred_mask, unit)
-            summed = rows[:, :2].astype(float) if summed is None else summed + rows[:, :2]
-            gold_rows = rows[:, 2]
-        assert summed is not None and gold_rows is not None
-        return summed / len(runs), gold_rows
+            rows = np.hstack(
+                [_per_sentence(m, units=unit), _per_sentence(m, m.g_bucket == long, m.p_bucket == long, unit)]
+            )
+            summed = rows.astype(float) if summed is None else summed + rows
+        assert summed is not None
+        return summed / len(runs)
 
-    mean_a, gold_rows = side(seeds_a)
-    mean_b, _ = side(seeds_b)
-    # Columns: tp_a, pred_a, tp_b, pred_b, gold (gold is the same for both).
-    rows = np.column_stack([mean_a, mean_b, gold_rows])
+    a, b = side(seeds_a), side(seeds_b)
+    out = {}
+    for metric, columns in zip(COMPARED_METRICS, ([0, 1, 2], [3, 4, 5])):
+        # Columns: tp_a, pred_a, tp_b, pred_b, gold (the same for both sides).
+        rows = np.column_stack([a[:, columns[:2]], b[:, columns[:2]], a[:, columns[2]]])
+        out[metric] = _paired_test(rows, resamples, seed)
+    return {
+        metric: Comparison(
+            **test,
+            resamples=resamples,
+            seed=seed,
+            unit=unit.unit,
+            units=unit.count,
+            seeds_a=len(seeds_a),
+            seeds_b=len(seeds_b),
+        )
+        for metric, test in out.items()
+    }
+
+
+def _fair_binomial(rng: np.random.Generator, n: np.ndarray, draws: int) -> np.ndarray:
+    """`draws` rows of Binomial(n_i, 1/2) draws, one column per n_i: where n_i <= 64, the number of
+    ones among the low n_i bits of one random 64-bit word (n_i fair coins), a tenth of the cost of
+    numpy's binomial sampler, which serves the larger n_i."""
+    out = np.empty((draws, len(n)), dtype=np.int64)
+    small = n <= 64
+    mask = np.where(n[small] >= 64, ~np.uint64(0), (np.uint64(1) << n[small].astype(np.uint64)) - np.uint64(1))
+    out[:, small] = np.bitwise_count(rng.bit_generator.random_raw((draws, int(small.sum()))) & mask)
+    out[:, ~small] = rng.binomial(n[~small], 0.5, size=(draws, int((~small).sum())))
+    return out
+
+
+def _paired_test(rows: np.ndarray, resamples: int, seed: int) -> dict[str, Any]:
+    """F1 of each side, their difference, its bootstrap interval and its approximate-randomization
+    p-value, from rows (tp_a, pred_a, tp_b, pred_b, gold), one a unit."""
     unique, counts = _grouped(rows)
 
     def delta(totals):
@@ -862,26 +918,19 @@ def compare_seeds(
     total = rows.sum(axis=0).astype(float)
     observed = float(delta(total))
     rng = np.random.default_rng(seed)
-    boot = delta(rng.multinomial(counts.sum(), counts / counts.sum(), size=resamples) @ unique)
+    boot = delta(_resample_weights(counts, resamples, rng) @ unique)
     low, high = np.percentile(boot, [2.5, 97.5])
 
     # Approximate randomization: each unit's two outputs are swapped with probability 1/2;
     # within a group of identical units only the number swapped matters (binomial).
     swapped_rows = unique[:, [2, 3, 0, 1, 4]]
-    swaps = rng.binomial(counts, 0.5, size=(resamples, len(counts)))
+    swaps = _fair_binomial(rng, counts, resamples)
     shuffled = (counts - swaps) @ unique + swaps @ swapped_rows
     extreme = np.count_nonzero(np.abs(delta(shuffled)) >= abs(observed) - 1e-12)
-    p_value = (extreme + 1) / (resamples + 1)
-    return Comparison(
-        f1_a=float(_f1(total[0], total[1], total[4])),
-        f1_b=float(_f1(total[2], total[3], total[4])),
-        delta=observed,
-        ci95=(float(low), float(high)),
-        p_value=float(p_value),
-        resamples=resamples,
-        seed=seed,
-        unit=unit.unit,
-        units=unit.count,
-        seeds_a=len(seeds_a),
-        seeds_b=len(seeds_b),
-    )
+    return {
+        "f1_a": float(_f1(total[0], total[1], total[4])),
+        "f1_b": float(_f1(total[2], total[3], total[4])),
+        "delta": observed,
+        "ci95": (float(low), float(high)),
+        "p_value": float((extreme + 1) / (resamples + 1)),
+    }

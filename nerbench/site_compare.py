@@ -487,11 +487,8 @@ def _test(
         q.paired_note = "the stored predictions do not cover every test sentence"
         return
     try:
-        for attr, long_only in (("paired", False), ("paired_long", True)):
-            result = scoring.compare_seeds(
-                gold, seeds_llm, seeds_enc, resamples=resamples, seed=seed, long_only=long_only, units=units
-            )
-            setattr(q, attr, _paired(result))
+        results = scoring.compare_metrics(gold, seeds_llm, seeds_enc, resamples=resamples, seed=seed, units=units)
+        q.paired, q.paired_long = _paired(results["f1"]), _paired(results["long_f1"])
     except NerbenchError as err:
         q.paired, q.paired_long = None, None
         q.paired_note = f"the stored predictions do not fit the test split ({err})"

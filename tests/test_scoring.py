@@ -2,6 +2,7 @@
 numbers mean, on every shared test set with systematic perturbations and on random sequences."""
 
 import dataclasses
+import math
 import random
 import warnings
 
@@ -322,10 +323,10 @@ def test_metric_rows_cover_schemes_types_and_buckets():
 # ----------------------------------------------------------------------------- bootstrap and comparison
 
 
-def _per_sentence_counts(gold, pred):
+def _per_sentence_counts(gold, pred, min_length=1):
     rows = []
     for g, p in zip(gold, pred):
-        gs, ps = set(_spans(g)), set(_spans(p))
+        gs, ps = ({s for s in _spans(tags) if s[2] - s[1] >= min_length} for tags in (g, p))
         rows.append((len(gs & ps), len(ps), len(gs)))
     return np.array(rows)
 
@@ -372,12 +373,15 @@ def test_compare_detects_a_real_difference_and_is_antisymmetric():
     assert r.delta == -c.delta and r.p_value == pytest.approx(c.p_value, abs=0.01)
 
 
-def test_randomization_matches_naive_sentence_swaps():
+@pytest.mark.parametrize("long_only", [False, True])
+def test_randomization_matches_naive_sentence_swaps(long_only):
+    # Long-entity F1 shares its draws with strict F1 (compare_metrics); each must still be its own test.
     gold, pred_a = _noisy_corpus(7, n=300)
     rng_py = random.Random(9)
     pred_b = [mixed(seq, rng_py, ["A", "B"]) for seq in gold]
-    c = scoring.compare(gold, pred_a, pred_b, resamples=4000, seed=3)
-    a, b = _per_sentence_counts(gold, pred_a), _per_sentence_counts(gold, pred_b)
+    c = scoring.compare(gold, pred_a, pred_b, resamples=4000, seed=3, long_only=long_only)
+    length = 3 if long_only else 1
+    a, b = _per_sentence_counts(gold, pred_a, length), _per_sentence_counts(gold, pred_b, length)
 
     def f1(tp, n_pred, n_gold):
         return 2 * tp / (n_pred + n_gold)
@@ -392,6 +396,27 @@ def test_randomization_matches_naive_sentence_swaps():
         b2 = np.where(swap[:, None], a, b).sum(0)
         hits += abs(f1(*a2) - f1(*b2)) >= abs(observed) - 1e-12
     assert c.p_value == pytest.approx((hits + 1) / 4001, abs=0.03)
+    deltas = []
+    for _ in range(4000):
+        pick = rng.integers(0, len(a), len(a))
+        deltas.append(f1(*a[pick].sum(0)) - f1(*b[pick].sum(0)))
+    assert c.ci95 == pytest.approx(tuple(np.percentile(deltas, [2.5, 97.5])), abs=0.015)
+    both = scoring.compare_metrics(gold, [pred_a], [pred_b], resamples=4000, seed=3)
+    assert both["long_f1" if long_only else "f1"] == c  # the page's pair of tests and `compare` agree
+
+
+def test_fair_binomial_draws_follow_the_binomial_distribution():
+    # The randomization test's swap counts: Binomial(n, 1/2) by counting fair bits (n <= 64) or
+    # numpy's sampler (n > 64); each column's frequencies against the exact probabilities.
+    n = np.array([0, 1, 3, 64, 65])
+    draws = scoring._fair_binomial(np.random.default_rng(5), n, 40_000)
+    assert draws.shape == (40_000, 5) and draws.min() >= 0 and (draws <= n).all()
+    for column, trials in enumerate(n.tolist()):
+        freq = np.bincount(draws[:, column], minlength=trials + 1) / len(draws)
+        exact = np.array([math.comb(trials, k) / 2**trials for k in range(trials + 1)])
+        assert np.abs(freq - exact).max() < 0.01, trials
+    again = scoring._fair_binomial(np.random.default_rng(5), n, 40_000)
+    assert (again == draws).all()
 
 
 def test_compare_long_only_uses_long_entities():
