@@ -108,6 +108,10 @@ def test_onnx_gives_pytorchs_tags_and_its_export_is_cached_and_reused(checkpoint
     manifest = json.loads((checkpoint / ONNX_DIR / MANIFEST_FILE).read_text())
     assert manifest["onnx_sha256"] == sha256_file(onnx_file)
     assert set(manifest["exporter"]) >= {"torch", "onnx", "onnxscript", "transformers", "opset"}
+    # Fused for ONNX Runtime: the graph runs its fused attention kernel, and the manifest says so.
+    assert manifest["attention"] == "eager" and manifest["fusions"].get("attention", 0) >= 1
+    assert "Attention" in {node.op_type for node in onnx.load(str(onnx_file)).graph.node}
+    assert first.serving_check["export"]["fusions"] == manifest["fusions"]
     reference = EncoderPredictor.load(checkpoint, NCBI_LABELS, batch_size=2)
     assert predict_all(first, SENTENCES) == predict_all(reference, SENTENCES)
     tags, report = run_timed(first, SENTENCES)  # the protocol times it like any predictor
@@ -144,6 +148,24 @@ def test_an_export_that_tags_differently_is_refused(checkpoint):
     manifest_path.write_text(json.dumps(manifest | {"onnx_sha256": sha256_file(path)}))
     with pytest.raises(NerbenchError, match=r"--serving onnx refused: the ONNX export tags \d+ of \d+ words"):
         OnnxEncoderPredictor.load(checkpoint, NCBI_LABELS, verify_on=SENTENCES, device="cpu")
+
+
+def test_a_graph_the_rewriter_cannot_fuse_stays_as_exported(tmp_path, monkeypatch):
+    path = tmp_path / "model.onnx"
+    value = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
+    out = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["x"], ["y"])], "g", [value], [out])
+    onnx.save(onnx.helper.make_model(graph), str(path))
+    exported = path.read_bytes()
+    called = []
+
+    def broken(model):
+        called.append(model)
+        raise RuntimeError("pattern failed")
+
+    monkeypatch.setattr("onnxscript.rewriter.ort_fusions.optimize_for_ort", broken)
+    assert onnx_encoder.fuse_for_ort(path) == {}
+    assert called and path.read_bytes() == exported and list(tmp_path.iterdir()) == [path]
 
 
 def test_a_damaged_export_is_made_again(checkpoint):
