@@ -35,6 +35,7 @@ from safetensors.torch import load_file, save_file
 
 from nerbench import cli
 from nerbench.datasets import get_dataset, load_split
+from nerbench.errors import NerbenchError
 from nerbench.models.llm_training import train_llm
 from nerbench.models.registry import resolve_model
 from nerbench.pipeline import reproduce as rp
@@ -449,3 +450,18 @@ def test_a_hub_adapter_downloads_what_it_loads_at_the_pinned_commits(hub, stand_
     for repo, commit in ((BASE, REVISION), (ADAPTER, ADAPTER_REVISION)):  # the cache holds what was fetched
         snapshot = cache / repo_folder_name(repo_id=repo, repo_type="model") / "snapshots" / commit
         assert {p.name for p in snapshot.iterdir()} == fetched[repo]
+
+
+def test_an_adapter_comes_from_the_cache_when_offline_is_set_after_import(hub, stand_in_hub, monkeypatch):
+    # huggingface_hub read HF_HUB_OFFLINE before it was set: nerbench reads it at call time, for the
+    # adapter as for its base, so nothing is asked of the hub (which would answer here, and log it).
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub.cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", stand_in_hub)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = rp._hub_adapter(ADAPTER, ADAPTER_REVISION, BASE)
+    assert folder.name == ADAPTER_REVISION and (folder / "adapter_model.safetensors").is_file()
+    assert _StandInHub.log == []
+    with pytest.raises(NerbenchError, match=f"adapter {ADAPTER} at revision {MISSING}: cannot be downloaded"):
+        rp._hub_adapter(ADAPTER, MISSING, BASE)
+    assert _StandInHub.log == []

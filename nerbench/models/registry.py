@@ -107,7 +107,7 @@ def read_config(path: Path) -> dict:
     return data
 
 
-def _hub_offline() -> bool:
+def hub_offline() -> bool:
     # Read at call time: huggingface_hub reads the variable once, at import.
     from huggingface_hub import constants
 
@@ -121,7 +121,7 @@ def _from_hub(repo_id: str, revision: str | None) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
-    offline = _hub_offline()
+    offline = hub_offline()
     try:
         folder = snapshot_download(repo_id, revision=revision, allow_patterns=_HUB_FILES, local_files_only=offline)
     except (LocalEntryNotFoundError, OfflineModeIsEnabled, FileNotFoundError):

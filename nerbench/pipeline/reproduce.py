@@ -183,13 +183,14 @@ def _hub_adapter(adapter_id: str, revision: str | None, base_id: str) -> Path:
     """A PEFT adapter from the hub at its pinned revision (safetensors only), on the declared base."""
     from huggingface_hub import snapshot_download
 
-    from nerbench.models.registry import read_adapter_config
+    from nerbench.models.registry import hub_offline, read_adapter_config
 
     try:
         folder = Path(
             snapshot_download(
                 adapter_id,
                 revision=revision,
+                local_files_only=hub_offline(),  # as the base model is looked up: the cache only, offline
                 allow_patterns=[
                     "adapter_config.json",
                     "adapter_model.safetensors",
