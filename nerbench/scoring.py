@@ -825,8 +825,9 @@ def compare_seeds(
     It is one of `compare_metrics`' two comparisons, so each has the same numbers whether it is
     asked for alone or with the other.
     """
-    return compare_metrics(gold, seeds_a, seeds_b, resamples=resamples, seed=seed, units=units)[
-        "long_f1" if long_only else "f1"
+    metric = "long_f1" if long_only else "f1"
+    return compare_metrics(gold, seeds_a, seeds_b, resamples=resamples, seed=seed, units=units, metrics=(metric,))[
+        metric
     ]
 
 
@@ -841,9 +842,10 @@ def compare_metrics(
     resamples: int = 10000,
     seed: int = 0,
     units: Sequence[str] | None = None,
+    metrics: Sequence[str] = COMPARED_METRICS,
 ) -> dict[str, Comparison]:
-    """Paired comparisons of strict F1 and long-entity F1 (COMPARED_METRICS) of two models with one
-    or more seed runs each.
+    """Paired comparisons of strict F1 and long-entity F1 (`metrics`, of COMPARED_METRICS) of two
+    models with one or more seed runs each.
 
     Each side's row of a unit (sentence, or document when `units` is given) is the mean over its
     seeds of (tp, n_pred); gold counts are shared. So the point estimate is the F1 pooled over the
@@ -855,6 +857,9 @@ def compare_metrics(
     """
     if resamples <= 0:
         raise NerbenchError("compare needs at least one resample")
+    unknown = [m for m in metrics if m not in COMPARED_METRICS]
+    if unknown or not metrics:
+        raise NerbenchError(f"metrics: {unknown or 'none'} (compared are {', '.join(COMPARED_METRICS)})")
     for name, runs in (("seeds_a", seeds_a), ("seeds_b", seeds_b)):
         if len(runs) == 0:
             raise NerbenchError(f"{name}: no predictions (give one list of tag sequences per seed)")
@@ -878,9 +883,10 @@ def compare_metrics(
     a, b = side(seeds_a), side(seeds_b)
     out = {}
     for metric, columns in zip(COMPARED_METRICS, ([0, 1, 2], [3, 4, 5])):
-        # Columns: tp_a, pred_a, tp_b, pred_b, gold (the same for both sides).
-        rows = np.column_stack([a[:, columns[:2]], b[:, columns[:2]], a[:, columns[2]]])
-        out[metric] = _paired_test(rows, resamples, seed)
+        if metric in metrics:
+            # Columns: tp_a, pred_a, tp_b, pred_b, gold (the same for both sides).
+            rows = np.column_stack([a[:, columns[:2]], b[:, columns[:2]], a[:, columns[2]]])
+            out[metric] = _paired_test(rows, resamples, seed)
     return {
         metric: Comparison(
             **test,

@@ -403,6 +403,8 @@ def test_randomization_matches_naive_sentence_swaps(long_only):
     assert c.ci95 == pytest.approx(tuple(np.percentile(deltas, [2.5, 97.5])), abs=0.015)
     both = scoring.compare_metrics(gold, [pred_a], [pred_b], resamples=4000, seed=3)
     assert both["long_f1" if long_only else "f1"] == c  # the page's pair of tests and `compare` agree
+    with pytest.raises(NerbenchError, match="compared are f1, long_f1"):
+        scoring.compare_metrics(gold, [pred_a], [pred_b], metrics=("macro_f1",))
 
 
 def test_fair_binomial_draws_follow_the_binomial_distribution():
