@@ -8,6 +8,8 @@ the generative prompt and answer format, so prompts and answers tokenize into fe
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import (
@@ -125,3 +127,28 @@ def save_tiny(folder, family: str = "llama", seed: int = 0):
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def train_tiny_adapter(base, out: Path, train, dev, head: str, **settings) -> Path:
+    """One epoch of LoRA (r=4, lr 1e-3) on `base` with NCBI-disease's labels, written to `out`: an
+    adapter for plumbing tests, never scored. `settings` go to train_llm (word_position, device)."""
+    from nerbench.datasets import get_dataset
+    from nerbench.models.llm_training import train_llm
+    from nerbench.recipes import LLMRecipe
+
+    info = get_dataset("ncbi_disease")
+    train_llm(
+        base,
+        train,
+        dev,
+        info.labels,
+        info.entity_types,
+        LLMRecipe(lora_r=4, lora_alpha=8),
+        out,
+        head=head,
+        epochs=1,
+        lr=1e-3,
+        gradient_accumulation_steps=1,
+        **settings,
+    )
+    return out

@@ -15,7 +15,7 @@ from nerbench.pipeline import profiles
 from nerbench.record import Budget
 from nerbench.store import Store
 
-from _tiny_llm import save_tiny
+from _tiny_llm import save_tiny, train_tiny_adapter
 
 TINY = Budget(
     name="tiny", epochs=1, learning_rate=1e-3, max_train_sentences=8, max_dev_sentences=3, gradient_accumulation_steps=1
@@ -52,29 +52,12 @@ def options(tmp_path, data, **kw):
 
 
 def _adapter(tmp_path, family, head, data):
-    from nerbench.datasets import get_dataset, load_split
-    from nerbench.models.llm_training import train_llm
-    from nerbench.recipes import LLMRecipe
+    from nerbench.datasets import load_split
 
     base = save_tiny(tmp_path / f"{family}-base", family)
-    info = get_dataset("ncbi_disease")
     train = load_split("ncbi_disease", "train", data, allow_modified=True).sentences
     dev = load_split("ncbi_disease", "dev", data, allow_modified=True).sentences
-    out = tmp_path / f"{family}-{head}-adapter"
-    train_llm(
-        str(base),
-        train,
-        dev,
-        info.labels,
-        info.entity_types,
-        LLMRecipe(lora_r=4, lora_alpha=8),
-        out,
-        head=head,
-        epochs=1,
-        lr=1e-3,
-        gradient_accumulation_steps=1,
-    )
-    return out
+    return train_tiny_adapter(str(base), tmp_path / f"{family}-{head}-adapter", train, dev, head)
 
 
 @pytest.mark.parametrize("family, head", [("llama", "token"), ("mistral", "generative")])

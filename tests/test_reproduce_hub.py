@@ -34,16 +34,14 @@ from huggingface_hub.file_download import repo_folder_name
 from safetensors.torch import load_file, save_file
 
 from nerbench import cli
-from nerbench.datasets import get_dataset, load_split
+from nerbench.datasets import load_split
 from nerbench.errors import NerbenchError
-from nerbench.models.llm_training import train_llm
 from nerbench.models.registry import resolve_model
 from nerbench.pipeline import reproduce as rp
-from nerbench.recipes import LLMRecipe
 from nerbench.store import Store
 from nerbench.submissions import TOML_NAME, validate
 from tests._submitted import packaged
-from tests._tiny_llm import save_tiny
+from tests._tiny_llm import save_tiny, train_tiny_adapter
 from tests._tiny_models import NCBI_LABELS, save_tiny_bert
 
 ENCODER, BASE, ADAPTER = "org/tiny-encoder", "org/tiny-base", "org/tiny-adapter"
@@ -138,25 +136,10 @@ def _train_adapter(out: Path, data_dir: Path) -> Path:
     """A LoRA token head on the tiny base, trained by nerbench from the hub id (so its adapter_config
     names the base `org/tiny-base`, as a published adapter does). word_position="last" is a setting
     only its training.json carries: served without it, the head reads other sub-tokens."""
-    info = get_dataset("ncbi_disease")
     train = load_split("ncbi_disease", "train", data_dir).sentences[:8]
     dev = load_split("ncbi_disease", "dev", data_dir).sentences[:3]
-    train_llm(
-        resolve_model(BASE, REVISION),
-        train,
-        dev,
-        info.labels,
-        info.entity_types,
-        LLMRecipe(lora_r=4, lora_alpha=8),
-        out,
-        head="token",
-        word_position="last",
-        epochs=1,
-        lr=1e-3,
-        gradient_accumulation_steps=1,
-        device="cpu",
-    )
-    return out
+    base = resolve_model(BASE, REVISION)
+    return train_tiny_adapter(base, out, train, dev, "token", word_position="last", device="cpu")
 
 
 def _add_unloadable_files(folder: Path, pickle_name: str, touched: Path) -> None:
